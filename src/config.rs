@@ -1,0 +1,325 @@
+//! Settings: built-in defaults < `config/tapgate.toml` (or `--config FILE`) < `TAPGATE_*`
+//! environment variables < `--set key=value` on the command line.
+//!
+//! Unknown keys and ill-typed values are errors that name the key and what was expected.
+//! Environment keys nest with a double underscore: `TAPGATE_STORE__BACKEND=memory` sets
+//! `store.backend`. `TAPGATE_POLAR_*` variables belong to the Polar test script and are not
+//! settings.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `data_dir` | `./data` | where the SQLite store lives (created `0700`) |
+//! | `store.backend` | `sqlite` | `sqlite` or `memory` (keys lost at exit; for tests) |
+//! | `l402.location` | `tapgate` | the location hint written into minted macaroons |
+//! | `log.filter` | `info` | tracing filter, e.g. `tapgate=debug` |
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The default configuration file, used when it exists and no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "config/tapgate.toml";
+
+/// Validated settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Directory for tapgate's own state (the root-key database).
+    pub data_dir: PathBuf,
+    /// Root-key store.
+    pub store: StoreSettings,
+    /// L402 minting.
+    pub l402: L402Settings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// Which store keeps root keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// The backend.
+    pub backend: StoreBackend,
+}
+
+/// Store backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite file `tapgate.sqlite` in `data_dir`.
+    Sqlite,
+    /// Process memory; every key is lost at exit. For tests and demos.
+    Memory,
+}
+
+/// L402 settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct L402Settings {
+    /// Location hint in minted macaroons. Not security relevant; Aperture uses `lsat`.
+    pub location: String,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// A `tracing_subscriber::EnvFilter` directive.
+    pub filter: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            // Relative to the working directory, like `config/tapgate.toml`, so a checkout
+            // runs without writing anywhere else.
+            data_dir: PathBuf::from("./data"),
+            // SQLite by default: keys must survive a restart or every sold token dies with it.
+            store: StoreSettings {
+                backend: StoreBackend::Sqlite,
+            },
+            l402: L402Settings {
+                location: "tapgate".into(),
+            },
+            log: LogSettings {
+                filter: "info".into(),
+            },
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A `--config` file that does not exist.
+    #[error("configuration file {0} does not exist; pass an existing file to --config")]
+    MissingFile(PathBuf),
+    /// A `--set` that is not `key=value`.
+    #[error("--set {0:?} is not key=value (for example --set store.backend=memory)")]
+    BadOverride(String),
+    /// figment could not build [`Settings`]; its message names the key and the source.
+    #[error("invalid configuration: {}", describe(.0))]
+    Invalid(#[source] Box<figment::Error>),
+    /// A value that parsed but makes no sense.
+    #[error("invalid configuration: {key}: {reason}")]
+    Value {
+        /// The dotted key.
+        key: &'static str,
+        /// What is expected.
+        reason: String,
+    },
+}
+
+fn describe(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where the layers come from.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// `--config FILE`; when absent, [`DEFAULT_CONFIG_FILE`] if it exists.
+    pub file: Option<PathBuf>,
+    /// `--set key=value` overrides, in order.
+    pub overrides: Vec<String>,
+    /// Read `TAPGATE_*` variables (off in tests that must not see the caller's environment).
+    pub env: bool,
+}
+
+/// Renders a `--set` value as TOML: kept as is when it is a TOML value, quoted otherwise.
+fn toml_value(raw: &str) -> String {
+    let probe = format!("v = {raw}");
+    if raw.trim().is_empty() || probe.parse::<toml::Table>().is_err() {
+        toml::Value::String(raw.to_owned()).to_string()
+    } else {
+        raw.to_owned()
+    }
+}
+
+impl Sources {
+    /// Builds the figment with every layer in precedence order.
+    pub fn figment(&self) -> Result<Figment, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match &self.file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path.clone())),
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                fig = fig.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        if self.env {
+            fig = fig.merge(Env::prefixed("TAPGATE_").split("__").filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                !k.starts_with("polar_") && k != "config"
+            }));
+        }
+        let mut lines = String::new();
+        for o in &self.overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            let k = k.trim();
+            if k.is_empty()
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                return Err(ConfigError::BadOverride(o.clone()));
+            }
+            lines.push_str(&format!("{k} = {}\n", toml_value(v.trim())));
+        }
+        if !lines.is_empty() {
+            let table: toml::Table = lines
+                .parse()
+                .map_err(|_| ConfigError::BadOverride(self.overrides.join(" ")))?;
+            fig = fig.merge(Serialized::defaults(table));
+        }
+        Ok(fig)
+    }
+
+    /// Loads and validates the settings.
+    pub fn load(&self) -> Result<Settings, ConfigError> {
+        let settings: Settings = self
+            .figment()?
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Value {
+                key: "data_dir",
+                reason: "must not be empty".into(),
+            });
+        }
+        let loc = &self.l402.location;
+        if loc.is_empty() || loc.len() > crate::l402::macaroon::MAX_LOCATION_LEN {
+            return Err(ConfigError::Value {
+                key: "l402.location",
+                reason: format!(
+                    "must be 1 to {} bytes",
+                    crate::l402::macaroon::MAX_LOCATION_LEN
+                ),
+            });
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::Value {
+                key: "log.filter",
+                reason: format!("not a tracing filter ({e}); try \"info\" or \"tapgate=debug\""),
+            });
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, for `tapgate config check`. Secrets would be redacted
+    /// here; none of the current settings is secret (root keys live in the store, not here).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn sources(file: Option<&Path>, overrides: &[&str]) -> Sources {
+        Sources {
+            file: file.map(Path::to_path_buf),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            env: false,
+        }
+    }
+
+    fn file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_then_file_then_overrides() {
+        let f = file("data_dir = \"/srv/tapgate\"\n[l402]\nlocation = \"lsat\"\n");
+        let s = sources(
+            Some(f.path()),
+            &["l402.location=override", "store.backend=memory"],
+        )
+        .load()
+        .unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/tapgate"));
+        assert_eq!(s.l402.location, "override");
+        assert_eq!(s.store.backend, StoreBackend::Memory);
+        assert_eq!(s.log.filter, "info");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = file("[store]\nbackend = \"sqlite\"\nbakend = \"x\"\n");
+        let err = sources(Some(f.path()), &[]).load().unwrap_err().to_string();
+        assert!(err.contains("bakend"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_expectation() {
+        let err = sources(None, &["store.backend=postgresql"])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.backend") && err.contains("sqlite"),
+            "{err}"
+        );
+        let err = sources(None, &["log.filter=[[["])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.filter"), "{err}");
+        let err = sources(None, &["nonsense"]).load().unwrap_err();
+        assert!(matches!(err, ConfigError::BadOverride(_)));
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = sources(Some(Path::new("/nonexistent/tapgate.toml")), &[])
+            .load()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn environment_layer_sits_between_file_and_cli() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("t.toml", "[l402]\nlocation = \"file\"\n")?;
+            jail.set_env("TAPGATE_L402__LOCATION", "env");
+            jail.set_env("TAPGATE_POLAR_ALICE_HOST", "ignored");
+            let mut src = sources(Some(Path::new("t.toml")), &[]);
+            src.env = true;
+            assert_eq!(src.load().unwrap().l402.location, "env");
+            src.overrides = vec!["l402.location=cli".into()];
+            assert_eq!(src.load().unwrap().l402.location, "cli");
+            jail.set_env("TAPGATE_STOER__BACKEND", "memory");
+            let err = src.load().unwrap_err().to_string();
+            assert!(err.contains("stoer"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let s = sources(Some(&path), &[]).load().unwrap();
+        assert_eq!(s, Settings::default());
+    }
+}

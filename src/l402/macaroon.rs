@@ -1,0 +1,825 @@
+//! Macaroons: the V2 binary format and go-macaroon's HMAC-SHA256 chain.
+//!
+//! The byte layout follows go-macaroon (`gopkg.in/macaroon.v2`, the library Aperture and LND
+//! use): a version byte `2`, then sections of `(field type, uvarint length, bytes)` packets
+//! in ascending field order, each closed by an end-of-section byte `0`; the header section
+//! (location, identifier), one section per caveat (location, identifier, verification id),
+//! an empty section ending the caveat list, and finally the 32-byte signature.
+//!
+//! The signature chain starts from `HMAC-SHA256(key = "macaroons-key-generator",
+//! msg = root_key)`, as go-macaroon and libmacaroons do (the L402 macaroon spec text omits this
+//! derivation; following it literally would not verify a single Aperture token). Each
+//! first-party caveat moves the chain one step: `sig = HMAC(sig, caveat)`, which is why anyone
+//! holding a macaroon can attenuate it without the root key.
+//!
+//! Decoding is liberal in what it accepts (V2 binary or the legacy V1 text packets; standard or
+//! URL-safe base64, padded or not) and strict in what it emits (V2, standard base64, padded).
+//! Every input is bounded; no input panics.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::secret::RootKey;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Most caveats a macaroon may carry. Aperture mints two or three; attenuation adds a few.
+pub const MAX_CAVEATS: usize = 32;
+/// Longest caveat identifier accepted, in bytes.
+pub const MAX_CAVEAT_LEN: usize = 1024;
+/// Longest macaroon identifier accepted, in bytes (L402 identifiers are 66).
+pub const MAX_IDENTIFIER_LEN: usize = 1024;
+/// Longest location accepted, in bytes.
+pub const MAX_LOCATION_LEN: usize = 256;
+/// Longest encoded macaroon accepted, in bytes.
+pub const MAX_MACAROON_LEN: usize = 16 * 1024;
+
+const KEY_GENERATOR: &[u8] = b"macaroons-key-generator";
+
+const FIELD_EOS: u8 = 0;
+const FIELD_LOCATION: u8 = 1;
+const FIELD_IDENTIFIER: u8 = 2;
+const FIELD_VERIFICATION_ID: u8 = 4;
+const FIELD_SIGNATURE: u8 = 6;
+const VERSION_2: u8 = 2;
+
+const LIBERAL: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(false);
+const STD_LIBERAL: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LIBERAL);
+const URL_LIBERAL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LIBERAL);
+
+/// Decodes base64 in either alphabet, padded or not. Mixing the two alphabets is refused.
+pub fn decode_base64_liberal(s: &str) -> Result<Vec<u8>, MacaroonError> {
+    let url = s.contains(['-', '_']);
+    let std = s.contains(['+', '/']);
+    let engine = match (std, url) {
+        (true, true) => {
+            return Err(MacaroonError::Base64(
+                "mixes standard and URL-safe alphabets",
+            ));
+        }
+        (_, true) => &URL_LIBERAL,
+        _ => &STD_LIBERAL,
+    };
+    engine
+        .decode(s)
+        .map_err(|_| MacaroonError::Base64("not valid base64"))
+}
+
+/// One caveat as it sits in the macaroon. First-party caveats have only an identifier.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawCaveat {
+    /// The caveat identifier: for first-party caveats the condition text (`key=value`).
+    pub id: Vec<u8>,
+    /// Third-party caveats only: the encrypted key the discharger needs.
+    pub verification_id: Option<Vec<u8>>,
+    /// Third-party caveats only: where the discharge macaroon comes from.
+    pub location: String,
+}
+
+impl RawCaveat {
+    /// True for a third-party caveat (one that needs a discharge macaroon).
+    pub fn is_third_party(&self) -> bool {
+        self.verification_id.is_some()
+    }
+}
+
+impl fmt::Debug for RawCaveat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.verification_id {
+            None => write!(f, "FirstParty({:?})", String::from_utf8_lossy(&self.id)),
+            Some(_) => write!(f, "ThirdParty(location={:?})", self.location),
+        }
+    }
+}
+
+/// A macaroon: identifier, location, caveats and the chained signature.
+///
+/// The signature is a bearer secret (with the preimage it *is* the credential), so `Debug`
+/// redacts it. Equality compares signatures in constant time.
+#[derive(Clone)]
+pub struct Macaroon {
+    location: String,
+    identifier: Vec<u8>,
+    caveats: Vec<RawCaveat>,
+    signature: [u8; 32],
+}
+
+impl fmt::Debug for Macaroon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Macaroon")
+            .field("location", &self.location)
+            .field("identifier", &hex::encode(&self.identifier))
+            .field("caveats", &self.caveats)
+            .field("signature", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PartialEq for Macaroon {
+    fn eq(&self, other: &Self) -> bool {
+        self.location == other.location
+            && self.identifier == other.identifier
+            && self.caveats == other.caveats
+            && bool::from(self.signature.ct_eq(&other.signature))
+    }
+}
+
+impl Eq for Macaroon {}
+
+/// Why bytes are not a macaroon, or why a macaroon does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MacaroonError {
+    /// The text is not base64 of either flavour.
+    #[error("macaroon is not base64: {0}")]
+    Base64(&'static str),
+    /// Structural problem in the binary encoding.
+    #[error("malformed macaroon: {0}")]
+    Malformed(&'static str),
+    /// Encoding exceeds a bound.
+    #[error("macaroon exceeds a limit: {0}")]
+    TooLarge(&'static str),
+    /// A format version other than V1 text or V2 binary.
+    #[error("unsupported macaroon format (first byte {0:#04x}); expected V2 binary or V1")]
+    UnsupportedFormat(u8),
+    /// Third-party caveats decode but tapgate never issues or discharges them.
+    #[error(
+        "macaroon has a third-party caveat (location {0:?}); tapgate issues first-party caveats only and cannot verify discharges"
+    )]
+    ThirdPartyCaveat(String),
+    /// The HMAC chain does not end in the presented signature.
+    #[error("macaroon signature does not match: the token was altered or minted with another key")]
+    BadSignature,
+}
+
+impl Macaroon {
+    /// Mints a macaroon with no caveats.
+    pub fn new(root_key: &RootKey, identifier: &[u8], location: &str) -> Self {
+        let signature = hmac(&derive_key(root_key), identifier);
+        Self {
+            location: location.to_owned(),
+            identifier: identifier.to_vec(),
+            caveats: Vec::new(),
+            signature,
+        }
+    }
+
+    /// Appends a first-party caveat, moving the signature chain one step.
+    ///
+    /// No root key is needed: this is attenuation. Bounds are enforced so that what we emit
+    /// we would also accept.
+    pub fn add_first_party_caveat(&mut self, caveat: &[u8]) -> Result<(), MacaroonError> {
+        if self.caveats.len() >= MAX_CAVEATS {
+            return Err(MacaroonError::TooLarge("too many caveats"));
+        }
+        if caveat.is_empty() || caveat.len() > MAX_CAVEAT_LEN {
+            return Err(MacaroonError::TooLarge("caveat empty or too long"));
+        }
+        self.signature = hmac(&self.signature, caveat);
+        self.caveats.push(RawCaveat {
+            id: caveat.to_vec(),
+            verification_id: None,
+            location: String::new(),
+        });
+        Ok(())
+    }
+
+    /// The identifier bytes (for L402, an [`super::Identifier`]).
+    pub fn identifier(&self) -> &[u8] {
+        &self.identifier
+    }
+
+    /// The location hint (`"lsat"` for Aperture's tokens).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The caveats in order.
+    pub fn caveats(&self) -> &[RawCaveat] {
+        &self.caveats
+    }
+
+    /// The current signature. A bearer secret: never log it.
+    pub fn signature(&self) -> &[u8; 32] {
+        &self.signature
+    }
+
+    /// Recomputes the chain from `root_key` and compares it with the signature in constant time.
+    ///
+    /// Third-party caveats are refused with a clear reason before any HMAC is computed.
+    pub fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError> {
+        if let Some(c) = self.caveats.iter().find(|c| c.is_third_party()) {
+            return Err(MacaroonError::ThirdPartyCaveat(c.location.clone()));
+        }
+        let mut sig = hmac(&derive_key(root_key), &self.identifier);
+        for caveat in &self.caveats {
+            sig = hmac(&sig, &caveat.id);
+        }
+        if bool::from(sig.ct_eq(&self.signature)) {
+            Ok(())
+        } else {
+            Err(MacaroonError::BadSignature)
+        }
+    }
+
+    /// The V2 binary encoding (what go-macaroon's `MarshalBinary` produces).
+    pub fn encode(&self) -> Vec<u8> {
+        let caveat_len: usize = self
+            .caveats
+            .iter()
+            .map(|c| {
+                c.id.len() + c.location.len() + c.verification_id.as_ref().map_or(0, Vec::len) + 12
+            })
+            .sum();
+        let mut out =
+            Vec::with_capacity(8 + self.location.len() + self.identifier.len() + caveat_len + 40);
+        out.push(VERSION_2);
+        if !self.location.is_empty() {
+            put_field(&mut out, FIELD_LOCATION, self.location.as_bytes());
+        }
+        put_field(&mut out, FIELD_IDENTIFIER, &self.identifier);
+        out.push(FIELD_EOS);
+        for c in &self.caveats {
+            if !c.location.is_empty() {
+                put_field(&mut out, FIELD_LOCATION, c.location.as_bytes());
+            }
+            put_field(&mut out, FIELD_IDENTIFIER, &c.id);
+            if let Some(vid) = &c.verification_id {
+                put_field(&mut out, FIELD_VERIFICATION_ID, vid);
+            }
+            out.push(FIELD_EOS);
+        }
+        out.push(FIELD_EOS);
+        put_field(&mut out, FIELD_SIGNATURE, &self.signature);
+        out
+    }
+
+    /// Standard base64, padded: the form the `WWW-Authenticate` challenge carries.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.encode())
+    }
+
+    /// Decodes a V2 binary macaroon, or a legacy V1 one.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MacaroonError> {
+        if bytes.len() > MAX_MACAROON_LEN {
+            return Err(MacaroonError::TooLarge("encoded macaroon too long"));
+        }
+        match bytes.first() {
+            None => Err(MacaroonError::Malformed("empty input")),
+            Some(&VERSION_2) => decode_v2(&bytes[1..]),
+            Some(b) if b.is_ascii_hexdigit() => decode_v1(bytes),
+            Some(&b) => Err(MacaroonError::UnsupportedFormat(b)),
+        }
+    }
+
+    /// Decodes base64 (standard or URL-safe, padded or not) and then the macaroon.
+    pub fn from_base64(s: &str) -> Result<Self, MacaroonError> {
+        if s.len() > MAX_MACAROON_LEN * 4 / 3 + 4 {
+            return Err(MacaroonError::TooLarge("encoded macaroon too long"));
+        }
+        Self::decode(&decode_base64_liberal(s)?)
+    }
+}
+
+fn derive_key(root_key: &RootKey) -> [u8; 32] {
+    hmac(KEY_GENERATOR, root_key.expose())
+}
+
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this constructor cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+    };
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_field(out: &mut Vec<u8>, field: u8, data: &[u8]) {
+    out.push(field);
+    put_uvarint(out, data.len() as u64);
+    out.extend_from_slice(data);
+}
+
+/// A cursor over untrusted bytes; every read is bounds-checked.
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, MacaroonError> {
+        let (&b, rest) = self
+            .data
+            .split_first()
+            .ok_or(MacaroonError::Malformed("unexpected end of data"))?;
+        self.data = rest;
+        Ok(b)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.data.first().copied()
+    }
+
+    fn uvarint(&mut self) -> Result<u64, MacaroonError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(MacaroonError::Malformed("length varint overflows"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(MacaroonError::Malformed("length varint too long"))
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8], MacaroonError> {
+        let n = usize::try_from(n).map_err(|_| MacaroonError::Malformed("length overflows"))?;
+        if n > self.data.len() {
+            return Err(MacaroonError::Malformed("field length exceeds the data"));
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Ok(head)
+    }
+
+    /// Reads one section: `(type, len, data)*` in strictly ascending type order, then EOS.
+    fn section(&mut self) -> Result<Vec<(u8, &'a [u8])>, MacaroonError> {
+        let mut fields = Vec::with_capacity(3);
+        let mut last = FIELD_EOS;
+        loop {
+            let field = self.byte()?;
+            if field == FIELD_EOS {
+                return Ok(fields);
+            }
+            if field <= last {
+                return Err(MacaroonError::Malformed("fields out of order or repeated"));
+            }
+            last = field;
+            let len = self.uvarint()?;
+            fields.push((field, self.take(len)?));
+        }
+    }
+}
+
+fn utf8_location(bytes: &[u8]) -> Result<String, MacaroonError> {
+    if bytes.len() > MAX_LOCATION_LEN {
+        return Err(MacaroonError::TooLarge("location too long"));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| MacaroonError::Malformed("location is not UTF-8"))
+}
+
+fn decode_v2(data: &[u8]) -> Result<Macaroon, MacaroonError> {
+    let mut r = Reader { data };
+    let mut location = String::new();
+    let mut identifier = None;
+    for (field, value) in r.section()? {
+        match field {
+            FIELD_LOCATION => location = utf8_location(value)?,
+            FIELD_IDENTIFIER => identifier = Some(value),
+            _ => {
+                return Err(MacaroonError::Malformed(
+                    "unexpected field in the header section",
+                ));
+            }
+        }
+    }
+    let identifier = identifier.ok_or(MacaroonError::Malformed("missing identifier"))?;
+    if identifier.len() > MAX_IDENTIFIER_LEN {
+        return Err(MacaroonError::TooLarge("identifier too long"));
+    }
+
+    let mut caveats = Vec::new();
+    loop {
+        let section = r.section()?;
+        if section.is_empty() {
+            break;
+        }
+        if caveats.len() >= MAX_CAVEATS {
+            return Err(MacaroonError::TooLarge("too many caveats"));
+        }
+        let mut caveat = RawCaveat {
+            id: Vec::new(),
+            verification_id: None,
+            location: String::new(),
+        };
+        let mut has_id = false;
+        for (field, value) in section {
+            match field {
+                FIELD_LOCATION => caveat.location = utf8_location(value)?,
+                FIELD_IDENTIFIER => {
+                    if value.len() > MAX_CAVEAT_LEN {
+                        return Err(MacaroonError::TooLarge("caveat too long"));
+                    }
+                    caveat.id = value.to_vec();
+                    has_id = true;
+                }
+                FIELD_VERIFICATION_ID => caveat.verification_id = Some(value.to_vec()),
+                _ => return Err(MacaroonError::Malformed("unexpected field in a caveat")),
+            }
+        }
+        if !has_id || caveat.id.is_empty() {
+            return Err(MacaroonError::Malformed("caveat without an identifier"));
+        }
+        if caveat.verification_id.is_none() && !caveat.location.is_empty() {
+            return Err(MacaroonError::Malformed(
+                "first-party caveat with a location",
+            ));
+        }
+        caveats.push(caveat);
+    }
+
+    if r.byte()? != FIELD_SIGNATURE {
+        return Err(MacaroonError::Malformed("missing signature"));
+    }
+    let len = r.uvarint()?;
+    let sig = r.take(len)?;
+    let signature: [u8; 32] = sig
+        .try_into()
+        .map_err(|_| MacaroonError::Malformed("signature is not 32 bytes"))?;
+    if r.peek().is_some() {
+        return Err(MacaroonError::Malformed(
+            "trailing bytes after the signature",
+        ));
+    }
+    Ok(Macaroon {
+        location,
+        identifier: identifier.to_vec(),
+        caveats,
+        signature,
+    })
+}
+
+/// Legacy V1: newline-terminated text packets, each prefixed by a 4-hex-digit total length.
+fn decode_v1(data: &[u8]) -> Result<Macaroon, MacaroonError> {
+    let mut rest = data;
+    let mut packets = Vec::new();
+    while !rest.is_empty() {
+        let (len_hex, _) = rest
+            .split_at_checked(4)
+            .ok_or(MacaroonError::Malformed("truncated V1 packet header"))?;
+        let len_str = std::str::from_utf8(len_hex)
+            .map_err(|_| MacaroonError::Malformed("bad V1 packet length"))?;
+        let len = usize::from_str_radix(len_str, 16)
+            .map_err(|_| MacaroonError::Malformed("bad V1 packet length"))?;
+        if len < 6 || len > rest.len() {
+            return Err(MacaroonError::Malformed("bad V1 packet length"));
+        }
+        let (packet, tail) = rest.split_at(len);
+        rest = tail;
+        let body = packet[4..]
+            .strip_suffix(b"\n")
+            .ok_or(MacaroonError::Malformed("V1 packet not newline-terminated"))?;
+        let space = body
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(MacaroonError::Malformed("V1 packet without a key"))?;
+        packets.push((&body[..space], &body[space + 1..]));
+    }
+
+    let mut it = packets.into_iter().peekable();
+    let location = match it.next() {
+        Some((b"location", v)) => utf8_location(v)?,
+        _ => {
+            return Err(MacaroonError::Malformed(
+                "V1 macaroon must start with a location",
+            ));
+        }
+    };
+    let identifier = match it.next() {
+        Some((b"identifier", v)) if v.len() <= MAX_IDENTIFIER_LEN => v.to_vec(),
+        _ => {
+            return Err(MacaroonError::Malformed(
+                "V1 identifier missing or too long",
+            ));
+        }
+    };
+    let mut caveats: Vec<RawCaveat> = Vec::new();
+    loop {
+        match it.next() {
+            Some((b"cid", v)) => {
+                if caveats.len() >= MAX_CAVEATS {
+                    return Err(MacaroonError::TooLarge("too many caveats"));
+                }
+                if v.is_empty() || v.len() > MAX_CAVEAT_LEN {
+                    return Err(MacaroonError::TooLarge("caveat empty or too long"));
+                }
+                caveats.push(RawCaveat {
+                    id: v.to_vec(),
+                    verification_id: None,
+                    location: String::new(),
+                });
+            }
+            Some((b"vid", v)) => match caveats.last_mut() {
+                Some(c) if c.verification_id.is_none() => c.verification_id = Some(v.to_vec()),
+                _ => return Err(MacaroonError::Malformed("V1 vid without its cid")),
+            },
+            Some((b"cl", v)) => match caveats.last_mut() {
+                Some(c) if c.verification_id.is_some() && c.location.is_empty() => {
+                    c.location = utf8_location(v)?;
+                }
+                _ => return Err(MacaroonError::Malformed("V1 cl without its vid")),
+            },
+            Some((b"signature", v)) => {
+                let signature: [u8; 32] = v
+                    .try_into()
+                    .map_err(|_| MacaroonError::Malformed("signature is not 32 bytes"))?;
+                if it.peek().is_some() {
+                    return Err(MacaroonError::Malformed("packets after the V1 signature"));
+                }
+                return Ok(Macaroon {
+                    location,
+                    identifier,
+                    caveats,
+                    signature,
+                });
+            }
+            _ => return Err(MacaroonError::Malformed("unexpected or missing V1 packet")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const V2_STD: &str = "AgEEbHNhdAJCAACfcuoM9JU248ZseH9wUYbfmkN4CDdTrpU21ls61/zdxDMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzAAIOc2VydmljZXM9c3ZjOjAAAAYgMhGOTzBwhH01+TTSs/Czt2wCshcooHKpXoye029+Ew0=";
+    const V2_URL: &str = "AgEEbHNhdAJCAACfcuoM9JU248ZseH9wUYbfmkN4CDdTrpU21ls61_zdxDMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzAAIOc2VydmljZXM9c3ZjOjAAAAYgMhGOTzBwhH01-TTSs_Czt2wCshcooHKpXoye029-Ew0=";
+    const V1: &str = "MDAxMmxvY2F0aW9uIGxzYXQKMDA1MmlkZW50aWZpZXIgAACfcuoM9JU248ZseH9wUYbfmkN4CDdTrpU21ls61_zdxDMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzCjAwMTdjaWQgc2VydmljZXM9c3ZjOjAKMDAyZnNpZ25hdHVyZSAyEY5PMHCEfTX5NNKz8LO3bAKyFyigcqlejJ7Tb34TDQo=";
+    const ID_HEX: &str = "00009f72ea0cf49536e3c66c787f705186df9a4378083753ae9536d65b3ad7fcddc43333333333333333333333333333333333333333333333333333333333333333";
+    const SIG_HEX: &str = "32118e4f3070847d35f934d2b3f0b3b76c02b21728a072a95e8c9ed36f7e130d";
+
+    fn vector_key() -> RootKey {
+        RootKey::from_bytes([0x11; 32])
+    }
+
+    fn vector_macaroon() -> Macaroon {
+        let mut m = Macaroon::new(&vector_key(), &hex::decode(ID_HEX).unwrap(), "lsat");
+        m.add_first_party_caveat(b"services=svc:0").unwrap();
+        m
+    }
+
+    #[test]
+    fn mints_the_shared_reference_vector_byte_for_byte() {
+        let m = vector_macaroon();
+        assert_eq!(hex::encode(m.signature()), SIG_HEX);
+        assert_eq!(m.to_base64(), V2_STD);
+    }
+
+    #[test]
+    fn decodes_every_flavour_of_the_reference_vector() {
+        let expected = vector_macaroon();
+        for text in [
+            V2_STD,
+            V2_URL,
+            V2_STD.trim_end_matches('='),
+            V2_URL.trim_end_matches('='),
+            V1,
+        ] {
+            let m = Macaroon::from_base64(text).unwrap();
+            assert_eq!(m, expected, "{text}");
+            m.verify_signature(&vector_key()).unwrap();
+        }
+    }
+
+    #[test]
+    fn wrong_key_or_tampering_fails_verification() {
+        let m = vector_macaroon();
+        assert_eq!(
+            m.verify_signature(&RootKey::from_bytes([0x12; 32])),
+            Err(MacaroonError::BadSignature)
+        );
+        let mut bytes = m.encode();
+        let pos = bytes.windows(3).position(|w| w == b"svc").unwrap();
+        bytes[pos] = b'x';
+        let tampered = Macaroon::decode(&bytes).unwrap();
+        assert_eq!(
+            tampered.verify_signature(&vector_key()),
+            Err(MacaroonError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn attenuation_needs_no_root_key_and_still_verifies() {
+        let mut m = Macaroon::from_base64(V2_STD).unwrap();
+        m.add_first_party_caveat(b"svc_valid_until=2000000000")
+            .unwrap();
+        let m = Macaroon::from_base64(&m.to_base64()).unwrap();
+        m.verify_signature(&vector_key()).unwrap();
+        assert_eq!(m.caveats().len(), 2);
+    }
+
+    #[test]
+    fn third_party_caveats_decode_but_are_refused() {
+        let mut m = vector_macaroon();
+        m.caveats.push(RawCaveat {
+            id: b"third".to_vec(),
+            verification_id: Some(vec![1; 40]),
+            location: "https://auth.example".into(),
+        });
+        let decoded = Macaroon::decode(&m.encode()).unwrap();
+        assert_eq!(decoded, m);
+        assert!(matches!(
+            decoded.verify_signature(&vector_key()),
+            Err(MacaroonError::ThirdPartyCaveat(loc)) if loc == "https://auth.example"
+        ));
+    }
+
+    #[test]
+    fn structural_errors_are_typed() {
+        let good = vector_macaroon().encode();
+        assert!(matches!(
+            Macaroon::decode(&[]),
+            Err(MacaroonError::Malformed(_))
+        ));
+        assert!(matches!(
+            Macaroon::decode(&[7]),
+            Err(MacaroonError::UnsupportedFormat(7))
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(
+            Macaroon::decode(&trailing),
+            Err(MacaroonError::Malformed(_))
+        ));
+        for cut in 0..good.len() {
+            assert!(Macaroon::decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(matches!(
+            Macaroon::from_base64("AgEE+b_"),
+            Err(MacaroonError::Base64(_))
+        ));
+    }
+
+    #[test]
+    fn caveat_count_is_bounded_both_ways() {
+        let mut m = vector_macaroon();
+        for i in 1..MAX_CAVEATS {
+            m.add_first_party_caveat(format!("c{i}=1").as_bytes())
+                .unwrap();
+        }
+        assert!(matches!(
+            m.add_first_party_caveat(b"one=more"),
+            Err(MacaroonError::TooLarge(_))
+        ));
+        let mut bytes = m.encode();
+        // Splice one more caveat section in before the list terminator.
+        let sig_start = bytes.len() - 34;
+        let extra = [FIELD_IDENTIFIER, 3, b'x', b'=', b'1', FIELD_EOS];
+        bytes.splice(sig_start - 1..sig_start - 1, extra);
+        assert!(matches!(
+            Macaroon::decode(&bytes),
+            Err(MacaroonError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn debug_redacts_the_signature() {
+        let shown = format!("{:?}", vector_macaroon());
+        assert!(!shown.contains(SIG_HEX));
+        assert!(shown.contains("redacted"));
+    }
+
+    fn libmacaroons_vectors() -> serde_json::Value {
+        serde_json::from_str(include_str!("testdata/libmacaroons.json")).unwrap()
+    }
+
+    #[test]
+    fn libmacaroons_published_signatures() {
+        let doc = libmacaroons_vectors();
+        let vectors = doc["vectors"].as_array().unwrap();
+        assert!(!vectors.is_empty());
+        for v in vectors {
+            let key_bytes = hex::decode(v["root_key_hex"].as_str().unwrap()).unwrap();
+            // Published vectors use arbitrary-length keys; our RootKey is 32 bytes, so the
+            // chain is checked through the same internal functions the RootKey path uses.
+            let mut sig = hmac(
+                &hmac(KEY_GENERATOR, &key_bytes),
+                v["identifier"].as_str().unwrap().as_bytes(),
+            );
+            let sigs = v["signatures_hex"].as_array().unwrap();
+            assert_eq!(
+                hex::encode(sig),
+                sigs[0].as_str().unwrap(),
+                "{}",
+                v["source"]
+            );
+            for (i, c) in v["caveats"].as_array().unwrap().iter().enumerate() {
+                sig = hmac(&sig, c.as_str().unwrap().as_bytes());
+                assert_eq!(
+                    hex::encode(sig),
+                    sigs[i + 1].as_str().unwrap(),
+                    "{}",
+                    v["source"]
+                );
+            }
+        }
+    }
+
+    /// The chain for an arbitrary-length key (published vectors do not use 32-byte keys).
+    fn chain_matches(m: &Macaroon, key: &[u8]) -> bool {
+        let mut sig = hmac(&hmac(KEY_GENERATOR, key), m.identifier());
+        for c in m.caveats() {
+            sig = hmac(&sig, &c.id);
+        }
+        sig == *m.signature()
+    }
+
+    #[test]
+    fn libmacaroons_serialized_vectors_decode_reencode_and_verify() {
+        let doc = libmacaroons_vectors();
+        let mut checked = 0;
+        for (list, b64_field) in [("serialized", "v2_b64"), ("serialized_v1", "v1_b64")] {
+            for v in doc[list].as_array().unwrap() {
+                let name = v["name"].as_str().unwrap();
+                let m = Macaroon::from_base64(v[b64_field].as_str().unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let e = &v["expect"];
+                assert_eq!(m.location(), e["location"].as_str().unwrap(), "{name}");
+                assert_eq!(hex::encode(m.identifier()), e["identifier_hex"].as_str().unwrap(), "{name}");
+                let ids: Vec<String> = m.caveats().iter().map(|c| String::from_utf8_lossy(&c.id).into_owned()).collect();
+                let want: Vec<String> = serde_json::from_value(e["caveats"].clone()).unwrap();
+                assert_eq!(ids, want, "{name}");
+                assert_eq!(hex::encode(m.signature()), e["signature_hex"].as_str().unwrap(), "{name}");
+                if e["reencodes_identically"].as_bool() == Some(true) {
+                    assert_eq!(Some(hex::encode(m.encode()).as_str()), v["v2_hex"].as_str(), "{name}");
+                }
+                let third_party = m.caveats().iter().any(RawCaveat::is_third_party);
+                for check in v["verify"].as_array().into_iter().flatten() {
+                    let key = hex::decode(check["root_key_hex"].as_str().unwrap()).unwrap();
+                    let allowed: Vec<String> = serde_json::from_value(check["allowed_caveats"].clone()).unwrap_or_default();
+                    let all_caveats_allowed = want.iter().all(|c| allowed.contains(c));
+                    if !third_party && all_caveats_allowed {
+                        assert_eq!(chain_matches(&m, &key), check["valid"].as_bool().unwrap(), "{name}");
+                        checked += 1;
+                    }
+                }
+                if third_party {
+                    assert!(matches!(
+                        m.verify_signature(&RootKey::from_bytes([0; 32])),
+                        Err(MacaroonError::ThirdPartyCaveat(_))
+                    ));
+                }
+            }
+        }
+        assert!(checked >= 6, "only {checked} signature checks ran");
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Macaroon::decode(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_near_valid(flips in proptest::collection::vec((0usize..200, any::<u8>()), 1..6)) {
+            let mut bytes = vector_macaroon().encode();
+            for (pos, val) in flips {
+                let len = bytes.len();
+                bytes[pos % len] = val;
+            }
+            if let Ok(m) = Macaroon::decode(&bytes) {
+                prop_assert_eq!(Macaroon::decode(&m.encode()), Ok(m));
+            }
+        }
+
+        #[test]
+        fn from_base64_never_panics(s in ".{0,300}") {
+            let _ = Macaroon::from_base64(&s);
+        }
+
+        #[test]
+        fn mint_encode_decode_round_trip(
+            key in any::<[u8; 32]>(),
+            id in proptest::collection::vec(any::<u8>(), 0..100),
+            loc in "[a-z]{0,20}",
+            caveats in proptest::collection::vec("[a-z_]{1,10}=[ -~]{0,30}", 0..8),
+        ) {
+            let key = RootKey::from_bytes(key);
+            let mut m = Macaroon::new(&key, &id, &loc);
+            for c in &caveats {
+                m.add_first_party_caveat(c.as_bytes()).unwrap();
+            }
+            let back = Macaroon::from_base64(&m.to_base64()).unwrap();
+            prop_assert_eq!(&back, &m);
+            prop_assert!(back.verify_signature(&key).is_ok());
+        }
+    }
+}

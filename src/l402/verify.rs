@@ -1,0 +1,288 @@
+//! From a credential to an access decision, with no I/O.
+//!
+//! The order of checks puts the cheapest, key-free ones first: identifier layout, then
+//! `sha256(preimage) == payment_hash` (constant time), then the root key lookup the caller
+//! provides, then the HMAC chain (constant time), then the caveats against the request.
+//! No database round trip is needed: the caller's lookup is normally an in-memory cache.
+
+use serde::Serialize;
+
+use super::caveat::{self, CaveatError, Restrictions};
+use super::header::{self, Credential, HeaderError};
+use super::identifier::{Identifier, IdentifierError, PaymentHash, TokenId};
+use super::macaroon::MacaroonError;
+use super::secret::RootKey;
+
+/// What the request is asking for.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestContext<'a> {
+    /// The service the gateway matched the request to.
+    pub service: &'a str,
+    /// The HTTP method, upper case.
+    pub method: &'a str,
+    /// The request path, for error messages and path-scoped policy in the gateway.
+    pub path: &'a str,
+    /// Current time, unix seconds (from the caller's clock, so expiry is testable).
+    pub now: u64,
+}
+
+/// Access granted: who, for what, under which restrictions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The token (root key) id; metering and revocation key on it.
+    pub token_id: TokenId,
+    /// The invoice the token was paid with.
+    pub payment_hash: PaymentHash,
+    /// The service granted.
+    pub service: String,
+    /// The tier on that service.
+    pub tier: u8,
+    /// What the caveats still restrict; budget and call caps are for metering to enforce.
+    pub restrictions: Restrictions,
+}
+
+/// Why a credential does not grant the request. Each is a reason for a fresh challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The header did not parse.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The identifier is not an L402 identifier we understand.
+    #[error("token identifier: {0}")]
+    Identifier(#[from] IdentifierError),
+    /// The preimage does not hash to the token's payment hash.
+    #[error("preimage does not match the token's payment hash: pay the token's own invoice")]
+    PreimageMismatch,
+    /// Extra macaroons were sent but tapgate issues no third-party caveats to discharge.
+    #[error("credential carries {0} discharge macaroons but the token needs none")]
+    UnusedDischarge(usize),
+    /// No root key: unknown or revoked token.
+    #[error("unknown or revoked token")]
+    UnknownToken,
+    /// Signature or third-party caveat problem.
+    #[error(transparent)]
+    Macaroon(#[from] MacaroonError),
+    /// A caveat refused access.
+    #[error(transparent)]
+    Caveat(#[from] CaveatError),
+    /// The token expired.
+    #[error("token expired at {valid_until} (now {now}); buy a new one")]
+    Expired {
+        /// The expiry caveat's value.
+        valid_until: u64,
+        /// The request's time.
+        now: u64,
+    },
+    /// The token does not allow this HTTP method.
+    #[error("token does not allow method {0}")]
+    MethodNotAllowed(String),
+}
+
+/// Verifies a parsed credential. `lookup` returns the root key for a token id, if any.
+pub fn verify_credential(
+    cred: &Credential,
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+) -> Result<Decision, VerifyError> {
+    let (token, discharges) = match cred.macaroons.split_first() {
+        Some(split) => split,
+        None => return Err(HeaderError::Malformed("no macaroon").into()),
+    };
+    if !discharges.is_empty() {
+        return Err(VerifyError::UnusedDischarge(discharges.len()));
+    }
+    let id = Identifier::decode(token.identifier())?;
+    if !cred.preimage.payment_hash().ct_eq(&id.payment_hash) {
+        return Err(VerifyError::PreimageMismatch);
+    }
+    let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
+    token.verify_signature(&root_key)?;
+    let grant = caveat::evaluate(token.caveats().iter().map(|c| c.id.as_slice()), ctx.service)?;
+    let r = &grant.restrictions;
+    if let Some(valid_until) = r.valid_until {
+        if ctx.now >= valid_until {
+            return Err(VerifyError::Expired {
+                valid_until,
+                now: ctx.now,
+            });
+        }
+    }
+    if let Some(methods) = &r.methods {
+        if !methods.contains(ctx.method) {
+            return Err(VerifyError::MethodNotAllowed(
+                ctx.method.chars().take(32).collect(),
+            ));
+        }
+    }
+    Ok(Decision {
+        token_id: id.token_id,
+        payment_hash: id.payment_hash,
+        service: ctx.service.to_owned(),
+        tier: grant.tier,
+        restrictions: grant.restrictions,
+    })
+}
+
+/// From the raw `Authorization` values to a decision.
+pub fn verify_header(
+    authorization: &[&str],
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+) -> Result<Decision, VerifyError> {
+    let cred = header::parse_authorization(authorization)?;
+    verify_credential(&cred, ctx, lookup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l402::{Macaroon, Preimage};
+
+    const NOW: u64 = 1_700_000_000;
+
+    struct Fixture {
+        key: RootKey,
+        id: Identifier,
+        preimage: Preimage,
+    }
+
+    fn fixture() -> Fixture {
+        let preimage = Preimage::from_bytes([0x22; 32]);
+        Fixture {
+            key: RootKey::from_bytes([0x11; 32]),
+            id: Identifier::new(preimage.payment_hash(), TokenId([0x33; 32])),
+            preimage,
+        }
+    }
+
+    fn header(f: &Fixture, caveats: &[&str]) -> String {
+        let mut m = Macaroon::new(&f.key, &f.id.encode(), "tapgate");
+        for c in caveats {
+            m.add_first_party_caveat(c.as_bytes()).unwrap();
+        }
+        format!(
+            "L402 {}:{}",
+            m.to_base64(),
+            hex::encode(f.preimage.expose())
+        )
+    }
+
+    fn ctx(method: &str) -> RequestContext<'_> {
+        RequestContext {
+            service: "svc",
+            method,
+            path: "/v1/data",
+            now: NOW,
+        }
+    }
+
+    fn run(f: &Fixture, h: &str, c: &RequestContext<'_>) -> Result<Decision, VerifyError> {
+        verify_header(&[h], c, |t| (*t == f.id.token_id).then(|| f.key.clone()))
+    }
+
+    #[test]
+    fn grants_with_restrictions() {
+        let f = fixture();
+        let h = header(
+            &f,
+            &[
+                "services=svc:2",
+                "svc_valid_until=1700000100",
+                "svc_methods=GET",
+            ],
+        );
+        let d = run(&f, &h, &ctx("GET")).unwrap();
+        assert_eq!(d.tier, 2);
+        assert_eq!(d.token_id, TokenId([0x33; 32]));
+        assert_eq!(d.restrictions.valid_until, Some(1_700_000_100));
+    }
+
+    #[test]
+    fn every_failure_has_its_reason() {
+        let f = fixture();
+        let good = header(
+            &f,
+            &[
+                "services=svc:0",
+                "svc_valid_until=1700000100",
+                "svc_methods=GET",
+            ],
+        );
+        assert!(
+            matches!(run(&f, &good, &ctx("POST")), Err(VerifyError::MethodNotAllowed(m)) if m == "POST")
+        );
+        let late = RequestContext {
+            now: 1_700_000_100,
+            ..ctx("GET")
+        };
+        assert!(matches!(
+            run(&f, &good, &late),
+            Err(VerifyError::Expired { .. })
+        ));
+
+        let wrong_pre = good.replace(&"22".repeat(32), &"23".repeat(32));
+        assert_eq!(
+            run(&f, &wrong_pre, &ctx("GET")),
+            Err(VerifyError::PreimageMismatch)
+        );
+
+        let unknown = verify_header(&[&good], &ctx("GET"), |_| None);
+        assert_eq!(unknown, Err(VerifyError::UnknownToken));
+
+        let other_key = verify_header(&[&good], &ctx("GET"), |_| {
+            Some(RootKey::from_bytes([0x12; 32]))
+        });
+        assert_eq!(
+            other_key,
+            Err(VerifyError::Macaroon(MacaroonError::BadSignature))
+        );
+
+        let widened = header(
+            &f,
+            &[
+                "services=svc:0",
+                "svc_valid_until=100",
+                "svc_valid_until=2000000000",
+            ],
+        );
+        assert!(matches!(
+            run(&f, &widened, &ctx("GET")),
+            Err(VerifyError::Caveat(CaveatError::Widening(_)))
+        ));
+
+        let other_service = RequestContext {
+            service: "nope",
+            ..ctx("GET")
+        };
+        assert!(matches!(
+            run(&f, &good, &other_service),
+            Err(VerifyError::Caveat(CaveatError::ServiceNotAllowed(_)))
+        ));
+
+        let mac = good.split_once(' ').unwrap().1.split_once(':').unwrap().0;
+        let two = format!("L402 {mac},{mac}:{}", "22".repeat(32));
+        assert_eq!(
+            run(&f, &two, &ctx("GET")),
+            Err(VerifyError::UnusedDischarge(1))
+        );
+    }
+
+    #[test]
+    fn a_removed_caveat_breaks_the_signature() {
+        let f = fixture();
+        let mut m = Macaroon::new(&f.key, &f.id.encode(), "tapgate");
+        m.add_first_party_caveat(b"services=svc:0").unwrap();
+        let before = m.clone();
+        m.add_first_party_caveat(b"svc_methods=GET").unwrap();
+        // Forge: keep the attenuated signature but drop the caveat.
+        let mut bytes = before.encode();
+        let sig_at = bytes.len() - 32;
+        bytes[sig_at..].copy_from_slice(m.signature());
+        let forged = Macaroon::decode(&bytes).unwrap();
+        let h = format!("L402 {}:{}", forged.to_base64(), "22".repeat(32));
+        assert_eq!(
+            run(&f, &h, &ctx("POST")),
+            Err(VerifyError::Macaroon(MacaroonError::BadSignature))
+        );
+    }
+}

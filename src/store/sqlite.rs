@@ -1,0 +1,241 @@
+//! The SQLite root-key store: `tapgate.sqlite` in the data directory.
+//!
+//! The directory is created `0700` and the database file `0600` before SQLite opens it
+//! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
+//! holds every root key. The schema is versioned; migrations run in order, once, in a
+//! transaction, at open.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Executor, Row};
+
+use super::{RootKeyStore, StoreError, fresh_key};
+use crate::l402::{RootKey, TokenId};
+
+/// Database file name inside `data_dir`.
+pub const FILE_NAME: &str = "tapgate.sqlite";
+
+/// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
+/// has shipped: append a new one.
+const MIGRATIONS: &[&str] = &["CREATE TABLE root_keys (
+        token_id BLOB PRIMARY KEY NOT NULL CHECK (length(token_id) = 32),
+        root_key BLOB NOT NULL CHECK (length(root_key) = 32),
+        created_at INTEGER NOT NULL
+    ) STRICT"];
+
+/// Root keys in SQLite.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database { op, source }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+#[cfg(unix)]
+fn create_private(dir: &Path, file: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("cannot create data directory", dir))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(file)
+        .map_err(io("cannot create database file", file))?;
+    // An existing file keeps its old mode through `open`: tighten it.
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+        .map_err(io("cannot restrict permissions of", file))
+}
+
+#[cfg(not(unix))]
+fn create_private(dir: &Path, _file: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(io("cannot create data directory", dir))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/tapgate.sqlite` and migrates it.
+    pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open(&data_dir.join(FILE_NAME)).await
+    }
+
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        create_private(dir, path)?;
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(db("parse connection options"))?
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db("open the database"))?;
+        let store = Self {
+            pool,
+            path: path.to_path_buf(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db("begin migration"))?;
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .await
+            .map_err(db("create schema_version"))?;
+        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db("read schema version"))?
+            .try_get(0)
+            .map_err(db("read schema version"))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= current {
+                continue;
+            }
+            tx.execute(*sql).await.map_err(db("apply a migration"))?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("record schema version"))?;
+            tracing::info!(version, "root-key database migrated");
+        }
+        tx.commit().await.map_err(db("commit migration"))
+    }
+
+    /// Closes the pool, waiting for connections to finish (explicit shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl RootKeyStore for SqliteStore {
+    async fn create(&self, token_id: &TokenId) -> Result<RootKey, StoreError> {
+        let key = fresh_key()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let done = sqlx::query(
+            "INSERT INTO root_keys (token_id, root_key, created_at) VALUES (?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
+        )
+        .bind(&token_id.0[..])
+        .bind(&key.expose()[..])
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert a root key"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(*token_id));
+        }
+        Ok(key)
+    }
+
+    async fn get(&self, token_id: &TokenId) -> Result<Option<RootKey>, StoreError> {
+        let row = sqlx::query("SELECT root_key FROM root_keys WHERE token_id = ?")
+            .bind(&token_id.0[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read a root key"))?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Vec<u8> = row.try_get(0).map_err(db("read a root key"))?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("root key is not 32 bytes"))?;
+        Ok(Some(RootKey::from_bytes(key)))
+    }
+
+    async fn revoke(&self, token_id: &TokenId) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM root_keys WHERE token_id = ?")
+            .bind(&token_id.0[..])
+            .execute(&self.pool)
+            .await
+            .map_err(db("delete a root key"))?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> SqliteStore {
+        // Leaked on purpose: the directory must outlive the store inside the test.
+        let dir = tempfile::tempdir().unwrap().keep();
+        SqliteStore::open_in(&dir.join("nested")).await.unwrap()
+    }
+
+    crate::store_conformance!(fresh());
+
+    #[tokio::test]
+    async fn keys_survive_reopen_and_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let id = TokenId([4; 32]);
+        let key = {
+            let s = SqliteStore::open_in(&data).await.unwrap();
+            let k = s.create(&id).await.unwrap();
+            s.close().await;
+            k
+        };
+        let s = SqliteStore::open_in(&data).await.unwrap();
+        assert_eq!(s.get(&id).await.unwrap(), Some(key));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&data), 0o700);
+            assert_eq!(mode(&data.join(FILE_NAME)), 0o600);
+            for entry in std::fs::read_dir(&data).unwrap() {
+                let p = entry.unwrap().path();
+                assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unwritable_location_is_a_clear_error() {
+        let err = SqliteStore::open(Path::new("/proc/tapgate/x.sqlite"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("data_dir"), "{err}");
+    }
+}
