@@ -244,9 +244,9 @@ fn describe_macaroon(m: &Macaroon) -> serde_json::Value {
     let mut third_party = Vec::new();
     for c in m.caveats() {
         if c.is_third_party() {
-            third_party.push(c.location.clone());
+            third_party.push(c.location.to_owned());
         } else {
-            first_party.push(String::from_utf8_lossy(&c.id).into_owned());
+            first_party.push(String::from_utf8_lossy(c.id).into_owned());
         }
     }
     let mut out = json!({

@@ -141,6 +141,21 @@ fn toml_value(raw: &str) -> String {
     }
 }
 
+/// `--set` overrides as a figment provider, so errors say they came from the command line.
+struct CliOverrides(toml::Table);
+
+impl figment::Provider for CliOverrides {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("command-line --set")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Serialized::defaults(&self.0).data()
+    }
+}
+
 impl Sources {
     /// Builds the figment with every layer in precedence order.
     pub fn figment(&self) -> Result<Figment, ConfigError> {
@@ -178,7 +193,7 @@ impl Sources {
             let table: toml::Table = lines
                 .parse()
                 .map_err(|_| ConfigError::BadOverride(self.overrides.join(" ")))?;
-            fig = fig.merge(Serialized::defaults(table));
+            fig = fig.merge(CliOverrides(table));
         }
         Ok(fig)
     }

@@ -23,9 +23,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            // Print the causes the message does not already include.
+            let mut shown = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !shown.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    shown.push_str(&text);
+                }
                 source = cause.source();
             }
             ExitCode::FAILURE

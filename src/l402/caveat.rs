@@ -126,16 +126,37 @@ fn bad(key: &str, reason: impl Into<String>) -> CaveatError {
     }
 }
 
+/// Trims ASCII spaces (only spaces: the bLIP's examples put them around `=`).
+fn trim_spaces(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b' ').map_or(start, |e| e + 1);
+    // Both ends sit next to ASCII bytes (or the string's ends), so they are char boundaries.
+    s.get(start..end).unwrap_or_default()
+}
+
 /// Splits `key=value` at the first `=`, trimming ASCII spaces around both.
 pub fn split_condition(text: &str) -> Result<(&str, &str), CaveatError> {
     let (k, v) = text
         .split_once('=')
         .ok_or_else(|| CaveatError::NotKeyValue(text.to_owned()))?;
-    let key = k.trim_matches(' ');
+    let key = trim_spaces(k);
     if key.is_empty() {
         return Err(CaveatError::NotKeyValue(text.to_owned()));
     }
-    Ok((key, v.trim_matches(' ')))
+    Ok((key, trim_spaces(v)))
+}
+
+/// The kind of a known suffix given without its leading `_`.
+fn suffix_kind(suffix: &str) -> Option<Kind> {
+    match suffix {
+        "capabilities" => Some(Kind::Capabilities),
+        "valid_until" => Some(Kind::ValidUntil),
+        "methods" => Some(Kind::Methods),
+        "budget_usd" => Some(Kind::BudgetUsd),
+        "max_calls" => Some(Kind::MaxCalls),
+        _ => None,
+    }
 }
 
 /// For `<svc><known suffix>` keys, the service and kind.
@@ -154,63 +175,94 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-fn parse_services(key: &str, value: &str) -> Result<Vec<ServiceTier>, CaveatError> {
-    let mut out: Vec<ServiceTier> = Vec::new();
-    for item in value.split(',') {
-        let item = item.trim_matches(' ');
+/// The items of a comma-separated value, trimmed of spaces.
+fn items(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(trim_spaces)
+}
+
+/// `name:tier` pairs of a `services` value already checked by [`check_services`].
+fn service_items(value: &str) -> impl Iterator<Item = (&str, u8)> {
+    items(value).filter_map(|item| {
+        let (name, tier) = item.split_once(':')?;
+        Some((name, tier.parse().ok()?))
+    })
+}
+
+/// Validates a `services` value without allocating (this runs on every request).
+fn check_services(key: &str, value: &str) -> Result<(), CaveatError> {
+    for (i, item) in items(value).enumerate() {
         let (name, tier) = item
             .split_once(':')
             .ok_or_else(|| bad(key, format!("{item:?} is not name:tier")))?;
         if !valid_name(name) {
             return Err(bad(key, format!("{name:?} is not a service name")));
         }
-        let tier = tier
-            .parse::<u8>()
-            .map_err(|_| bad(key, format!("tier {tier:?} is not 0-255")))?;
-        if out.iter().any(|s| s.name == name) {
+        if tier.parse::<u8>().is_err() {
+            return Err(bad(key, format!("tier {tier:?} is not 0-255")));
+        }
+        if service_items(value).take(i).any(|(n, _)| n == name) {
             return Err(bad(key, format!("service {name:?} listed twice")));
         }
-        out.push(ServiceTier {
+    }
+    Ok(())
+}
+
+fn check_list(key: &str, value: &str) -> Result<(), CaveatError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    match items(value).find(|s| !valid_name(s)) {
+        Some(s) => Err(bad(key, format!("{s:?} is not a valid list item"))),
+        None => Ok(()),
+    }
+}
+
+fn check_methods(key: &str, value: &str) -> Result<(), CaveatError> {
+    let ok = |m: &str| {
+        !m.is_empty() && m.len() <= MAX_METHOD_LEN && m.bytes().all(|b| b.is_ascii_uppercase())
+    };
+    match items(value).find(|m| !ok(m)) {
+        Some(m) => Err(bad(key, format!("{m:?} is not an upper-case HTTP method"))),
+        None => Ok(()),
+    }
+}
+
+/// The items of a checked list value; an empty value is the empty set.
+fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    items(value).filter(|s| !s.is_empty())
+}
+
+fn to_set(value: &str) -> BTreeSet<String> {
+    list_items(value).map(str::to_owned).collect()
+}
+
+/// Every item of `next` is in `prev`.
+fn list_subset(next: &str, prev: &str) -> bool {
+    list_items(next).all(|n| list_items(prev).any(|p| p == n))
+}
+
+fn services_subset(next: &str, prev: &str) -> bool {
+    service_items(next).all(|n| service_items(prev).any(|p| p == n))
+}
+
+fn parse_services(key: &str, value: &str) -> Result<Vec<ServiceTier>, CaveatError> {
+    check_services(key, value)?;
+    Ok(service_items(value)
+        .map(|(name, tier)| ServiceTier {
             name: name.to_owned(),
             tier,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 fn parse_list(key: &str, value: &str) -> Result<BTreeSet<String>, CaveatError> {
-    if value.is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    value
-        .split(',')
-        .map(|s| {
-            let s = s.trim_matches(' ');
-            if valid_name(s) {
-                Ok(s.to_owned())
-            } else {
-                Err(bad(key, format!("{s:?} is not a valid list item")))
-            }
-        })
-        .collect()
+    check_list(key, value)?;
+    Ok(to_set(value))
 }
 
 fn parse_methods(key: &str, value: &str) -> Result<BTreeSet<String>, CaveatError> {
-    let methods: BTreeSet<String> = value
-        .split(',')
-        .map(|m| {
-            let m = m.trim_matches(' ');
-            if !m.is_empty()
-                && m.len() <= MAX_METHOD_LEN
-                && m.bytes().all(|b| b.is_ascii_uppercase())
-            {
-                Ok(m.to_owned())
-            } else {
-                Err(bad(key, format!("{m:?} is not an upper-case HTTP method")))
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(methods)
+    check_methods(key, value)?;
+    Ok(to_set(value))
 }
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, CaveatError> {
@@ -300,15 +352,64 @@ impl fmt::Display for Caveat {
     }
 }
 
+/// A set of names (methods, capabilities) as granted by a caveat, kept as the caveat's own
+/// comma-separated text: one allocation instead of one per name, since a decision is built on
+/// every request. Compares and serialises as a set.
+#[derive(Clone)]
+pub struct NameSet(Box<str>);
+
+impl NameSet {
+    /// From a caveat value already checked by the caveat grammar.
+    fn from_checked(value: &str) -> Self {
+        Self(value.into())
+    }
+
+    /// True if `name` is in the set.
+    pub fn contains(&self, name: &str) -> bool {
+        list_items(&self.0).any(|n| n == name)
+    }
+
+    /// The names, in caveat order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        list_items(&self.0)
+    }
+
+    /// True if no name is granted.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl PartialEq for NameSet {
+    fn eq(&self, other: &Self) -> bool {
+        list_subset(&self.0, &other.0) && list_subset(&other.0, &self.0)
+    }
+}
+
+impl Eq for NameSet {}
+
+impl fmt::Debug for NameSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for NameSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let sorted: BTreeSet<&str> = self.iter().collect();
+        s.collect_seq(sorted)
+    }
+}
+
 /// What the caveats leave of access to one service. `None` means "not restricted".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Restrictions {
     /// Valid while `now < valid_until` (unix seconds).
     pub valid_until: Option<u64>,
     /// Capabilities granted; absent means all.
-    pub capabilities: Option<BTreeSet<String>>,
+    pub capabilities: Option<NameSet>,
     /// HTTP methods allowed; absent means all.
-    pub methods: Option<BTreeSet<String>>,
+    pub methods: Option<NameSet>,
     /// Spending cap in dollars, enforced by metering.
     pub budget_usd: Option<Decimal>,
     /// Call cap, enforced by metering.
@@ -325,14 +426,14 @@ pub struct Grant {
 }
 
 /// Applies `next` on top of `prev`, refusing a widening.
-fn narrow<T>(
+fn narrow<T: Copy>(
     slot: &mut Option<T>,
     next: T,
-    narrower: impl Fn(&T, &T) -> bool,
+    narrower: impl Fn(T, T) -> bool,
     key: &str,
 ) -> Result<(), CaveatError> {
-    if let Some(prev) = slot.as_ref() {
-        if !narrower(&next, prev) {
+    if let Some(prev) = *slot {
+        if !narrower(next, prev) {
             return Err(CaveatError::Widening(key.to_owned()));
         }
     }
@@ -342,84 +443,101 @@ fn narrow<T>(
 
 /// Evaluates every caveat of a token for `service`, in order.
 ///
-/// Pure: the caller checks the result against the request (method, time).
+/// Pure: the caller checks the result against the request (method, time). This is on every
+/// request's path, so values are checked in place and only the final restrictions allocate.
 pub fn evaluate<'a>(
     caveats: impl IntoIterator<Item = &'a [u8]>,
     service: &str,
 ) -> Result<Grant, CaveatError> {
-    let texts: Vec<&str> = caveats
-        .into_iter()
-        .map(|c| std::str::from_utf8(c).map_err(|_| CaveatError::NotUtf8))
-        .collect::<Result<_, _>>()?;
+    let mut first_services: Option<&str> = None;
+    let mut services: Option<&str> = None;
+    let mut capabilities: Option<&str> = None;
+    let mut methods: Option<&str> = None;
+    let mut valid_until: Option<u64> = None;
+    let mut budget_usd: Option<Decimal> = None;
+    let mut max_calls: Option<u64> = None;
+    // Caveats with no known suffix: whether they are another service's or fail closed depends
+    // on every service name, so they are judged after the loop (they are rare).
+    let mut unscoped: Vec<&str> = Vec::new();
 
-    // Every service any `services` caveat names: a key prefixed by one of them (other than
-    // ours) is that service's business and is skipped.
-    let mut services: Option<Vec<ServiceTier>> = None;
-    let mut known_names: Vec<String> = Vec::new();
-    for text in &texts {
+    for raw in caveats {
+        let text = std::str::from_utf8(raw).map_err(|_| CaveatError::NotUtf8)?;
         let (key, value) = split_condition(text)?;
         if key == KEY_SERVICES {
-            let list = parse_services(key, value)?;
-            known_names.extend(list.iter().map(|s| s.name.clone()));
-            narrow(
-                &mut services,
-                list,
-                |next, prev| next.iter().all(|s| prev.contains(s)),
-                key,
-            )?;
+            check_services(key, value)?;
+            narrow(&mut services, value, services_subset, key)?;
+            first_services.get_or_insert(value);
+            continue;
+        }
+        // Fast path for this service's own keys: one prefix compare and one `match`.
+        let own = key
+            .strip_prefix(service)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .and_then(suffix_kind)
+            .map(|kind| (service, kind));
+        match own.or_else(|| split_scoped(key)) {
+            Some((svc, kind)) if svc == service => match kind {
+                Kind::Capabilities => {
+                    check_list(key, value)?;
+                    narrow(&mut capabilities, value, list_subset, key)?;
+                }
+                Kind::Methods => {
+                    check_methods(key, value)?;
+                    narrow(&mut methods, value, list_subset, key)?;
+                }
+                Kind::ValidUntil => {
+                    narrow(&mut valid_until, parse_u64(key, value)?, |n, p| n <= p, key)?
+                }
+                Kind::BudgetUsd => {
+                    narrow(&mut budget_usd, parse_usd(key, value)?, |n, p| n <= p, key)?
+                }
+                Kind::MaxCalls => {
+                    narrow(&mut max_calls, parse_u64(key, value)?, |n, p| n <= p, key)?
+                }
+            },
+            // A known suffix on another service's name: not ours to enforce.
+            Some(_) => {}
+            None => unscoped.push(text),
         }
     }
+
     let services = services.ok_or(CaveatError::NoServices)?;
-    let tier = services
-        .iter()
-        .find(|s| s.name == service)
-        .map(|s| s.tier)
+    let tier = service_items(services)
+        .find(|(name, _)| *name == service)
+        .map(|(_, tier)| tier)
         .ok_or_else(|| CaveatError::ServiceNotAllowed(service.to_owned()))?;
 
-    // The longest service name that prefixes `key` as `<name>_…`: the service a key with an
-    // unknown suffix belongs to (longest, so `svc_x_region` is `svc_x`'s, not `svc`'s).
-    let owner = |key: &str| -> Option<&str> {
-        known_names
-            .iter()
-            .map(String::as_str)
+    // Later `services` caveats are subsets of the first, so the first names every service.
+    let names = first_services.unwrap_or_default();
+    for text in unscoped {
+        let (key, _) = split_condition(text)?;
+        // The longest service name that prefixes `key` as `<name>_…` owns it (longest, so
+        // `svc_x_region` is `svc_x`'s, not `svc`'s).
+        let owner = service_items(names)
+            .map(|(n, _)| n)
             .chain(std::iter::once(service))
             .filter(|n| {
                 key.len() > n.len() && key.starts_with(n) && key.as_bytes()[n.len()] == b'_'
             })
-            .max_by_key(|n| n.len())
-    };
-
-    let mut r = Restrictions::default();
-    for text in &texts {
-        let (key, value) = split_condition(text)?;
-        if key == KEY_SERVICES {
-            continue;
-        }
-        match split_scoped(key) {
-            Some((svc, kind)) if svc == service => match parse_value(kind, key, value)? {
-                Condition::Capabilities(c) => {
-                    narrow(&mut r.capabilities, c, |n, p| n.is_subset(p), key)?
-                }
-                Condition::ValidUntil(t) => narrow(&mut r.valid_until, t, |n, p| n <= p, key)?,
-                Condition::Methods(m) => narrow(&mut r.methods, m, |n, p| n.is_subset(p), key)?,
-                Condition::BudgetUsd(d) => narrow(&mut r.budget_usd, d, |n, p| n <= p, key)?,
-                Condition::MaxCalls(n) => narrow(&mut r.max_calls, n, |n, p| n <= p, key)?,
-                Condition::Services(_) => unreachable!("services is never a scoped key"),
-            },
-            // A known suffix on another service's name: not ours to enforce.
+            .max_by_key(|n| n.len());
+        match owner {
+            Some(svc) if svc == service => {
+                return Err(CaveatError::UnknownForService(text.to_owned()));
+            }
             Some(_) => {}
-            None => match owner(key) {
-                Some(svc) if svc == service => {
-                    return Err(CaveatError::UnknownForService((*text).to_owned()));
-                }
-                Some(_) => {}
-                None => return Err(CaveatError::Unrecognized((*text).to_owned())),
-            },
+            None => return Err(CaveatError::Unrecognized(text.to_owned())),
         }
     }
+
     Ok(Grant {
         tier,
-        restrictions: r,
+        restrictions: Restrictions {
+            valid_until,
+            capabilities: capabilities.map(NameSet::from_checked),
+            methods: methods.map(NameSet::from_checked),
+            budget_usd,
+            max_calls,
+        },
     })
 }
 
@@ -454,10 +572,10 @@ mod tests {
         assert_eq!(r.budget_usd, Some(Decimal::new(500, 2)));
         assert_eq!(r.max_calls, Some(100));
         assert_eq!(
-            r.methods.unwrap().into_iter().collect::<Vec<_>>(),
+            r.methods.unwrap().iter().collect::<Vec<_>>(),
             ["GET", "POST"]
         );
-        assert_eq!(r.capabilities.unwrap().len(), 2);
+        assert_eq!(r.capabilities.unwrap().iter().count(), 2);
     }
 
     #[test]
@@ -482,7 +600,7 @@ mod tests {
         .unwrap();
         assert_eq!(g.restrictions.valid_until, Some(100));
         assert_eq!(g.restrictions.budget_usd, Some(Decimal::new(15, 1)));
-        assert_eq!(g.restrictions.capabilities, Some(BTreeSet::new()));
+        assert!(g.restrictions.capabilities.unwrap().is_empty());
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! Every input is bounded; no input panics.
 
 use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -57,67 +59,73 @@ const URL_LIBERAL: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LIB
 
 /// Decodes base64 in either alphabet, padded or not. Mixing the two alphabets is refused.
 pub fn decode_base64_liberal(s: &str) -> Result<Vec<u8>, MacaroonError> {
-    let url = s.contains(['-', '_']);
-    let std = s.contains(['+', '/']);
-    let engine = match (std, url) {
-        (true, true) => {
-            return Err(MacaroonError::Base64(
-                "mixes standard and URL-safe alphabets",
-            ));
-        }
-        (_, true) => &URL_LIBERAL,
-        _ => &STD_LIBERAL,
-    };
-    engine
+    // Standard first (what tapgate and Aperture emit); URL-safe on failure. A string mixing
+    // the alphabets fails both.
+    STD_LIBERAL
         .decode(s)
-        .map_err(|_| MacaroonError::Base64("not valid base64"))
+        .or_else(|_| URL_LIBERAL.decode(s))
+        .map_err(|_| MacaroonError::Base64("not valid base64 (standard or URL-safe)"))
 }
 
-/// One caveat as it sits in the macaroon. First-party caveats have only an identifier.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RawCaveat {
+/// One caveat as it sits in the macaroon, borrowed from it. First-party caveats have only an
+/// identifier.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CaveatRef<'a> {
     /// The caveat identifier: for first-party caveats the condition text (`key=value`).
-    pub id: Vec<u8>,
+    pub id: &'a [u8],
     /// Third-party caveats only: the encrypted key the discharger needs.
-    pub verification_id: Option<Vec<u8>>,
+    pub verification_id: Option<&'a [u8]>,
     /// Third-party caveats only: where the discharge macaroon comes from.
-    pub location: String,
+    pub location: &'a str,
 }
 
-impl RawCaveat {
+impl CaveatRef<'_> {
     /// True for a third-party caveat (one that needs a discharge macaroon).
     pub fn is_third_party(&self) -> bool {
         self.verification_id.is_some()
     }
 }
 
-impl fmt::Debug for RawCaveat {
+impl fmt::Debug for CaveatRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.verification_id {
-            None => write!(f, "FirstParty({:?})", String::from_utf8_lossy(&self.id)),
+        match self.verification_id {
+            None => write!(f, "FirstParty({:?})", String::from_utf8_lossy(self.id)),
             Some(_) => write!(f, "ThirdParty(location={:?})", self.location),
         }
     }
 }
 
+/// Where a caveat's fields sit in [`Macaroon::buf`].
+#[derive(Clone)]
+struct CaveatSpan {
+    id: Range<usize>,
+    verification_id: Option<Range<usize>>,
+    location: Range<usize>,
+}
+
 /// A macaroon: identifier, location, caveats and the chained signature.
 ///
+/// Field bytes live in one buffer (for a decoded macaroon, the decoded bytes themselves), so
+/// decoding a token on the request path costs two allocations, not one per field.
+///
 /// The signature is a bearer secret (with the preimage it *is* the credential), so `Debug`
-/// redacts it. Equality compares signatures in constant time.
+/// redacts it. Equality compares contents, and signatures in constant time.
 #[derive(Clone)]
 pub struct Macaroon {
-    location: String,
-    identifier: Vec<u8>,
-    caveats: Vec<RawCaveat>,
+    /// Backing bytes; every range below points into it. Invariant: `location` is UTF-8.
+    buf: Vec<u8>,
+    location: Range<usize>,
+    identifier: Range<usize>,
+    caveats: Vec<CaveatSpan>,
     signature: [u8; 32],
 }
 
 impl fmt::Debug for Macaroon {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Macaroon")
-            .field("location", &self.location)
-            .field("identifier", &hex::encode(&self.identifier))
-            .field("caveats", &self.caveats)
+            .field("location", &self.location())
+            .field("identifier", &hex::encode(self.identifier()))
+            .field("caveats", &self.caveats().collect::<Vec<_>>())
             .field("signature", &"<redacted>")
             .finish()
     }
@@ -125,9 +133,9 @@ impl fmt::Debug for Macaroon {
 
 impl PartialEq for Macaroon {
     fn eq(&self, other: &Self) -> bool {
-        self.location == other.location
-            && self.identifier == other.identifier
-            && self.caveats == other.caveats
+        self.location() == other.location()
+            && self.identifier() == other.identifier()
+            && self.caveats().eq(other.caveats())
             && bool::from(self.signature.ct_eq(&other.signature))
     }
 }
@@ -163,9 +171,13 @@ impl Macaroon {
     /// Mints a macaroon with no caveats.
     pub fn new(root_key: &RootKey, identifier: &[u8], location: &str) -> Self {
         let signature = hmac(&derive_key(root_key), identifier);
+        let mut buf = Vec::with_capacity(location.len() + identifier.len() + 128);
+        let location = push_span(&mut buf, location.as_bytes());
+        let identifier = push_span(&mut buf, identifier);
         Self {
-            location: location.to_owned(),
-            identifier: identifier.to_vec(),
+            buf,
+            location,
+            identifier,
             caveats: Vec::new(),
             signature,
         }
@@ -183,27 +195,40 @@ impl Macaroon {
             return Err(MacaroonError::TooLarge("caveat empty or too long"));
         }
         self.signature = hmac(&self.signature, caveat);
-        self.caveats.push(RawCaveat {
-            id: caveat.to_vec(),
+        let id = push_span(&mut self.buf, caveat);
+        self.caveats.push(CaveatSpan {
+            id,
             verification_id: None,
-            location: String::new(),
+            location: 0..0,
         });
         Ok(())
     }
 
     /// The identifier bytes (for L402, an [`super::Identifier`]).
     pub fn identifier(&self) -> &[u8] {
-        &self.identifier
+        &self.buf[self.identifier.clone()]
     }
 
     /// The location hint (`"lsat"` for Aperture's tokens).
     pub fn location(&self) -> &str {
-        &self.location
+        self.str_at(&self.location)
+    }
+
+    fn str_at(&self, range: &Range<usize>) -> &str {
+        if range.is_empty() {
+            return "";
+        }
+        // Locations are checked to be UTF-8 when they enter the buffer.
+        std::str::from_utf8(&self.buf[range.clone()]).unwrap_or_default()
     }
 
     /// The caveats in order.
-    pub fn caveats(&self) -> &[RawCaveat] {
-        &self.caveats
+    pub fn caveats(&self) -> impl ExactSizeIterator<Item = CaveatRef<'_>> + Clone + '_ {
+        self.caveats.iter().map(|c| CaveatRef {
+            id: &self.buf[c.id.clone()],
+            verification_id: c.verification_id.clone().map(|r| &self.buf[r]),
+            location: self.str_at(&c.location),
+        })
     }
 
     /// The current signature. A bearer secret: never log it.
@@ -215,12 +240,12 @@ impl Macaroon {
     ///
     /// Third-party caveats are refused with a clear reason before any HMAC is computed.
     pub fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError> {
-        if let Some(c) = self.caveats.iter().find(|c| c.is_third_party()) {
-            return Err(MacaroonError::ThirdPartyCaveat(c.location.clone()));
+        if let Some(c) = self.caveats().find(CaveatRef::is_third_party) {
+            return Err(MacaroonError::ThirdPartyCaveat(c.location.to_owned()));
         }
-        let mut sig = hmac(&derive_key(root_key), &self.identifier);
-        for caveat in &self.caveats {
-            sig = hmac(&sig, &caveat.id);
+        let mut sig = hmac(&derive_key(root_key), self.identifier());
+        for caveat in self.caveats() {
+            sig = hmac(&sig, caveat.id);
         }
         if bool::from(sig.ct_eq(&self.signature)) {
             Ok(())
@@ -231,27 +256,20 @@ impl Macaroon {
 
     /// The V2 binary encoding (what go-macaroon's `MarshalBinary` produces).
     pub fn encode(&self) -> Vec<u8> {
-        let caveat_len: usize = self
-            .caveats
-            .iter()
-            .map(|c| {
-                c.id.len() + c.location.len() + c.verification_id.as_ref().map_or(0, Vec::len) + 12
-            })
-            .sum();
-        let mut out =
-            Vec::with_capacity(8 + self.location.len() + self.identifier.len() + caveat_len + 40);
+        let mut out = Vec::with_capacity(self.buf.len() + 12 * self.caveats.len() + 48);
         out.push(VERSION_2);
-        if !self.location.is_empty() {
-            put_field(&mut out, FIELD_LOCATION, self.location.as_bytes());
+        let location = self.location();
+        if !location.is_empty() {
+            put_field(&mut out, FIELD_LOCATION, location.as_bytes());
         }
-        put_field(&mut out, FIELD_IDENTIFIER, &self.identifier);
+        put_field(&mut out, FIELD_IDENTIFIER, self.identifier());
         out.push(FIELD_EOS);
-        for c in &self.caveats {
+        for c in self.caveats() {
             if !c.location.is_empty() {
                 put_field(&mut out, FIELD_LOCATION, c.location.as_bytes());
             }
-            put_field(&mut out, FIELD_IDENTIFIER, &c.id);
-            if let Some(vid) = &c.verification_id {
+            put_field(&mut out, FIELD_IDENTIFIER, c.id);
+            if let Some(vid) = c.verification_id {
                 put_field(&mut out, FIELD_VERIFICATION_ID, vid);
             }
             out.push(FIELD_EOS);
@@ -271,12 +289,7 @@ impl Macaroon {
         if bytes.len() > MAX_MACAROON_LEN {
             return Err(MacaroonError::TooLarge("encoded macaroon too long"));
         }
-        match bytes.first() {
-            None => Err(MacaroonError::Malformed("empty input")),
-            Some(&VERSION_2) => decode_v2(&bytes[1..]),
-            Some(b) if b.is_ascii_hexdigit() => decode_v1(bytes),
-            Some(&b) => Err(MacaroonError::UnsupportedFormat(b)),
-        }
+        Self::decode_owned(bytes.to_vec())
     }
 
     /// Decodes base64 (standard or URL-safe, padded or not) and then the macaroon.
@@ -284,12 +297,80 @@ impl Macaroon {
         if s.len() > MAX_MACAROON_LEN * 4 / 3 + 4 {
             return Err(MacaroonError::TooLarge("encoded macaroon too long"));
         }
-        Self::decode(&decode_base64_liberal(s)?)
+        Self::decode_owned(decode_base64_liberal(s)?)
+    }
+
+    /// Decodes bytes it may keep: the fields stay where they are in `buf`.
+    fn decode_owned(buf: Vec<u8>) -> Result<Self, MacaroonError> {
+        if buf.len() > MAX_MACAROON_LEN {
+            return Err(MacaroonError::TooLarge("encoded macaroon too long"));
+        }
+        let parts = match buf.first() {
+            None => return Err(MacaroonError::Malformed("empty input")),
+            Some(&VERSION_2) => decode_v2(&buf)?,
+            Some(b) if b.is_ascii_hexdigit() => decode_v1(&buf)?,
+            Some(&b) => return Err(MacaroonError::UnsupportedFormat(b)),
+        };
+        Ok(Self {
+            buf,
+            location: parts.location,
+            identifier: parts.identifier,
+            caveats: parts.caveats,
+            signature: parts.signature,
+        })
+    }
+
+    /// Test support: appends a caveat exactly as given (third-party ones included), without
+    /// touching the signature.
+    #[cfg(test)]
+    fn push_raw_caveat(&mut self, id: &[u8], verification_id: Option<&[u8]>, location: &str) {
+        let id = push_span(&mut self.buf, id);
+        let verification_id = verification_id.map(|v| push_span(&mut self.buf, v));
+        let location = push_span(&mut self.buf, location.as_bytes());
+        self.caveats.push(CaveatSpan {
+            id,
+            verification_id,
+            location,
+        });
     }
 }
 
+fn push_span(buf: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
+    let start = buf.len();
+    buf.extend_from_slice(bytes);
+    start..buf.len()
+}
+
+/// What a decoder found, as ranges into the buffer it was given.
+struct Parts {
+    location: Range<usize>,
+    identifier: Range<usize>,
+    caveats: Vec<CaveatSpan>,
+    signature: [u8; 32],
+}
+
+/// The range `part` occupies inside `whole` (`part` must be a sub-slice of `whole`).
+fn span_of(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
+/// HMAC keyed with the constant "macaroons-key-generator", computed once: every derivation
+/// then starts from a clone instead of hashing the key pads again.
+fn key_generator() -> HmacSha256 {
+    static STATE: OnceLock<HmacSha256> = OnceLock::new();
+    STATE
+        .get_or_init(|| match HmacSha256::new_from_slice(KEY_GENERATOR) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+        })
+        .clone()
+}
+
 fn derive_key(root_key: &RootKey) -> [u8; 32] {
-    hmac(KEY_GENERATOR, root_key.expose())
+    let mut mac = key_generator();
+    mac.update(root_key.expose());
+    mac.finalize().into_bytes().into()
 }
 
 fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
@@ -361,38 +442,65 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one section: `(type, len, data)*` in strictly ascending type order, then EOS.
-    fn section(&mut self) -> Result<Vec<(u8, &'a [u8])>, MacaroonError> {
-        let mut fields = Vec::with_capacity(3);
+    /// No section tapgate accepts has more than three fields, so they are held inline.
+    fn section(&mut self) -> Result<Section<'a>, MacaroonError> {
+        let mut section = Section::default();
         let mut last = FIELD_EOS;
         loop {
             let field = self.byte()?;
             if field == FIELD_EOS {
-                return Ok(fields);
+                return Ok(section);
             }
             if field <= last {
                 return Err(MacaroonError::Malformed("fields out of order or repeated"));
             }
             last = field;
             let len = self.uvarint()?;
-            fields.push((field, self.take(len)?));
+            let data = self.take(len)?;
+            let slot = section
+                .fields
+                .get_mut(section.len)
+                .ok_or(MacaroonError::Malformed("too many fields in a section"))?;
+            *slot = (field, data);
+            section.len += 1;
         }
     }
 }
 
-fn utf8_location(bytes: &[u8]) -> Result<String, MacaroonError> {
+/// Up to three `(field type, data)` pairs of one section.
+#[derive(Default)]
+struct Section<'a> {
+    fields: [(u8, &'a [u8]); 3],
+    len: usize,
+}
+
+impl<'a> Section<'a> {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + '_ {
+        self.fields[..self.len].iter().copied()
+    }
+}
+
+/// Checks a location's bounds and encoding, and returns its range in `whole`.
+fn location_span(whole: &[u8], bytes: &[u8]) -> Result<Range<usize>, MacaroonError> {
     if bytes.len() > MAX_LOCATION_LEN {
         return Err(MacaroonError::TooLarge("location too long"));
     }
-    String::from_utf8(bytes.to_vec()).map_err(|_| MacaroonError::Malformed("location is not UTF-8"))
+    std::str::from_utf8(bytes).map_err(|_| MacaroonError::Malformed("location is not UTF-8"))?;
+    Ok(span_of(whole, bytes))
 }
 
-fn decode_v2(data: &[u8]) -> Result<Macaroon, MacaroonError> {
-    let mut r = Reader { data };
-    let mut location = String::new();
+/// V2 binary; `buf[0]` is the version byte.
+fn decode_v2(buf: &[u8]) -> Result<Parts, MacaroonError> {
+    let mut r = Reader { data: &buf[1..] };
+    let mut location = 0..0;
     let mut identifier = None;
-    for (field, value) in r.section()? {
+    for (field, value) in r.section()?.iter() {
         match field {
-            FIELD_LOCATION => location = utf8_location(value)?,
+            FIELD_LOCATION => location = location_span(buf, value)?,
             FIELD_IDENTIFIER => identifier = Some(value),
             _ => {
                 return Err(MacaroonError::Malformed(
@@ -406,7 +514,7 @@ fn decode_v2(data: &[u8]) -> Result<Macaroon, MacaroonError> {
         return Err(MacaroonError::TooLarge("identifier too long"));
     }
 
-    let mut caveats = Vec::new();
+    let mut caveats = Vec::with_capacity(4);
     loop {
         let section = r.section()?;
         if section.is_empty() {
@@ -415,43 +523,41 @@ fn decode_v2(data: &[u8]) -> Result<Macaroon, MacaroonError> {
         if caveats.len() >= MAX_CAVEATS {
             return Err(MacaroonError::TooLarge("too many caveats"));
         }
-        let mut caveat = RawCaveat {
-            id: Vec::new(),
-            verification_id: None,
-            location: String::new(),
-        };
-        let mut has_id = false;
-        for (field, value) in section {
+        let mut id: Option<&[u8]> = None;
+        let mut verification_id = None;
+        let mut cav_location = 0..0;
+        for (field, value) in section.iter() {
             match field {
-                FIELD_LOCATION => caveat.location = utf8_location(value)?,
-                FIELD_IDENTIFIER => {
-                    if value.len() > MAX_CAVEAT_LEN {
-                        return Err(MacaroonError::TooLarge("caveat too long"));
-                    }
-                    caveat.id = value.to_vec();
-                    has_id = true;
-                }
-                FIELD_VERIFICATION_ID => caveat.verification_id = Some(value.to_vec()),
+                FIELD_LOCATION => cav_location = location_span(buf, value)?,
+                FIELD_IDENTIFIER => id = Some(value),
+                FIELD_VERIFICATION_ID => verification_id = Some(span_of(buf, value)),
                 _ => return Err(MacaroonError::Malformed("unexpected field in a caveat")),
             }
         }
-        if !has_id || caveat.id.is_empty() {
-            return Err(MacaroonError::Malformed("caveat without an identifier"));
+        let id = id
+            .filter(|id| !id.is_empty())
+            .ok_or(MacaroonError::Malformed("caveat without an identifier"))?;
+        if id.len() > MAX_CAVEAT_LEN {
+            return Err(MacaroonError::TooLarge("caveat too long"));
         }
-        if caveat.verification_id.is_none() && !caveat.location.is_empty() {
+        if verification_id.is_none() && !cav_location.is_empty() {
             return Err(MacaroonError::Malformed(
                 "first-party caveat with a location",
             ));
         }
-        caveats.push(caveat);
+        caveats.push(CaveatSpan {
+            id: span_of(buf, id),
+            verification_id,
+            location: cav_location,
+        });
     }
 
     if r.byte()? != FIELD_SIGNATURE {
         return Err(MacaroonError::Malformed("missing signature"));
     }
     let len = r.uvarint()?;
-    let sig = r.take(len)?;
-    let signature: [u8; 32] = sig
+    let signature: [u8; 32] = r
+        .take(len)?
         .try_into()
         .map_err(|_| MacaroonError::Malformed("signature is not 32 bytes"))?;
     if r.peek().is_some() {
@@ -459,17 +565,17 @@ fn decode_v2(data: &[u8]) -> Result<Macaroon, MacaroonError> {
             "trailing bytes after the signature",
         ));
     }
-    Ok(Macaroon {
+    Ok(Parts {
         location,
-        identifier: identifier.to_vec(),
+        identifier: span_of(buf, identifier),
         caveats,
         signature,
     })
 }
 
 /// Legacy V1: newline-terminated text packets, each prefixed by a 4-hex-digit total length.
-fn decode_v1(data: &[u8]) -> Result<Macaroon, MacaroonError> {
-    let mut rest = data;
+fn decode_v1(buf: &[u8]) -> Result<Parts, MacaroonError> {
+    let mut rest = buf;
     let mut packets = Vec::new();
     while !rest.is_empty() {
         let (len_hex, _) = rest
@@ -496,7 +602,7 @@ fn decode_v1(data: &[u8]) -> Result<Macaroon, MacaroonError> {
 
     let mut it = packets.into_iter().peekable();
     let location = match it.next() {
-        Some((b"location", v)) => utf8_location(v)?,
+        Some((b"location", v)) => location_span(buf, v)?,
         _ => {
             return Err(MacaroonError::Malformed(
                 "V1 macaroon must start with a location",
@@ -504,14 +610,14 @@ fn decode_v1(data: &[u8]) -> Result<Macaroon, MacaroonError> {
         }
     };
     let identifier = match it.next() {
-        Some((b"identifier", v)) if v.len() <= MAX_IDENTIFIER_LEN => v.to_vec(),
+        Some((b"identifier", v)) if v.len() <= MAX_IDENTIFIER_LEN => span_of(buf, v),
         _ => {
             return Err(MacaroonError::Malformed(
                 "V1 identifier missing or too long",
             ));
         }
     };
-    let mut caveats: Vec<RawCaveat> = Vec::new();
+    let mut caveats: Vec<CaveatSpan> = Vec::new();
     loop {
         match it.next() {
             Some((b"cid", v)) => {
@@ -521,19 +627,19 @@ fn decode_v1(data: &[u8]) -> Result<Macaroon, MacaroonError> {
                 if v.is_empty() || v.len() > MAX_CAVEAT_LEN {
                     return Err(MacaroonError::TooLarge("caveat empty or too long"));
                 }
-                caveats.push(RawCaveat {
-                    id: v.to_vec(),
+                caveats.push(CaveatSpan {
+                    id: span_of(buf, v),
                     verification_id: None,
-                    location: String::new(),
+                    location: 0..0,
                 });
             }
             Some((b"vid", v)) => match caveats.last_mut() {
-                Some(c) if c.verification_id.is_none() => c.verification_id = Some(v.to_vec()),
+                Some(c) if c.verification_id.is_none() => c.verification_id = Some(span_of(buf, v)),
                 _ => return Err(MacaroonError::Malformed("V1 vid without its cid")),
             },
             Some((b"cl", v)) => match caveats.last_mut() {
                 Some(c) if c.verification_id.is_some() && c.location.is_empty() => {
-                    c.location = utf8_location(v)?;
+                    c.location = location_span(buf, v)?;
                 }
                 _ => return Err(MacaroonError::Malformed("V1 cl without its vid")),
             },
@@ -544,7 +650,7 @@ fn decode_v1(data: &[u8]) -> Result<Macaroon, MacaroonError> {
                 if it.peek().is_some() {
                     return Err(MacaroonError::Malformed("packets after the V1 signature"));
                 }
-                return Ok(Macaroon {
+                return Ok(Parts {
                     location,
                     identifier,
                     caveats,
@@ -630,11 +736,7 @@ mod tests {
     #[test]
     fn third_party_caveats_decode_but_are_refused() {
         let mut m = vector_macaroon();
-        m.caveats.push(RawCaveat {
-            id: b"third".to_vec(),
-            verification_id: Some(vec![1; 40]),
-            location: "https://auth.example".into(),
-        });
+        m.push_raw_caveat(b"third", Some(&[1; 40]), "https://auth.example");
         let decoded = Macaroon::decode(&m.encode()).unwrap();
         assert_eq!(decoded, m);
         assert!(matches!(
@@ -738,7 +840,7 @@ mod tests {
     fn chain_matches(m: &Macaroon, key: &[u8]) -> bool {
         let mut sig = hmac(&hmac(KEY_GENERATOR, key), m.identifier());
         for c in m.caveats() {
-            sig = hmac(&sig, &c.id);
+            sig = hmac(&sig, c.id);
         }
         sig == *m.signature()
     }
@@ -750,24 +852,46 @@ mod tests {
         for (list, b64_field) in [("serialized", "v2_b64"), ("serialized_v1", "v1_b64")] {
             for v in doc[list].as_array().unwrap() {
                 let name = v["name"].as_str().unwrap();
-                let m = Macaroon::from_base64(v[b64_field].as_str().unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let m = Macaroon::from_base64(v[b64_field].as_str().unwrap())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
                 let e = &v["expect"];
                 assert_eq!(m.location(), e["location"].as_str().unwrap(), "{name}");
-                assert_eq!(hex::encode(m.identifier()), e["identifier_hex"].as_str().unwrap(), "{name}");
-                let ids: Vec<String> = m.caveats().iter().map(|c| String::from_utf8_lossy(&c.id).into_owned()).collect();
+                assert_eq!(
+                    hex::encode(m.identifier()),
+                    e["identifier_hex"].as_str().unwrap(),
+                    "{name}"
+                );
+                let ids: Vec<String> = m
+                    .caveats()
+                    .map(|c| String::from_utf8_lossy(c.id).into_owned())
+                    .collect();
                 let want: Vec<String> = serde_json::from_value(e["caveats"].clone()).unwrap();
                 assert_eq!(ids, want, "{name}");
-                assert_eq!(hex::encode(m.signature()), e["signature_hex"].as_str().unwrap(), "{name}");
+                assert_eq!(
+                    hex::encode(m.signature()),
+                    e["signature_hex"].as_str().unwrap(),
+                    "{name}"
+                );
                 if e["reencodes_identically"].as_bool() == Some(true) {
-                    assert_eq!(Some(hex::encode(m.encode()).as_str()), v["v2_hex"].as_str(), "{name}");
+                    assert_eq!(
+                        Some(hex::encode(m.encode()).as_str()),
+                        v["v2_hex"].as_str(),
+                        "{name}"
+                    );
                 }
-                let third_party = m.caveats().iter().any(RawCaveat::is_third_party);
+                let third_party = m.caveats().any(|c| c.is_third_party());
                 for check in v["verify"].as_array().into_iter().flatten() {
                     let key = hex::decode(check["root_key_hex"].as_str().unwrap()).unwrap();
-                    let allowed: Vec<String> = serde_json::from_value(check["allowed_caveats"].clone()).unwrap_or_default();
+                    let allowed: Vec<String> =
+                        serde_json::from_value(check["allowed_caveats"].clone())
+                            .unwrap_or_default();
                     let all_caveats_allowed = want.iter().all(|c| allowed.contains(c));
                     if !third_party && all_caveats_allowed {
-                        assert_eq!(chain_matches(&m, &key), check["valid"].as_bool().unwrap(), "{name}");
+                        assert_eq!(
+                            chain_matches(&m, &key),
+                            check["valid"].as_bool().unwrap(),
+                            "{name}"
+                        );
                         checked += 1;
                     }
                 }

@@ -97,7 +97,7 @@ pub fn verify_credential(
     }
     let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
     token.verify_signature(&root_key)?;
-    let grant = caveat::evaluate(token.caveats().iter().map(|c| c.id.as_slice()), ctx.service)?;
+    let grant = caveat::evaluate(token.caveats().map(|c| c.id), ctx.service)?;
     let r = &grant.restrictions;
     if let Some(valid_until) = r.valid_until {
         if ctx.now >= valid_until {
