@@ -244,3 +244,56 @@ fn mint_attenuate_verify_revoke_with_the_sqlite_store() {
     );
     assert!(err.contains("unknown or revoked"), "{err}");
 }
+
+#[test]
+fn price_convert_matches_tapds_arithmetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let q = ok_json(
+        p,
+        &[
+            "price",
+            "convert",
+            "--usd",
+            "1.00",
+            "--usd-per-btc",
+            "97123.45",
+            "--decimals",
+            "6",
+        ],
+    );
+    assert_eq!(q["units"], 1_000_000);
+    assert_eq!(q["msat"], 1_029_617);
+    assert_eq!(q["units_from_msat"], 999_999);
+    assert_eq!(q["min_transportable_units"], 343_817);
+    let q = ok_json(
+        p,
+        &[
+            "price",
+            "convert",
+            "--usd",
+            "0.01",
+            "--rate",
+            "100000000000",
+            "--scale",
+            "0",
+        ],
+    );
+    assert_eq!(q["msat"], 10_000);
+    assert_eq!(q["asset_invoice_possible"], false);
+    assert_eq!(q["min_transportable_msat"], 354_001);
+    let err = fails(
+        p,
+        &[
+            "price",
+            "convert",
+            "--usd",
+            "0.0000001",
+            "--rate",
+            "100000000000",
+        ],
+    );
+    assert!(err.contains("decimal display"), "{err}");
+    let err = fails(p, &["price", "convert", "--usd", "1", "--rate", "abc"]);
+    assert!(err.contains("abc"), "{err}");
+}

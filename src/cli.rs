@@ -42,6 +42,43 @@ pub enum Command {
     /// L402 tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Prices: check what a dollar price comes to in asset units and msat.
+    #[command(subcommand)]
+    Price(PriceCommand),
+}
+
+/// `tapgate price …`
+#[derive(Debug, Subcommand)]
+pub enum PriceCommand {
+    /// Convert a dollar price to asset units and msat with tapd's exact arithmetic, and show
+    /// the smallest amount an asset HTLC can carry at that rate.
+    Convert(ConvertArgs),
+}
+
+/// `tapgate price convert`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("rate_source").required(true).args(["usd_per_btc", "rate"])))]
+pub struct ConvertArgs {
+    /// The price in dollars, e.g. 1.00.
+    #[arg(long, value_parser = parse_decimal)]
+    pub usd: rust_decimal::Decimal,
+    /// The dollar price of one bitcoin, e.g. 97123.45.
+    #[arg(long, value_parser = parse_decimal)]
+    pub usd_per_btc: Option<rust_decimal::Decimal>,
+    /// Or the rate as tapd's RFQ gives it: FixedPoint coefficient (asset units per BTC) …
+    #[arg(long, value_name = "COEFF")]
+    pub rate: Option<String>,
+    /// … and its scale.
+    #[arg(long, default_value_t = 0, requires = "rate")]
+    pub scale: u32,
+    /// The stablecoin's decimal display.
+    #[arg(long, default_value_t = 6)]
+    pub decimals: u8,
+}
+
+fn parse_decimal(s: &str) -> Result<rust_decimal::Decimal, String> {
+    rust_decimal::Decimal::from_str_exact(s.trim())
+        .map_err(|e| format!("{s:?} is not a decimal amount like 1.25 ({e})"))
 }
 
 /// `tapgate config …`
@@ -152,6 +189,9 @@ pub enum CliError {
     /// A `--service` value that is not `name[:tier]`.
     #[error("--service {0:?} must be name or name:tier with tier 0-255")]
     BadService(String),
+    /// A price that cannot be converted.
+    #[error("cannot convert the price: {0}")]
+    Pricing(#[from] crate::pricing::PricingError),
     /// Random source failure.
     #[error("cannot draw a token id from the OS random source")]
     Random(#[source] getrandom::Error),
@@ -201,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Token(TokenCommand::Inspect { input }) => print_json(&inspect(&input)?),
+        Command::Price(PriceCommand::Convert(args)) => print_json(&price_convert(&args)?),
         Command::Token(TokenCommand::Attenuate(args)) => {
             println!("{}", attenuate(&args)?);
             Ok(())
@@ -226,6 +267,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print_json(&json!({ "token_id": id, "revoked": revoked }))
         }
     }
+}
+
+/// `price convert`: the [`crate::pricing::Quote`] as JSON.
+pub fn price_convert(args: &ConvertArgs) -> Result<serde_json::Value, CliError> {
+    use crate::pricing::{FixedPoint, quote_usd, rate_from_usd_per_btc};
+    let rate = match (&args.rate, args.usd_per_btc) {
+        (Some(coefficient), _) => FixedPoint::from_parts(coefficient.trim(), args.scale)?,
+        (None, Some(usd_per_btc)) => rate_from_usd_per_btc(usd_per_btc, args.decimals)?,
+        (None, None) => return Err(crate::pricing::PricingError::ZeroRate.into()),
+    };
+    Ok(serde_json::to_value(quote_usd(
+        args.usd,
+        args.decimals,
+        &rate,
+    )?)?)
 }
 
 /// Strips an optional `Authorization:` / `WWW-Authenticate:` header name.

@@ -43,4 +43,8 @@
 pub mod cli;
 pub mod config;
 pub mod l402;
+#[cfg(feature = "node")]
+pub mod lightning;
+pub mod pricing;
+pub mod simnet;
 pub mod store;

@@ -1,0 +1,7 @@
+//! The simulated regtest network: four nodes (`alice`, `bob`, `edge`, `merchant`) that behave
+//! like lnd + tapd closely enough to test tapgate's payment paths, including the failures.
+//!
+//! [`model`] is the network's state machine: pure, no I/O, no clock. The gRPC servers that
+//! expose it as lnd, tapd and a price oracle sit beside it and only translate.
+
+pub mod model;
