@@ -5,3 +5,7 @@
 //! expose it as lnd, tapd and a price oracle sit beside it and only translate.
 
 pub mod model;
+#[cfg(feature = "node")]
+pub mod run;
+#[cfg(feature = "node")]
+pub mod server;
