@@ -45,6 +45,12 @@ pub enum Command {
     /// Prices: check what a dollar price comes to in asset units and msat.
     #[command(subcommand)]
     Price(PriceCommand),
+    /// Start the simulated regtest network (alice, bob, edge, merchant) and run until Ctrl-C.
+    #[cfg(feature = "node")]
+    Simnet(crate::cli_node::SimnetArgs),
+    /// Talk to one node of a simnet, Polar or real network.
+    #[cfg(feature = "node")]
+    Node(crate::cli_node::NodeArgs),
 }
 
 /// `tapgate price …`
@@ -192,6 +198,33 @@ pub enum CliError {
     /// A price that cannot be converted.
     #[error("cannot convert the price: {0}")]
     Pricing(#[from] crate::pricing::PricingError),
+    /// Node wiring problem (unknown node, unreadable network file, bad asset id).
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    NodeSetup(#[from] crate::nodes::NodeSetupError),
+    /// A node call failed.
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    Backend(#[from] crate::lightning::error::BackendError),
+    /// The simnet failed to start or stop.
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    Simnet(#[from] crate::simnet::run::SimnetError),
+    /// The simnet's servers failed while stopping.
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    SimnetShutdown(#[from] crate::simnet::run::ShutdownError),
+    /// Something the command needs is not given.
+    #[error("{0}")]
+    Missing(&'static str),
+    /// A payment would cost more than allowed.
+    #[error("paying would cost ${cost}, more than --max-usd {max}; nothing was paid")]
+    OverBudget {
+        /// What it would cost.
+        cost: rust_decimal::Decimal,
+        /// The limit.
+        max: rust_decimal::Decimal,
+    },
     /// Random source failure.
     #[error("cannot draw a token id from the OS random source")]
     Random(#[source] getrandom::Error),
@@ -242,6 +275,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Token(TokenCommand::Inspect { input }) => print_json(&inspect(&input)?),
         Command::Price(PriceCommand::Convert(args)) => print_json(&price_convert(&args)?),
+        #[cfg(feature = "node")]
+        Command::Simnet(args) => crate::cli_node::simnet(&args).await,
+        #[cfg(feature = "node")]
+        Command::Node(args) => {
+            let settings = sources.load()?;
+            print_json(&crate::cli_node::node(&args, &settings).await?)
+        }
         Command::Token(TokenCommand::Attenuate(args)) => {
             println!("{}", attenuate(&args)?);
             Ok(())

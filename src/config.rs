@@ -12,7 +12,10 @@
 //! | `store.backend` | `sqlite` | `sqlite` or `memory` (keys lost at exit; for tests) |
 //! | `l402.location` | `tapgate` | the location hint written into minted macaroons |
 //! | `log.filter` | `info` | tracing filter, e.g. `tapgate=debug` |
+//! | `nodes.<name>.lnd` / `.tapd` | none | `endpoint`, `tls_cert_path`, `macaroon_path`, `timeout_secs` (60) |
+//! | `network.asset_id`, `network.edge_pubkey` | none | the stablecoin and the edge node (RFQ peer) |
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -34,6 +37,86 @@ pub struct Settings {
     pub l402: L402Settings,
     /// Logging.
     pub log: LogSettings,
+    /// The Lightning nodes tapgate talks to, by name (e.g. `[nodes.merchant]`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, NodeSettings>,
+    /// Facts about the network those nodes are on.
+    #[serde(default)]
+    pub network: NetworkSettings,
+}
+
+/// One litd node: its lnd and its tapd (which may share a port and certificate in litd).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSettings {
+    /// lnd's gRPC.
+    pub lnd: ConnectionSettings,
+    /// tapd's gRPC (for litd as Polar runs it: litd's port and certificate, tapd's macaroon).
+    pub tapd: ConnectionSettings,
+}
+
+/// How to reach one daemon. Paths may use `~` and `${VAR}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// `host:port` of the gRPC port.
+    pub endpoint: String,
+    /// The daemon's `tls.cert`, pinned.
+    pub tls_cert_path: String,
+    /// The daemon's macaroon file (sent hex-encoded; never logged).
+    pub macaroon_path: String,
+    /// Per-call deadline in seconds.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    // tapd's AddInvoice may wait up to 30 s for the edge's quote; leave room for the invoice.
+    60
+}
+
+/// The network's asset and edge node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// The USD stablecoin's asset id (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_id: Option<String>,
+    /// The edge node's public key (hex): the RFQ peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_pubkey: Option<String>,
+}
+
+/// Expands a leading `~` and every `${VAR}` in a configured path.
+pub fn expand_path(key: &'static str, raw: &str) -> Result<PathBuf, ConfigError> {
+    let mut out = String::new();
+    let mut rest = raw;
+    if let Some(tail) = rest.strip_prefix("~/") {
+        let home = std::env::var("HOME").map_err(|_| ConfigError::Value {
+            key,
+            reason: format!("{raw:?} starts with ~ but HOME is not set"),
+        })?;
+        out.push_str(&home);
+        out.push('/');
+        rest = tail;
+    }
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| ConfigError::Value {
+            key,
+            reason: format!("{raw:?} has an unclosed ${{"),
+        })?;
+        let var = &after[..end];
+        let value = std::env::var(var).map_err(|_| ConfigError::Value {
+            key,
+            reason: format!("{raw:?} uses ${{{var}}}, which is not set; export it (see integration/polar/README.md)"),
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(PathBuf::from(out))
 }
 
 /// Which store keeps root keys.
@@ -86,6 +169,9 @@ impl Default for Settings {
             log: LogSettings {
                 filter: "info".into(),
             },
+            // No nodes by default: the L402 core needs none; `tapgate node` needs one.
+            nodes: BTreeMap::new(),
+            network: NetworkSettings::default(),
         }
     }
 }
@@ -302,6 +388,41 @@ mod tests {
         assert!(err.contains("log.filter"), "{err}");
         let err = sources(None, &["nonsense"]).load().unwrap_err();
         assert!(matches!(err, ConfigError::BadOverride(_)));
+    }
+
+    #[test]
+    fn nodes_section_and_path_expansion() {
+        let f = file(
+            "[nodes.alice.lnd]\nendpoint = \"127.0.0.1:10001\"\ntls_cert_path = \"${HOME}/x/tls.cert\"\nmacaroon_path = \"~/m\"\n\
+             [nodes.alice.tapd]\nendpoint = \"127.0.0.1:8443\"\ntls_cert_path = \"/a\"\nmacaroon_path = \"/b\"\ntimeout_secs = 5\n",
+        );
+        let s = sources(Some(f.path()), &[]).load().unwrap();
+        let alice = &s.nodes["alice"];
+        assert_eq!(alice.lnd.timeout_secs, 60);
+        assert_eq!(alice.tapd.timeout_secs, 5);
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(
+            expand_path("k", &alice.lnd.tls_cert_path).unwrap(),
+            PathBuf::from(format!("{home}/x/tls.cert"))
+        );
+        assert_eq!(
+            expand_path("k", "~/m").unwrap(),
+            PathBuf::from(format!("{home}/m"))
+        );
+        let err = expand_path("nodes.x", "${TAPGATE_TEST_SURELY_UNSET}/a").unwrap_err();
+        assert!(
+            err.to_string().contains("TAPGATE_TEST_SURELY_UNSET"),
+            "{err}"
+        );
+        let bad = file("[nodes.alice.lnd]\nendpoint = \"x\"\n");
+        let err = sources(Some(bad.path()), &[])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tls_cert_path") || err.contains("missing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -41,10 +41,14 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+#[cfg(feature = "node")]
+pub mod cli_node;
 pub mod config;
 pub mod l402;
 #[cfg(feature = "node")]
 pub mod lightning;
+#[cfg(feature = "node")]
+pub mod nodes;
 pub mod pricing;
 pub mod simnet;
 pub mod store;

@@ -105,7 +105,9 @@ pub enum BackendError {
     },
 
     /// The configured endpoint is not `host:port` or `https://host:port`.
-    #[error("invalid node endpoint {endpoint:?}: {reason}; write host:port, e.g. 127.0.0.1:10009 (lnd), 127.0.0.1:10029 (tapd) or 127.0.0.1:8443 (litd)")]
+    #[error(
+        "invalid node endpoint {endpoint:?}: {reason}; write host:port, e.g. 127.0.0.1:10009 (lnd), 127.0.0.1:10029 (tapd) or 127.0.0.1:8443 (litd)"
+    )]
     InvalidEndpoint {
         /// The endpoint as configured.
         endpoint: String,
@@ -123,7 +125,9 @@ pub enum BackendError {
     NoRuntime,
 
     /// The node could not be reached: TCP failed, or the port does not speak gRPC.
-    #[error("cannot connect to {endpoint}: {detail}; check that the node is running and that the endpoint is its gRPC port (lnd 10009, tapd 10029, litd 8443)")]
+    #[error(
+        "cannot connect to {endpoint}: {detail}; check that the node is running and that the endpoint is its gRPC port (lnd 10009, tapd 10029, litd 8443)"
+    )]
     Connect {
         /// The endpoint dialed.
         endpoint: String,
@@ -135,7 +139,9 @@ pub enum BackendError {
     },
 
     /// The TLS handshake failed: the node is not the one whose certificate is pinned.
-    #[error("TLS handshake with {endpoint} failed: {detail}; the node's certificate must be exactly the one in tls_cert_path (copy it again if the node regenerated it: lnd does when it expires or its IP addresses change)")]
+    #[error(
+        "TLS handshake with {endpoint} failed: {detail}; the node's certificate must be exactly the one in tls_cert_path (copy it again if the node regenerated it: lnd does when it expires or its IP addresses change)"
+    )]
     Tls {
         /// The endpoint dialed.
         endpoint: String,
@@ -147,7 +153,9 @@ pub enum BackendError {
     },
 
     /// The call did not complete within the connection's per-call timeout.
-    #[error("{call} got no answer within {after:?}; the node may be overloaded or stuck (raise the node timeout if such calls are legitimately slow)")]
+    #[error(
+        "{call} got no answer within {after:?}; the node may be overloaded or stuck (raise the node timeout if such calls are legitimately slow)"
+    )]
     Deadline {
         /// The RPC.
         call: &'static str,
@@ -183,12 +191,35 @@ pub enum BackendError {
     },
 
     /// The node answered, but with something tapgate cannot use.
-    #[error("the node's answer to {call} is invalid: {what}; check that the node runs a supported version")]
+    #[error(
+        "the node's answer to {call} is invalid: {what}; check that the node runs a supported version"
+    )]
     InvalidResponse {
         /// The RPC.
         call: &'static str,
         /// What is wrong with the answer.
         what: String,
+    },
+
+    /// tapgate refused to send a call because its own input cannot be expressed to the node (a
+    /// peer that is not a public key, an asset named in a way the call does not take).
+    #[error(
+        "{call} was not sent: {what}; check the node settings (asset id, edge node public key)"
+    )]
+    InvalidRequest {
+        /// The RPC.
+        call: &'static str,
+        /// What is wrong with the request.
+        what: String,
+    },
+
+    /// lnd gave up on a payment: every attempt failed, so nothing was paid.
+    #[error(
+        "the payment failed ({reason}); nothing was paid: check the channels' liquidity and the invoice, then retry or pay another way"
+    )]
+    PaymentFailed {
+        /// lnd's failure reason (`FAILURE_REASON_NO_ROUTE`, …).
+        reason: String,
     },
 
     /// tapd found no active asset channel (with this peer, when one was named). An existing
@@ -217,7 +248,9 @@ pub enum BackendError {
 
     /// The asset amount is below what one HTLC can carry at the quoted rate (the 354-sat dust
     /// limit expressed in asset units), so tapd will not create the invoice.
-    #[error("{units} asset units is below the smallest amount an asset HTLC can carry ({min_units} units at the quoted rate); raise the price to at least {min_units} units or take this payment in sats")]
+    #[error(
+        "{units} asset units is below the smallest amount an asset HTLC can carry ({min_units} units at the quoted rate); raise the price to at least {min_units} units or take this payment in sats"
+    )]
     BelowMinTransportable {
         /// The units asked for.
         units: u64,
@@ -230,7 +263,9 @@ pub enum BackendError {
 
     /// Paying this amount with assets is below the minimum asset payment at the quoted rate
     /// (tapd's `allow_overpay` would overpay to reach it).
-    #[error("paying {msat} msat with assets is below the smallest asset payment ({min_msat} msat at the quoted rate); pay this invoice in sats instead")]
+    #[error(
+        "paying {msat} msat with assets is below the smallest asset payment ({min_msat} msat at the quoted rate); pay this invoice in sats instead"
+    )]
     BelowMinTransportableMsat {
         /// The payment amount, fee limit included.
         msat: u64,
@@ -252,7 +287,9 @@ pub enum BackendError {
 
     /// Every quote tapd obtained expires before the invoice would: an invoice outliving its
     /// quote could be paid in sats instead of assets, so tapd (≥ 0.8) refuses it.
-    #[error("every quote expires before the invoice would; set the invoice expiry to at most the quote's lifetime")]
+    #[error(
+        "every quote expires before the invoice would; set the invoice expiry to at most the quote's lifetime"
+    )]
     QuoteOutlivedByInvoice {
         /// tapd's status.
         #[source]
@@ -273,10 +310,18 @@ impl BackendError {
         }
         let message = status.message().to_ascii_lowercase();
         if let Some((units, min_units)) = below_min_units(&message) {
-            return BackendError::BelowMinTransportable { units, min_units, status };
+            return BackendError::BelowMinTransportable {
+                units,
+                min_units,
+                status,
+            };
         }
         if let Some((msat, min_msat)) = below_min_msat(&message) {
-            return BackendError::BelowMinTransportableMsat { msat, min_msat, status };
+            return BackendError::BelowMinTransportableMsat {
+                msat,
+                min_msat,
+                status,
+            };
         }
         if message.contains("with sufficient expiry")
             || message.contains("filtering for sufficient quote expiry")
@@ -292,7 +337,11 @@ impl BackendError {
         }
         if let Some(reason) = quote_rejection(&message, status.message()) {
             let peer = peer_in(&message);
-            return BackendError::QuoteRejected { peer, reason, status };
+            return BackendError::QuoteRejected {
+                peer,
+                reason,
+                status,
+            };
         }
         BackendError::Status {
             call,
@@ -306,24 +355,44 @@ impl BackendError {
     /// node's `DeadlineExceeded`, or tonic's per-call timeout) becomes
     /// [`BackendError::Deadline`], a failure to connect becomes [`BackendError::Connect`] or
     /// [`BackendError::Tls`], and everything else goes through [`BackendError::from_status`].
-    pub fn from_call(call: &'static str, endpoint: &str, timeout: Duration, status: Status) -> Self {
+    pub fn from_call(
+        call: &'static str,
+        endpoint: &str,
+        timeout: Duration,
+        status: Status,
+    ) -> Self {
         if status.code() == Code::DeadlineExceeded || chain_has::<tonic::TimeoutExpired>(&status) {
-            return BackendError::Deadline { call, after: timeout, status };
+            return BackendError::Deadline {
+                call,
+                after: timeout,
+                status,
+            };
         }
-        if let Some(failure) = find_in_chain::<ConnectFailure>(&status) {
-            let detail = failure.to_string();
+        let failure = find_in_chain::<ConnectFailure>(&status).map(|failure| {
+            (
+                failure.to_string(),
+                matches!(failure, ConnectFailure::Tls(_)),
+            )
+        });
+        if let Some((detail, is_tls)) = failure {
             let endpoint = endpoint.to_owned();
             let source = Box::new(status);
-            return match failure {
-                ConnectFailure::Tls(_) => BackendError::Tls { endpoint, detail, source },
-                ConnectFailure::Tcp(_) | ConnectFailure::NoHttp2 => {
-                    BackendError::Connect { endpoint, detail, source }
+            return if is_tls {
+                BackendError::Tls {
+                    endpoint,
+                    detail,
+                    source,
+                }
+            } else {
+                BackendError::Connect {
+                    endpoint,
+                    detail,
+                    source,
                 }
             };
         }
         // A connect error that did not come from the connector itself (tonic's connect timeout).
-        if let Some(connect) = find_in_chain::<tonic::ConnectError>(&status) {
-            let detail = connect.to_string();
+        if let Some(detail) = find_in_chain::<tonic::ConnectError>(&status).map(|e| e.to_string()) {
             return BackendError::Connect {
                 endpoint: endpoint.to_owned(),
                 detail,
@@ -335,7 +404,18 @@ impl BackendError {
 
     /// An answer the adapter cannot use (a missing field, a malformed hash).
     pub fn invalid_response(call: &'static str, what: impl Into<String>) -> Self {
-        BackendError::InvalidResponse { call, what: what.into() }
+        BackendError::InvalidResponse {
+            call,
+            what: what.into(),
+        }
+    }
+
+    /// A request tapgate will not send (see [`BackendError::InvalidRequest`]).
+    pub fn invalid_request(call: &'static str, what: impl Into<String>) -> Self {
+        BackendError::InvalidRequest {
+            call,
+            what: what.into(),
+        }
     }
 
     /// The gRPC status code, for variants that come from a status.
@@ -357,7 +437,9 @@ impl BackendError {
             | BackendError::InvalidEndpoint { .. }
             | BackendError::TlsConfig(_)
             | BackendError::NoRuntime
-            | BackendError::InvalidResponse { .. } => None,
+            | BackendError::InvalidResponse { .. }
+            | BackendError::InvalidRequest { .. }
+            | BackendError::PaymentFailed { .. } => None,
         }
     }
 }
@@ -383,14 +465,22 @@ fn peer_or_any(peer: Option<&str>) -> &str {
 /// mismatch after caveat verification", "permission denied"); simnet and other servers use the
 /// proper codes.
 fn is_macaroon_refusal(status: &Status) -> bool {
-    if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) {
+    if matches!(
+        status.code(),
+        Code::Unauthenticated | Code::PermissionDenied
+    ) {
         return true;
     }
     let message = status.message().to_ascii_lowercase();
     status.code() == Code::Unknown
-        && ["expected 1 macaroon", "verification failed", "permission denied", "macaroon"]
-            .iter()
-            .any(|m| message.contains(m))
+        && [
+            "expected 1 macaroon",
+            "verification failed",
+            "permission denied",
+            "macaroon",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 /// tapd's texts for "no usable asset channel" (`rfq.Manager.FetchChannel`, `checkPeerChannel`,
@@ -420,8 +510,13 @@ fn below_min_units(message: &str) -> Option<(u64, u64)> {
 /// prints "<n> mSAT".
 fn below_min_msat(message: &str) -> Option<(u64, u64)> {
     let msat = number_after(message, "rejecting payment of ")?;
-    let min_msat = number_after(message, "minimum amount for an asset payment is ")
-        .or_else(|| number_after(message, "smallest payable amount with assets is equivalent to "))?;
+    let min_msat =
+        number_after(message, "minimum amount for an asset payment is ").or_else(|| {
+            number_after(
+                message,
+                "smallest payable amount with assets is equivalent to ",
+            )
+        })?;
     Some((msat, min_msat))
 }
 
@@ -431,7 +526,11 @@ fn below_min_msat(message: &str) -> Option<(u64, u64)> {
 /// status: %v") and `SendPayment` ("… failed to acquire any quotes"). Returns the reason in the
 /// message's original case.
 fn quote_rejection(lower: &str, original: &str) -> Option<String> {
-    const MARKERS: &[&str] = &["rejected quote ", "rejected the quote, ", "sent back an invalid quote, "];
+    const MARKERS: &[&str] = &[
+        "rejected quote ",
+        "rejected the quote, ",
+        "sent back an invalid quote, ",
+    ];
     for marker in MARKERS {
         if let Some(at) = lower.find(marker) {
             let reason = original.get(at + marker.len()..).unwrap_or_default().trim();
@@ -450,7 +549,9 @@ fn quote_rejection(lower: &str, original: &str) -> Option<String> {
 /// The decimal number right after `marker`, if any.
 fn number_after(message: &str, marker: &str) -> Option<u64> {
     let rest = &message[message.find(marker)? + marker.len()..];
-    let digits: &str = &rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len())];
+    let digits: &str = &rest[..rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len())];
     digits.parse().ok()
 }
 
@@ -459,7 +560,9 @@ fn peer_in(message: &str) -> Option<String> {
     ["peer=", "peer "].iter().find_map(|marker| {
         message.match_indices(marker).find_map(|(at, _)| {
             let rest = &message[at + marker.len()..];
-            let hex_len = rest.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(rest.len());
+            let hex_len = rest
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(rest.len());
             (hex_len == 66).then(|| rest[..hex_len].to_owned())
         })
     })
@@ -516,9 +619,15 @@ mod tests {
         assert!(err.to_string().contains("is it online?"));
 
         let err = unknown("error checking peer channel: no active channel found with peer 02abcd");
-        assert!(matches!(err, BackendError::NoAssetChannel { peer: None, .. }));
+        assert!(matches!(
+            err,
+            BackendError::NoAssetChannel { peer: None, .. }
+        ));
         let err = unknown("no asset channels available for quote negotiation");
-        assert!(matches!(err, BackendError::NoAssetChannel { peer: None, .. }));
+        assert!(matches!(
+            err,
+            BackendError::NoAssetChannel { peer: None, .. }
+        ));
     }
 
     #[test]
@@ -529,7 +638,14 @@ mod tests {
              100000000000/1000 units/BTC",
         );
         assert!(
-            matches!(err, BackendError::BelowMinTransportable { units: 10_000, min_units: 354_000, .. }),
+            matches!(
+                err,
+                BackendError::BelowMinTransportable {
+                    units: 10_000,
+                    min_units: 354_000,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         // acquireBuyOrder's wording, wrapped by AddInvoice.
@@ -538,7 +654,14 @@ mod tests {
              the minimal transportable amount is 354 units with the current rate of 100000000 \
              units/BTC",
         );
-        assert!(matches!(err, BackendError::BelowMinTransportable { units: 5, min_units: 354, .. }));
+        assert!(matches!(
+            err,
+            BackendError::BelowMinTransportable {
+                units: 5,
+                min_units: 354,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -549,14 +672,28 @@ mod tests {
              units/BTC; override this check by specifying the allow_overpay flag",
         );
         assert!(
-            matches!(err, BackendError::BelowMinTransportableMsat { msat: 10_000, min_msat: 354_001, .. }),
+            matches!(
+                err,
+                BackendError::BelowMinTransportableMsat {
+                    msat: 10_000,
+                    min_msat: 354_001,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let err = unknown(
             "rejecting payment of 5 mSAT (invoice amount + user-defined routing fee limit), \
              smallest payable amount with assets is equivalent to 1000 mSAT",
         );
-        assert!(matches!(err, BackendError::BelowMinTransportableMsat { msat: 5, min_msat: 1000, .. }));
+        assert!(matches!(
+            err,
+            BackendError::BelowMinTransportableMsat {
+                msat: 5,
+                min_msat: 1000,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -565,7 +702,10 @@ mod tests {
             "no quotes with sufficient expiry for the requested invoice expiry of \
              2026-02-01 10:00:00 +0000 UTC",
         );
-        assert!(matches!(err, BackendError::QuoteOutlivedByInvoice { .. }), "{err:?}");
+        assert!(
+            matches!(err, BackendError::QuoteOutlivedByInvoice { .. }),
+            "{err:?}"
+        );
         let err = unknown("no route hints remain after filtering for sufficient quote expiry");
         assert!(matches!(err, BackendError::QuoteOutlivedByInvoice { .. }));
         let err = unknown("quote ID did not match an accepted quote");
@@ -585,17 +725,32 @@ mod tests {
             }
             other => panic!("expected QuoteRejected, got {other:?}"),
         }
-        let err = unknown(&format!("peer {PEER} rejected quote Reject(err=INVALID_ASSET_RATES)"));
-        assert!(matches!(err, BackendError::QuoteRejected { peer: Some(_), .. }));
-        let err = unknown(&format!("peer {PEER} sent back an invalid quote, status: INVALID_ASSET_RATES"));
-        assert!(matches!(&err, BackendError::QuoteRejected { reason, .. } if reason == "status: INVALID_ASSET_RATES"));
+        let err = unknown(&format!(
+            "peer {PEER} rejected quote Reject(err=INVALID_ASSET_RATES)"
+        ));
+        assert!(matches!(
+            err,
+            BackendError::QuoteRejected { peer: Some(_), .. }
+        ));
+        let err = unknown(&format!(
+            "peer {PEER} sent back an invalid quote, status: INVALID_ASSET_RATES"
+        ));
+        assert!(
+            matches!(&err, BackendError::QuoteRejected { reason, .. } if reason == "status: INVALID_ASSET_RATES")
+        );
         let err = unknown(&format!("timeout waiting for response (peer={PEER})"));
-        assert!(matches!(err, BackendError::QuoteRejected { peer: Some(_), .. }));
+        assert!(matches!(
+            err,
+            BackendError::QuoteRejected { peer: Some(_), .. }
+        ));
     }
 
     #[test]
     fn macaroon_refusals() {
-        let err = BackendError::from_status("GetInfo", Status::unauthenticated("expected 1 macaroon, got 0"));
+        let err = BackendError::from_status(
+            "GetInfo",
+            Status::unauthenticated("expected 1 macaroon, got 0"),
+        );
         assert!(matches!(err, BackendError::Unauthorized { .. }));
         assert_eq!(err.code(), Some(Code::Unauthenticated));
         // lnd answers Unknown with its verifier's text.
@@ -609,9 +764,17 @@ mod tests {
 
     #[test]
     fn anything_else_is_a_generic_status() {
-        let err = BackendError::from_status("LookupInvoice", Status::not_found("unable to locate invoice"));
+        let err = BackendError::from_status(
+            "LookupInvoice",
+            Status::not_found("unable to locate invoice"),
+        );
         match &err {
-            BackendError::Status { call, code, message, .. } => {
+            BackendError::Status {
+                call,
+                code,
+                message,
+                ..
+            } => {
                 assert_eq!(*call, "LookupInvoice");
                 assert_eq!(*code, Code::NotFound);
                 assert_eq!(message, "unable to locate invoice");
@@ -626,7 +789,12 @@ mod tests {
     #[test]
     fn deadlines_need_the_connection_context() {
         let timeout = Duration::from_secs(3);
-        let err = BackendError::from_call("GetInfo", "127.0.0.1:10009", timeout, Status::deadline_exceeded("context deadline exceeded"));
+        let err = BackendError::from_call(
+            "GetInfo",
+            "127.0.0.1:10009",
+            timeout,
+            Status::deadline_exceeded("context deadline exceeded"),
+        );
         assert!(matches!(err, BackendError::Deadline { after, .. } if after == timeout));
         // tonic's own per-call timeout: Cancelled with TimeoutExpired as the source.
         let status = Status::from_error(Box::new(tonic::TimeoutExpired(())));
@@ -637,17 +805,30 @@ mod tests {
     #[test]
     fn connect_failures_are_found_through_io_errors() {
         let tls = io::Error::new(io::ErrorKind::InvalidData, "invalid peer certificate");
-        let status = Status::from_error(Box::new(tonic::ConnectError(Box::new(ConnectFailure::Tls(tls)))));
-        let err = BackendError::from_call("GetInfo", "127.0.0.1:10009", Duration::from_secs(1), status);
-        assert!(matches!(&err, BackendError::Tls { endpoint, .. } if endpoint == "127.0.0.1:10009"), "{err:?}");
+        let status = Status::from_error(Box::new(tonic::ConnectError(Box::new(
+            ConnectFailure::Tls(tls),
+        ))));
+        let err =
+            BackendError::from_call("GetInfo", "127.0.0.1:10009", Duration::from_secs(1), status);
+        assert!(
+            matches!(&err, BackendError::Tls { endpoint, .. } if endpoint == "127.0.0.1:10009"),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("tls_cert_path"));
 
         // Wrapped in an io::Error, as hyper-util's connector plumbing may do.
         let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "refused");
         let wrapped = io::Error::other(ConnectFailure::Tcp(refused));
         let status = Status::from_error(Box::new(tonic::ConnectError(Box::new(wrapped))));
-        let err = BackendError::from_call("GetInfo", "127.0.0.1:10009", Duration::from_secs(1), status);
+        let err =
+            BackendError::from_call("GetInfo", "127.0.0.1:10009", Duration::from_secs(1), status);
         assert!(matches!(err, BackendError::Connect { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn errors_cross_tasks() {
+        fn send_sync_static<T: Send + Sync + 'static>() {}
+        send_sync_static::<BackendError>();
     }
 
     #[test]

@@ -5,4 +5,10 @@
 //! gRPC to lnd and tapd. The generated protobuf types in `proto` never leave the adapters: the
 //! rest of the crate neither imports them nor sees them in a signature or an error.
 
+pub mod error;
+pub mod grpc;
+pub mod lnd;
 pub(crate) mod proto;
+pub mod tapd;
+pub mod traits;
+pub mod types;

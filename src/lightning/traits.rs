@@ -34,7 +34,10 @@ pub trait Invoices: Send + Sync {
     /// resumes from the last index it delivered, so nothing is missed or delivered twice.
     /// Callers store the last `settle_index` they processed and pass it back after a restart.
     /// The stream ends when the receiver is dropped.
-    fn settlements(&self, after_settle_index: u64) -> mpsc::Receiver<Result<Settlement, BackendError>>;
+    fn settlements(
+        &self,
+        after_settle_index: u64,
+    ) -> mpsc::Receiver<Result<Settlement, BackendError>>;
 }
 
 /// What a node says about itself.
@@ -75,7 +78,10 @@ pub trait Rates: Send + Sync {
     ) -> impl Future<Output = Result<SellQuote, BackendError>> + Send;
 
     /// The asset's decimal display (6 for a USD stablecoin: 1 unit = $0.000001).
-    fn decimal_display(&self, asset: &AssetRef) -> impl Future<Output = Result<u8, BackendError>> + Send;
+    fn decimal_display(
+        &self,
+        asset: &AssetRef,
+    ) -> impl Future<Output = Result<u8, BackendError>> + Send;
 }
 
 /// Paying BOLT11 invoices, in sats or with an asset over an asset channel.

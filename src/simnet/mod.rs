@@ -4,8 +4,12 @@
 //! [`model`] is the network's state machine: pure, no I/O, no clock. The gRPC servers that
 //! expose it as lnd, tapd and a price oracle sit beside it and only translate.
 
+#[cfg(feature = "node")]
+pub mod auth;
 pub mod model;
 #[cfg(feature = "node")]
 pub mod run;
 #[cfg(feature = "node")]
 pub mod server;
+#[cfg(feature = "node")]
+pub mod tls;

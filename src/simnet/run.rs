@@ -1,1 +1,555 @@
-//! stub
+//! Running the simulated network: what `tapgate simnet --dir DIR` starts.
+//!
+//! [`start`] lays out `DIR` the way Polar lays out a litd network, starts one gRPC server per
+//! node on loopback (all of lnd's and tapd's services on one port, as litd's integrated mode
+//! serves them on lnd's port; the edge also answers as the price oracle), and writes
+//! `DIR/network.toml` ([`NetworkFile`]) last, so a reader that finds the file finds servers
+//! already listening. It owns the files, the sockets and the server tasks; every answer the
+//! servers give comes from `simnet::server` over the model.
+//!
+//! ```text
+//! DIR/                                                  0700
+//!   network.toml                                        endpoints, keys, file paths
+//!   volumes/litd/<node>/lnd/tls.cert, tls.key           tls.key 0600
+//!   volumes/litd/<node>/lnd/data/chain/bitcoin/regtest/{admin,invoice,readonly}.macaroon
+//!   volumes/litd/<node>/tapd/data/regtest/admin.macaroon
+//! ```
+//!
+//! **Macaroons.** Each node has two root keys, one for lnd and one for tapd, both fresh per
+//! run. lnd's services accept only macaroons under the lnd key (all three files verify; the
+//! simnet does not enforce their permission sets), tapd's services only the tapd macaroon, as
+//! litd checks tapd's macaroon on tapd's services. The price oracle takes no macaroon, like
+//! tapd's sample oracle, but is still served over the edge's TLS.
+//!
+//! **Shutdown.** The future passed to [`start`] (a `CancellationToken`'s `cancelled_owned()`, a
+//! oneshot receiver, Ctrl-C…) or [`RunningSimnet::shutdown`] stops every server: open streams
+//! end, servers drain their connections for at most [`SHUTDOWN_GRACE`], then are aborted.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tracing::Instrument;
+
+use super::auth::{MacaroonAuth, write_macaroon};
+use super::model::{ConfigError, NodeId, Simnet, SimnetConfig};
+use super::server::{Clock, NodeAuth, SimnetHandle, SystemClock, node_routes};
+use super::tls::{NodeFilesError, TLS_CERT_FILE, write_node_tls};
+use crate::l402::RootKey;
+
+/// The network file's name inside `DIR`.
+pub const NETWORK_FILE: &str = "network.toml";
+
+/// How long [`RunningSimnet::shutdown`] waits for the servers to drain before aborting them:
+/// long enough for in-flight unary calls (the simnet answers in microseconds plus any latency
+/// knob), short enough that a stuck client cannot hold a test run.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How often open invoices past their expiry are cancelled (lnd's invoice expiry watcher), so
+/// subscribers see CANCELED without anyone calling. One second is lnd's own resolution.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+/// `DIR/network.toml`: everything a client needs to reach the simnet's nodes. Paths are
+/// absolute.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFile {
+    /// Always `"regtest"`.
+    pub network: String,
+    /// The edge node's identity key (hex): the RFQ peer for asset invoices and payments.
+    pub edge_pubkey: String,
+    /// The price oracle (`priceoraclerpc.PriceOracle`): the edge's `host:port`.
+    pub oracle_endpoint: String,
+    /// The oracle's TLS certificate (the edge's `tls.cert`). The oracle takes no macaroon.
+    pub oracle_tls_cert_path: PathBuf,
+    /// The stablecoin's asset id (hex).
+    pub asset_id: String,
+    /// The asset's name (`"USD"`).
+    pub asset_name: String,
+    /// The asset's decimal display (6: one unit is $0.000001).
+    pub decimal_display: u8,
+    /// The asset's group key (hex), when the network was configured with a grouped asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    /// The nodes, in the order alice, bob, edge, merchant.
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// One node in [`NetworkFile`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// `alice`, `bob`, `edge` or `merchant`.
+    pub name: String,
+    /// Identity key, hex.
+    pub pubkey: String,
+    /// lnd's gRPC endpoint, `127.0.0.1:PORT`.
+    pub lnd_endpoint: String,
+    /// tapd's gRPC endpoint: the same port (litd integrated mode).
+    pub tapd_endpoint: String,
+    /// The node's TLS certificate (lnd's `tls.cert`, self-signed, CA:TRUE): pin it.
+    pub tls_cert_path: PathBuf,
+    /// lnd's `admin.macaroon`.
+    pub lnd_macaroon_path: PathBuf,
+    /// lnd's `invoice.macaroon`.
+    pub lnd_invoice_macaroon_path: PathBuf,
+    /// lnd's `readonly.macaroon`.
+    pub lnd_readonly_macaroon_path: PathBuf,
+    /// tapd's `admin.macaroon`.
+    pub tapd_macaroon_path: PathBuf,
+}
+
+impl NetworkFile {
+    /// Reads and parses a network file.
+    pub fn read(path: &Path) -> Result<Self, NetworkFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NetworkFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| NetworkFileError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// A network file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkFileError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}; is `tapgate simnet --dir` running with that directory?", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a network file.
+    #[error("{} is not a simnet network file: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
+/// The simnet could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimnetError {
+    /// The configuration is invalid.
+    #[error("invalid simnet configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A directory could not be created.
+    #[error("cannot create {}: {source}; choose a writable --dir", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A certificate or macaroon could not be made or written.
+    #[error(transparent)]
+    NodeFiles(#[from] NodeFilesError),
+    /// A root key could not be drawn.
+    #[error("cannot draw a macaroon root key from the OS: {0}")]
+    Random(#[source] getrandom::Error),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}; free the port or choose another base port")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// tonic refused the TLS configuration.
+    #[error("cannot configure TLS for {node}'s server: {source}")]
+    Tls {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The network file could not be written.
+    #[error("cannot write {}: {source}; choose a writable --dir", path.display())]
+    WriteNetworkFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The network file could not be encoded (a bug).
+    #[error("cannot encode the network file: {0}")]
+    EncodeNetworkFile(#[source] toml::ser::Error),
+}
+
+/// The simnet did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    /// A node's server failed while running.
+    #[error("{node}'s server failed: {source}")]
+    Serve {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// A task panicked.
+    #[error("a simnet task panicked: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// The servers were still draining after the grace period and were aborted.
+    #[error("the simnet's servers were still draining connections after {0:?} and were aborted")]
+    TimedOut(Duration),
+}
+
+/// How to run the simnet beyond its [`SimnetConfig`].
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The network.
+    pub config: SimnetConfig,
+    /// `None`: every node listens on a port the OS picks. `Some(p)`: alice on `p`, bob on
+    /// `p + 1`, edge on `p + 2`, merchant on `p + 3`.
+    pub base_port: Option<u16>,
+    /// Where "now" comes from (the system clock unless a test steps time itself).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RunOptions {
+    /// `config` on OS-chosen ports with the system clock.
+    pub fn new(config: SimnetConfig) -> Self {
+        Self {
+            config,
+            base_port: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A started simnet. Dropping it stops the servers without waiting; call
+/// [`RunningSimnet::shutdown`] (or [`RunningSimnet::wait`]) to wait for them.
+pub struct RunningSimnet {
+    network_file: PathBuf,
+    network: NetworkFile,
+    net: SimnetHandle,
+    /// Set to `true` to stop every server, stream and background task; the tasks below and
+    /// every open stream watch it.
+    stop: watch::Sender<bool>,
+    /// One server per node, then the expiry watcher; joined on shutdown.
+    tasks: Vec<JoinHandle<Result<(), ShutdownError>>>,
+}
+
+impl std::fmt::Debug for RunningSimnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSimnet")
+            .field("network_file", &self.network_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the simnet described by `config` in `dir` on OS-chosen loopback ports, until
+/// `shutdown` completes or [`RunningSimnet::shutdown`] is called. See [`start_with`].
+pub async fn start(
+    dir: &Path,
+    config: SimnetConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunningSimnet, SimnetError> {
+    start_with(dir, RunOptions::new(config), shutdown).await
+}
+
+/// Starts the simnet: writes every node's certificate and macaroons (fresh each run), binds and
+/// serves every node, then writes `dir/network.toml`. Must run inside a multi-threaded or
+/// current-thread Tokio runtime; all four servers share it.
+pub async fn start_with(
+    dir: &Path,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunningSimnet, SimnetError> {
+    let model = Simnet::new(options.config)?;
+    create_private_dir(dir)?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|source| SimnetError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    let asset = model.asset().clone();
+    let net = SimnetHandle::new(model, options.clock);
+    let (stop, _) = watch::channel(false);
+
+    let mut nodes = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, node) in NodeId::ALL.into_iter().enumerate() {
+        let port = match options.base_port {
+            // Four nodes: i ≤ 3, so the sum only overflows for a base port above 65532.
+            Some(base) => base
+                .checked_add(u16::try_from(i).unwrap_or(u16::MAX))
+                .ok_or_else(|| SimnetError::Bind {
+                    addr: SocketAddr::from(([127, 0, 0, 1], base)),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, "port out of range"),
+                })?,
+            None => 0,
+        };
+        let (entry, task) = start_node(&dir, node, port, &net, &stop)?;
+        nodes.push(entry);
+        tasks.push(task);
+    }
+    tasks.push(spawn_expiry_watcher(net.clone(), stop.subscribe()));
+    spawn_shutdown_trigger(shutdown, stop.clone());
+
+    let edge = nodes
+        .iter()
+        .find(|n| n.name == NodeId::Edge.name())
+        .cloned();
+    let (oracle_endpoint, oracle_tls_cert_path) = edge
+        .map(|e| (e.lnd_endpoint, e.tls_cert_path))
+        .unwrap_or_default();
+    let network = NetworkFile {
+        network: "regtest".into(),
+        edge_pubkey: NodeId::Edge.pubkey().to_hex(),
+        oracle_endpoint,
+        oracle_tls_cert_path,
+        asset_id: asset.asset_id.to_hex(),
+        asset_name: asset.name.clone(),
+        decimal_display: asset.decimal_display,
+        group_key: asset.group_key.map(|g| g.to_hex()),
+        nodes,
+    };
+    let network_file = dir.join(NETWORK_FILE);
+    write_network_file(&network_file, &network)?;
+    tracing::info!(file = %network_file.display(), "simnet running");
+    Ok(RunningSimnet {
+        network_file,
+        network,
+        net,
+        stop,
+        tasks,
+    })
+}
+
+impl RunningSimnet {
+    /// `DIR/network.toml`.
+    pub fn network_file(&self) -> &Path {
+        &self.network_file
+    }
+
+    /// What the network file says.
+    pub fn network(&self) -> &NetworkFile {
+        &self.network
+    }
+
+    /// The shared model, for reading balances and flipping fault knobs while the servers run
+    /// (changes made through it wake the open streams).
+    pub fn model(&self) -> &SimnetHandle {
+        &self.net
+    }
+
+    /// Stops every server and waits for them, at most [`SHUTDOWN_GRACE`].
+    pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
+        self.stop.send_replace(true);
+        self.join().await
+    }
+
+    /// Waits until the shutdown future given to [`start`] completes (or a server fails), then
+    /// stops everything as [`Self::shutdown`] does.
+    pub async fn wait(mut self) -> Result<(), ShutdownError> {
+        let mut stopping = self.stop.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
+        self.join().await
+    }
+
+    async fn join(&mut self) -> Result<(), ShutdownError> {
+        let tasks = std::mem::take(&mut self.tasks);
+        let mut first_error = None;
+        let mut pending = tasks.into_iter();
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            for task in pending.by_ref() {
+                let outcome = task.await.map_err(ShutdownError::Task).and_then(|r| r);
+                if let Err(e) = outcome {
+                    first_error.get_or_insert(e);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            pending.for_each(|t| t.abort());
+            return Err(ShutdownError::TimedOut(SHUTDOWN_GRACE));
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for RunningSimnet {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// The paths of one node's files, Polar's litd layout under `dir/volumes/litd/<name>/`.
+struct NodePaths {
+    lnd_dir: PathBuf,
+    macaroon_dir: PathBuf,
+    tapd_macaroon_dir: PathBuf,
+}
+
+impl NodePaths {
+    fn new(dir: &Path, node: NodeId) -> Self {
+        let root = dir.join("volumes").join("litd").join(node.name());
+        let lnd_dir = root.join("lnd");
+        Self {
+            macaroon_dir: lnd_dir.join("data/chain/bitcoin/regtest"),
+            tapd_macaroon_dir: root.join("tapd/data/regtest"),
+            lnd_dir,
+        }
+    }
+}
+
+/// Writes `node`'s files, binds its port and spawns its server.
+fn start_node(
+    dir: &Path,
+    node: NodeId,
+    port: u16,
+    net: &SimnetHandle,
+    stop: &watch::Sender<bool>,
+) -> Result<(NodeEntry, JoinHandle<Result<(), ShutdownError>>), SimnetError> {
+    let paths = NodePaths::new(dir, node);
+    for d in [
+        &paths.lnd_dir,
+        &paths.macaroon_dir,
+        &paths.tapd_macaroon_dir,
+    ] {
+        create_private_dir(d)?;
+    }
+    let tls = write_node_tls(&paths.lnd_dir)?;
+    let lnd_key = RootKey::generate().map_err(SimnetError::Random)?;
+    let tapd_key = RootKey::generate().map_err(SimnetError::Random)?;
+    let mac = |name: &str| paths.macaroon_dir.join(name);
+    for name in ["admin.macaroon", "invoice.macaroon", "readonly.macaroon"] {
+        write_macaroon(&mac(name), &lnd_key, "lnd")?;
+    }
+    let tapd_macaroon = paths.tapd_macaroon_dir.join("admin.macaroon");
+    write_macaroon(&tapd_macaroon, &tapd_key, "tapd")?;
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bind_err = |source| SimnetError::Bind { addr, source };
+    let incoming = TcpIncoming::bind(addr).map_err(bind_err)?;
+    let bound = incoming.local_addr().map_err(bind_err)?;
+    let auth = NodeAuth {
+        lnd: MacaroonAuth::new(lnd_key),
+        tapd: MacaroonAuth::new(tapd_key),
+    };
+    let routes = node_routes(node, net.clone(), stop.subscribe(), auth);
+    let router = Server::builder()
+        .tls_config(tls)
+        .map_err(|source| SimnetError::Tls { node, source })?
+        .add_routes(routes);
+    let mut stopping = stop.subscribe();
+    let signal = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let span = tracing::info_span!("simnet_node", node = %node, addr = %bound);
+    let task = tokio::spawn(
+        async move {
+            router
+                .serve_with_incoming_shutdown(incoming, signal)
+                .await
+                .map_err(|source| ShutdownError::Serve { node, source })
+        }
+        .instrument(span),
+    );
+
+    let endpoint = bound.to_string();
+    let entry = NodeEntry {
+        name: node.name().to_owned(),
+        pubkey: node.pubkey().to_hex(),
+        lnd_endpoint: endpoint.clone(),
+        tapd_endpoint: endpoint,
+        tls_cert_path: paths.lnd_dir.join(TLS_CERT_FILE),
+        lnd_macaroon_path: mac("admin.macaroon"),
+        lnd_invoice_macaroon_path: mac("invoice.macaroon"),
+        lnd_readonly_macaroon_path: mac("readonly.macaroon"),
+        tapd_macaroon_path: tapd_macaroon,
+    };
+    Ok((entry, task))
+}
+
+/// lnd's invoice expiry watcher: cancels expired open invoices every [`EXPIRY_TICK`].
+fn spawn_expiry_watcher(
+    net: SimnetHandle,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<Result<(), ShutdownError>> {
+    let task = async move {
+        let mut tick = tokio::time::interval(EXPIRY_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => net.update_now(|_, _| ()),
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    };
+    tokio::spawn(task.instrument(tracing::info_span!("simnet_expiry_watcher")))
+}
+
+/// Turns the caller's shutdown future into the stop signal. Ends by itself once stopped.
+fn spawn_shutdown_trigger(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: watch::Sender<bool>,
+) {
+    let mut stopped = stop.subscribe();
+    let task = async move {
+        tokio::select! {
+            () = shutdown => { stop.send_replace(true); }
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+    };
+    tokio::spawn(task.instrument(tracing::info_span!("simnet_shutdown_trigger")));
+}
+
+/// Creates `dir` (and its parents) and makes it private to the user (0700 on Unix), as lnd
+/// keeps its data directory.
+fn create_private_dir(dir: &Path) -> Result<(), SimnetError> {
+    let failed = |source| SimnetError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Writes the network file atomically (a temporary file renamed over it), so a reader polling
+/// for it never sees half a file.
+fn write_network_file(path: &Path, network: &NetworkFile) -> Result<(), SimnetError> {
+    let text = toml::to_string(network).map_err(SimnetError::EncodeNetworkFile)?;
+    let tmp = path.with_extension("toml.tmp");
+    let failed = |source| SimnetError::WriteNetworkFile {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::write(&tmp, text).map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(failed)
+}

@@ -65,10 +65,7 @@ pub(crate) fn asset_ref(
 ) -> Result<AssetId, Status> {
     match (asset_id.is_empty(), group_key.is_empty()) {
         (false, true) => AssetId::from_slice(asset_id).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "asset_id must be 32 bytes, got {}",
-                asset_id.len()
-            ))
+            Status::invalid_argument(format!("asset_id must be 32 bytes, got {}", asset_id.len()))
         }),
         (true, false) => match &asset.group_key {
             Some(g) if g.0.as_slice() == group_key => Ok(asset.asset_id),
@@ -286,9 +283,12 @@ pub(crate) fn payment(p: &Payment) -> lnrpc::Payment {
         PaymentStatus::Succeeded { preimage, .. } => {
             (S::Succeeded, Some(*preimage), None, HtlcStatus::Succeeded)
         }
-        PaymentStatus::Failed { reason, .. } => {
-            (S::Failed, None, Some(failure_reason(*reason)), HtlcStatus::Failed)
-        }
+        PaymentStatus::Failed { reason, .. } => (
+            S::Failed,
+            None,
+            Some(failure_reason(*reason)),
+            HtlcStatus::Failed,
+        ),
     };
     let resolved = match &p.status {
         PaymentStatus::InFlight => 0,

@@ -9,10 +9,10 @@
 
 use tonic::{Request, Response, Status};
 
+use super::NodeService;
 use super::convert::{self, signed, unsigned};
 use super::status;
 use super::stream::{Poll, RpcStream};
-use super::NodeService;
 use crate::lightning::proto::{invoicesrpc, lnrpc, routerrpc};
 use crate::simnet::model::{
     InvoiceEvent, InvoiceRequest, InvoiceSecret, InvoiceState, NodeId, PaymentHash, Simnet,
@@ -62,10 +62,7 @@ fn htlc_chan(m: &Simnet, node: NodeId, asset_invoice: bool) -> u64 {
 }
 
 /// `inv` as lnd's `lnrpc.Invoice`.
-pub(crate) fn invoice_proto(
-    m: &Simnet,
-    inv: &crate::simnet::model::Invoice,
-) -> lnrpc::Invoice {
+pub(crate) fn invoice_proto(m: &Simnet, inv: &crate::simnet::model::Invoice) -> lnrpc::Invoice {
     convert::invoice(inv, htlc_chan(m, inv.node, inv.asset.is_some()))
 }
 
@@ -85,7 +82,10 @@ fn as_added(inv: &crate::simnet::model::Invoice) -> crate::simnet::model::Invoic
 impl lnrpc::lightning_server::Lightning for Lnd {
     async fn get_info(&self, _: Request<lnrpc::GetInfoRequest>) -> Rpc<lnrpc::GetInfoResponse> {
         let svc = self.0.gate().await?;
-        let info = svc.net.read(|m| m.node_info(svc.node)).map_err(status::query)?;
+        let info = svc
+            .net
+            .read(|m| m.node_info(svc.node))
+            .map_err(status::query)?;
         Ok(Response::new(lnrpc::GetInfoResponse {
             identity_pubkey: info.pubkey.to_hex(),
             alias: info.alias,
@@ -154,26 +154,32 @@ impl lnrpc::lightning_server::Lightning for Lnd {
         let (adds_now, settles_now) = svc.net.read(|m| m.invoice_cursor(node));
         // lnd replays adds after `add_index` and settles after `settle_index`, each only when
         // non-zero; zero means "live only" for that kind.
-        let mut add = if req.add_index == 0 { adds_now } else { req.add_index };
+        let mut add = if req.add_index == 0 {
+            adds_now
+        } else {
+            req.add_index
+        };
         let mut settle = match req.settle_index {
             0 => settles_now,
             s => s,
         };
-        let stream = svc.streams().spawn("SubscribeInvoices", Vec::new(), move |m, _| {
-            let events = match m.invoice_events_since(node, add, settle) {
-                Ok(events) => events,
-                Err(e) => return Poll::Fail(status::invoice(e)),
-            };
-            add = events.add_index;
-            settle = events.settle_index;
-            let items = events.events.iter().map(|e| match e {
-                InvoiceEvent::Added(inv) if inv.add_index > adds_now => {
-                    invoice_proto(m, &as_added(inv))
-                }
-                InvoiceEvent::Added(inv) | InvoiceEvent::Settled(inv) => invoice_proto(m, inv),
+        let stream = svc
+            .streams()
+            .spawn("SubscribeInvoices", Vec::new(), move |m, _| {
+                let events = match m.invoice_events_since(node, add, settle) {
+                    Ok(events) => events,
+                    Err(e) => return Poll::Fail(status::invoice(e)),
+                };
+                add = events.add_index;
+                settle = events.settle_index;
+                let items = events.events.iter().map(|e| match e {
+                    InvoiceEvent::Added(inv) if inv.add_index > adds_now => {
+                        invoice_proto(m, &as_added(inv))
+                    }
+                    InvoiceEvent::Added(inv) | InvoiceEvent::Settled(inv) => invoice_proto(m, inv),
+                });
+                Poll::More(items.collect())
             });
-            Poll::More(items.collect())
-        });
         Ok(Response::new(stream))
     }
 
@@ -210,7 +216,7 @@ impl routerrpc::router_server::Router for Lnd {
         let paid = svc
             .net
             .update_now(|m, now| m.pay_sats(svc.node, &r.payment_request, max_fee, now));
-        let payment = svc.settle_pay_result(paid, &r.payment_request, false)?;
+        let payment = svc.settle_pay_result(paid, &r.payment_request, &status::PayVia::Sats)?;
         let stream = svc.payment_updates(
             "SendPaymentV2",
             &payment,
@@ -262,22 +268,24 @@ impl invoicesrpc::invoices_server::Invoices for Lnd {
         if is_final_invoice(last) {
             return Ok(Response::new(svc.streams().finished(vec![first])));
         }
-        let stream = svc.streams().spawn("SubscribeSingleInvoice", vec![first], move |m, _| {
-            let inv = match m.lookup_invoice(node, &hash) {
-                Ok(inv) => inv,
-                Err(e) => return Poll::Fail(status::invoice(e)),
-            };
-            if inv.state == last {
-                return Poll::More(Vec::new());
-            }
-            last = inv.state;
-            let update = vec![invoice_proto(m, inv)];
-            if is_final_invoice(inv.state) {
-                Poll::Done(update)
-            } else {
-                Poll::More(update)
-            }
-        });
+        let stream = svc
+            .streams()
+            .spawn("SubscribeSingleInvoice", vec![first], move |m, _| {
+                let inv = match m.lookup_invoice(node, &hash) {
+                    Ok(inv) => inv,
+                    Err(e) => return Poll::Fail(status::invoice(e)),
+                };
+                if inv.state == last {
+                    return Poll::More(Vec::new());
+                }
+                last = inv.state;
+                let update = vec![invoice_proto(m, inv)];
+                if is_final_invoice(inv.state) {
+                    Poll::Done(update)
+                } else {
+                    Poll::More(update)
+                }
+            });
         Ok(Response::new(stream))
     }
 

@@ -28,11 +28,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tonic::Status;
-use tonic::service::{Interceptor, Routes};
+use tonic::service::Routes;
 
 use crate::lightning::proto::{
     invoicesrpc, lnrpc, priceoraclerpc, rfqrpc, routerrpc, tapchannelrpc, taprpc,
 };
+use crate::simnet::auth::MacaroonAuth;
 use crate::simnet::model::{NodeId, PayError, Payment, Simnet};
 
 pub use state::{Clock, ManualClock, SimnetHandle, SystemClock};
@@ -81,13 +82,13 @@ impl NodeService {
         &self,
         result: Result<Payment, PayError>,
         payment_request: &str,
-        asset: bool,
+        via: &status::PayVia<'_>,
     ) -> Result<Payment, Status> {
         let e = match result {
             Ok(p) => return Ok(p),
             Err(e) => e,
         };
-        if let Some(status) = status::payment_rpc_error(&e, self.node, asset) {
+        if let Some(status) = status::payment_rpc_error(&e, self.node, via) {
             return Err(status);
         }
         let now = self.net.now();
@@ -105,7 +106,13 @@ impl NodeService {
             // The payee never saw the payment (unknown invoice): nothing was filed, so
             // describe the failure the way lnd would report the attempt.
             let hash = hash.ok_or_else(|| Status::unknown(e.to_string()))?;
-            Ok(failed_without_record(self.node, hash, payment_request, &e, now))
+            Ok(failed_without_record(
+                self.node,
+                hash,
+                payment_request,
+                &e,
+                now,
+            ))
         })
     }
 
@@ -154,11 +161,12 @@ impl NodeService {
             return self.streams().finished(first);
         }
         let (payer, hash) = (self.node, p.payment_hash);
-        self.streams().spawn(rpc, first, move |m, _| match m.payment(payer, &hash) {
-            Ok(p) if convert::is_final(p) => Poll::Done(vec![wrap(convert::payment(p))]),
-            Ok(_) => Poll::More(Vec::new()),
-            Err(e) => Poll::Fail(status::query(e)),
-        })
+        self.streams()
+            .spawn(rpc, first, move |m, _| match m.payment(payer, &hash) {
+                Ok(p) if convert::is_final(p) => Poll::Done(vec![wrap(convert::payment(p))]),
+                Ok(_) => Poll::More(Vec::new()),
+                Err(e) => Poll::Fail(status::query(e)),
+            })
     }
 }
 
@@ -206,26 +214,25 @@ fn failed_without_record(
     }
 }
 
-/// The interceptors that check a node's macaroons: one for lnd's services, one for tapd's.
-/// The price oracle takes none, like tapd's sample oracle.
-pub(crate) struct NodeAuth<L, T> {
+/// The interceptors that check a node's macaroons: lnd's services accept only macaroons from
+/// the node's lnd root key, tapd's only from its tapd root key, as litd in integrated mode
+/// checks tapd's macaroon on tapd's services. The price oracle takes none, like tapd's sample
+/// oracle.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeAuth {
     /// Checks lnd macaroons (admin, invoice, readonly).
-    pub(crate) lnd: L,
+    pub(crate) lnd: MacaroonAuth,
     /// Checks the tapd admin macaroon.
-    pub(crate) tapd: T,
+    pub(crate) tapd: MacaroonAuth,
 }
 
 /// Every service of `node` (plus the price oracle on the edge), behind `auth`.
-pub(crate) fn node_routes<L, T>(
+pub(crate) fn node_routes(
     node: NodeId,
     net: SimnetHandle,
     stop: watch::Receiver<bool>,
-    auth: NodeAuth<L, T>,
-) -> Routes
-where
-    L: Interceptor + Clone + Send + Sync + 'static,
-    T: Interceptor + Clone + Send + Sync + 'static,
-{
+    auth: NodeAuth,
+) -> Routes {
     use tonic::service::interceptor::InterceptedService as Guarded;
     let svc = NodeService { node, net, stop };
     let lnd = Arc::new(lnd::Lnd(svc.clone()));

@@ -111,7 +111,7 @@ impl oracle::price_oracle_server::PriceOracle for Oracle {
         }
         let now = svc.net.now();
         let rate = svc.net.read(|m| m.oracle_rate(&asset.asset_id, side, now));
-        let rate = rate.map_err(status::rfq)?;
+        let rate = rate.map_err(|e| status::rfq(e, None))?;
         Ok(Response::new(ok_answer(AssetRates {
             subject_asset_rate: Some(FixedPoint {
                 coefficient: rate.rate.coefficient(),

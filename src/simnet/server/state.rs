@@ -112,7 +112,10 @@ impl SimnetHandle {
         // The model's methods do not panic on their own data; if a caller's closure panicked
         // mid-update, the model is still a valid network (every method checks before it
         // mutates), so serving it beats failing every later call.
-        self.inner.model.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .model
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads the model.

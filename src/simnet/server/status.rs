@@ -1,19 +1,28 @@
 //! The model's errors as the gRPC statuses lnd and tapd would return.
 //!
-//! Codes follow the daemons where they use one (lnd's `NotFound` "unable to locate invoice",
-//! `AlreadyExists` for a paid invoice); messages keep the daemons' wording where tapgate's
-//! client classifies errors by text (no asset channels, minimal transportable amount, quote
-//! expiry, rejected quotes), followed by the model's advice on what to do next.
+//! Codes follow the daemons where they use a specific one (lnd's `NotFound` "unable to locate
+//! invoice", `AlreadyExists` for a paid invoice); elsewhere they say what kind of failure it is.
+//! Messages carry the daemons' wording wherever tapgate's client classifies errors by text
+//! (`lightning::error::BackendError::from_status`): tapd's "no asset channels found for …
+//! and peer=…", "cannot create invoice for N asset units, as the minimal transportable amount
+//! is M units", "rejecting payment of N mSAT …, minimum amount for an asset payment is M mSAT",
+//! "no quotes with sufficient expiry", "peer … rejected the quote, …" and "quote ID did not
+//! match an accepted quote"; each followed by what to do next.
 
 use tonic::Status;
 
-use crate::simnet::model::{InvoiceError, NodeId, PayError, QueryError, RfqError};
+use crate::simnet::model::{
+    AssetId, InvoiceError, NodeId, NodePubkey, PayError, QueryError, RfqError,
+};
 
 /// lnd's text for an unknown invoice (`invoices.ErrInvoiceNotFound`).
 pub(crate) const INVOICE_NOT_FOUND: &str = "unable to locate invoice";
 
 /// lnd's text for tracking a payment it never saw (`ErrPaymentNotInitiated`).
 pub(crate) const PAYMENT_NOT_INITIATED: &str = "payment isn't initiated";
+
+/// tapd's text for an `rfq_id` that names no accepted quote.
+pub(crate) const QUOTE_ID_UNKNOWN: &str = "quote ID did not match an accepted quote";
 
 /// A node the call needed is down. The node the call was made to is caught earlier (see
 /// `NodeService::gate`) and answers "node is down"; another node being down is what a real
@@ -22,8 +31,31 @@ fn node_down(node: NodeId) -> Status {
     Status::unavailable(format!("{node} is down; bring it back up and retry"))
 }
 
-/// An invoice call's failure.
+/// tapd's `FetchChannel` failure, naming the requested peer as tapd does.
+fn no_asset_channel(asset: &AssetId, peer: Option<&NodePubkey>) -> Status {
+    let peer = peer.map(|p| format!(" and peer={p}")).unwrap_or_default();
+    Status::failed_precondition(format!(
+        "error finding asset channel to use: no asset channels found for \
+         AssetSpecifier(id={asset}, group_pub_key=){peer}; open an asset channel with the edge \
+         node (is it online?) or use sats"
+    ))
+}
+
+/// tapd's `acquireBuyOrder` / `acquireSellQuote` rejection text.
+fn quote_rejected(order: &str, reason: &str, next: &str) -> Status {
+    Status::failed_precondition(format!(
+        "error acquiring {order}: peer {} rejected the quote, code: 0, error message: {reason}; {next}",
+        NodeId::Edge.pubkey()
+    ))
+}
+
+/// A plain (lnd) invoice call's failure.
 pub(crate) fn invoice(e: InvoiceError) -> Status {
+    asset_invoice(e, None)
+}
+
+/// An invoice call's failure; `peer` is the RFQ peer the request named (asset invoices).
+pub(crate) fn asset_invoice(e: InvoiceError, peer: Option<&NodePubkey>) -> Status {
     let msg = e.to_string();
     match e {
         InvoiceError::NodeDown(n) => node_down(n),
@@ -33,30 +65,31 @@ pub(crate) fn invoice(e: InvoiceError) -> Status {
         InvoiceError::DuplicateHash { .. } => {
             Status::already_exists(format!("invoice with payment hash already exists: {msg}"))
         }
+        InvoiceError::NoAssetChannel { asset, .. } => no_asset_channel(&asset, peer),
+        InvoiceError::RfqRejected(reason) => quote_rejected(
+            "buy order for invoice",
+            &reason,
+            "retry later or create a sats invoice",
+        ),
         InvoiceError::ZeroAmount
         | InvoiceError::InvalidPaymentRequest(_)
         | InvoiceError::UnknownAsset(_)
         | InvoiceError::BelowMinTransportable { .. }
         | InvoiceError::QuoteExpiresBeforeInvoice { .. } => Status::invalid_argument(msg),
-        InvoiceError::NoAssetChannel { .. } | InvoiceError::WrongState { .. } => {
-            Status::failed_precondition(msg)
-        }
-        InvoiceError::RfqRejected(reason) => Status::failed_precondition(format!(
-            "error acquiring buy quote: peer {} rejected quote: {reason}; retry later or create a sats invoice",
-            NodeId::Edge.pubkey()
-        )),
+        InvoiceError::WrongState { .. } => Status::failed_precondition(msg),
         InvoiceError::Pricing(_) => Status::internal(msg),
     }
 }
 
-/// An RFQ or oracle failure that is not a quote rejection (those are answered in the
-/// response's `rejected_quote` arm, as tapd does).
-pub(crate) fn rfq(e: RfqError) -> Status {
+/// An RFQ or oracle failure that is not a quote rejection (the RFQ service answers those in
+/// the response's `rejected_quote` arm, as tapd does). `peer` is the peer the request named.
+pub(crate) fn rfq(e: RfqError, peer: Option<&NodePubkey>) -> Status {
     let msg = e.to_string();
     match e {
         RfqError::NodeDown(n) => node_down(n),
-        RfqError::NoAssetChannel { .. } | RfqError::Rejected { .. } => {
-            Status::failed_precondition(msg)
+        RfqError::NoAssetChannel { asset, .. } => no_asset_channel(&asset, peer),
+        RfqError::Rejected { reason, .. } => {
+            quote_rejected("quote", &reason, "retry later or pay in sats")
         }
         RfqError::UnknownAsset(_) | RfqError::ZeroAmount => Status::invalid_argument(msg),
         RfqError::Pricing(_) => Status::internal(msg),
@@ -76,28 +109,49 @@ pub(crate) fn query(e: QueryError) -> Status {
     }
 }
 
-/// A payment failure that lnd or tapd reports as an RPC error instead of a FAILED payment:
+/// How a payment was asked for, for [`payment_rpc_error`].
+pub(crate) enum PayVia<'a> {
+    /// lnd's `SendPaymentV2` (or tapd's `SendPayment` without an asset).
+    Sats,
+    /// tapd's `SendPayment` with the asset, through `peer` if the request named one.
+    Asset {
+        /// The requested RFQ peer.
+        peer: Option<&'a NodePubkey>,
+    },
+}
+
+/// A payment failure that lnd or tapd reports as an RPC error instead of a FAILED payment;
 /// `None` means "stream it as a FAILED payment" (the payment was dispatched and failed).
 ///
-/// `asset` is true for tapd's `SendPayment`, which negotiates the sell quote and checks the
-/// amount against the minimum before lnd dispatches anything, so those failures are errors.
-pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, asset: bool) -> Option<Status> {
+/// tapd's `SendPayment` negotiates the sell quote and checks the amount against the minimum
+/// before lnd dispatches anything, so those failures are RPC errors there.
+pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -> Option<Status> {
     let msg = e.to_string();
-    match e {
-        PayError::NodeDown(n) if *n == payer => Some(Status::unavailable("node is down")),
-        PayError::InvalidPaymentRequest(_) => Some(Status::invalid_argument(msg)),
-        PayError::AlreadyPaid(_) => Some(Status::already_exists(format!(
+    let asset_peer = match via {
+        PayVia::Sats => None,
+        PayVia::Asset { peer } => Some(*peer),
+    };
+    match (e, asset_peer) {
+        (PayError::NodeDown(n), _) if *n == payer => Some(Status::unavailable("node is down")),
+        (PayError::InvalidPaymentRequest(_), _) => Some(Status::invalid_argument(msg)),
+        (PayError::AlreadyPaid(_), _) => Some(Status::already_exists(format!(
             "invoice is already paid: {msg}"
         ))),
-        PayError::UnknownAsset(_) if asset => Some(Status::invalid_argument(msg)),
-        PayError::NoAssetChannel { .. } | PayError::BelowMinTransportable { .. } if asset => {
-            Some(Status::failed_precondition(msg))
+        (PayError::Pricing(_), _) => Some(Status::internal(msg)),
+        (PayError::UnknownAsset(_), Some(_)) => Some(Status::invalid_argument(msg)),
+        (PayError::NoAssetChannel { asset, .. }, Some(peer)) => Some(no_asset_channel(asset, peer)),
+        (PayError::BelowMinTransportable { msat, min_msat }, Some(_)) => {
+            Some(Status::failed_precondition(format!(
+                "rejecting payment of {msat} mSAT (invoice amount + routing fee), minimum amount \
+                 for an asset payment is {min_msat} mSAT; override this check by specifying the \
+                 allow_overpay flag, or pay in sats"
+            )))
         }
-        PayError::RfqRejected(reason) if asset => Some(Status::failed_precondition(format!(
-            "error acquiring sell quote: peer {} rejected quote: {reason}; retry later or pay in sats",
-            NodeId::Edge.pubkey()
-        ))),
-        PayError::Pricing(_) => Some(Status::internal(msg)),
+        (PayError::RfqRejected(reason), Some(_)) => Some(quote_rejected(
+            "sell order",
+            reason,
+            "retry later or pay in sats",
+        )),
         _ => None,
     }
 }

@@ -69,12 +69,8 @@ impl StreamCtx {
     }
 }
 
-async fn run<T, F>(
-    ctx: StreamCtx,
-    tx: mpsc::Sender<Result<T, Status>>,
-    first: Vec<T>,
-    mut poll: F,
-) where
+async fn run<T, F>(ctx: StreamCtx, tx: mpsc::Sender<Result<T, Status>>, first: Vec<T>, mut poll: F)
+where
     F: FnMut(&Simnet, u64) -> Poll<T>,
 {
     let StreamCtx {

@@ -58,7 +58,9 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
             .filter(|h| r.max_amount == 0 || h.units <= r.max_amount)
             .filter(|h| {
                 r.group_key.is_empty()
-                    || h.asset.group_key.is_some_and(|g| g.0.as_slice() == r.group_key)
+                    || h.asset
+                        .group_key
+                        .is_some_and(|g| g.0.as_slice() == r.group_key)
             })
             .map(|h| asset_proto(&key.0, h))
             .collect();
@@ -95,7 +97,8 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
                     balance: h.units,
                     group_key,
                 };
-                resp.asset_balances.insert(h.asset.asset_id.to_hex(), balance);
+                resp.asset_balances
+                    .insert(h.asset.asset_id.to_hex(), balance);
             } else if !group_key.is_empty() {
                 let key = hex::encode(&group_key);
                 let balance = taprpc::AssetGroupBalance {
@@ -110,7 +113,10 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
 
     async fn get_info(&self, _: Request<taprpc::GetInfoRequest>) -> Rpc<taprpc::GetInfoResponse> {
         let svc = self.0.gate().await?;
-        let info = svc.net.read(|m| m.node_info(svc.node)).map_err(status::query)?;
+        let info = svc
+            .net
+            .read(|m| m.node_info(svc.node))
+            .map_err(status::query)?;
         Ok(Response::new(taprpc::GetInfoResponse {
             version: info.tapd_version.to_owned(),
             lnd_version: info.lnd_version.to_owned(),
@@ -135,7 +141,11 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
             Some(By::AssetIdStr(s)) => asset_ref(&asset, &hex_arg(&s, "asset_id_str")?, &[])?,
             Some(By::MetaHash(b)) => meta_hash_owner(&asset, &b)?,
             Some(By::MetaHashStr(s)) => meta_hash_owner(&asset, &hex_arg(&s, "meta_hash_str")?)?,
-            None => return Err(Status::invalid_argument("asset_id or meta_hash must be set")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "asset_id or meta_hash must be set",
+                ));
+            }
         };
         let meta = svc.net.read(|m| m.asset_meta(svc.node, &id).cloned());
         let meta = meta.map_err(status::query)?;
@@ -208,7 +218,9 @@ impl rfqrpc::rfq_server::Rfq for Tapd {
         });
         let outcome = match quote {
             Ok(q) => Outcome::AcceptedQuote(convert::buy_quote(&asset, &q)),
-            Err(e) => Outcome::RejectedQuote(rejected(&e).ok_or_else(|| status::rfq(e))?),
+            Err(e) => {
+                Outcome::RejectedQuote(rejected(&e).ok_or_else(|| status::rfq(e, peer.as_ref()))?)
+            }
         };
         Ok(Response::new(rfqrpc::AddAssetBuyOrderResponse {
             response: Some(outcome),
@@ -231,7 +243,9 @@ impl rfqrpc::rfq_server::Rfq for Tapd {
         });
         let outcome = match quote {
             Ok(q) => Outcome::AcceptedQuote(convert::sell_quote(&asset, &q)),
-            Err(e) => Outcome::RejectedQuote(rejected(&e).ok_or_else(|| status::rfq(e))?),
+            Err(e) => {
+                Outcome::RejectedQuote(rejected(&e).ok_or_else(|| status::rfq(e, peer.as_ref()))?)
+            }
         };
         Ok(Response::new(rfqrpc::AddAssetSellOrderResponse {
             response: Some(outcome),
@@ -247,17 +261,27 @@ impl rfqrpc::rfq_server::Rfq for Tapd {
         let (asset, quotes) = svc
             .net
             .read(|m| (asset_of(m), m.peer_accepted_quotes(svc.node, now)));
-        let quotes = quotes.map_err(status::rfq)?;
+        let quotes = quotes.map_err(|e| status::rfq(e, None))?;
         Ok(Response::new(rfqrpc::QueryPeerAcceptedQuotesResponse {
-            buy_quotes: quotes.buy.iter().map(|q| convert::buy_quote(&asset, q)).collect(),
-            sell_quotes: quotes.sell.iter().map(|q| convert::sell_quote(&asset, q)).collect(),
+            buy_quotes: quotes
+                .buy
+                .iter()
+                .map(|q| convert::buy_quote(&asset, q))
+                .collect(),
+            sell_quotes: quotes
+                .sell
+                .iter()
+                .map(|q| convert::sell_quote(&asset, q))
+                .collect(),
         }))
     }
 }
 
 fn payment_result(p: lnrpc::Payment) -> tapchannelrpc::SendPaymentResponse {
     tapchannelrpc::SendPaymentResponse {
-        result: Some(tapchannelrpc::send_payment_response::Result::PaymentResult(p)),
+        result: Some(tapchannelrpc::send_payment_response::Result::PaymentResult(
+            p,
+        )),
     }
 }
 
@@ -288,10 +312,17 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
         let pr = pay.payment_request;
         if r.asset_id.is_empty() && r.group_key.is_empty() {
             // No asset: tapd hands the payment to lnd as a plain sats payment.
-            let paid = svc.net.update_now(|m, now| m.pay_sats(svc.node, &pr, max_fee, now));
-            let payment = svc.settle_pay_result(paid, &pr, false)?;
-            let stream =
-                svc.payment_updates("SendPayment", &payment, no_inflight, Vec::new(), payment_result);
+            let paid = svc
+                .net
+                .update_now(|m, now| m.pay_sats(svc.node, &pr, max_fee, now));
+            let payment = svc.settle_pay_result(paid, &pr, &status::PayVia::Sats)?;
+            let stream = svc.payment_updates(
+                "SendPayment",
+                &payment,
+                no_inflight,
+                Vec::new(),
+                payment_result,
+            );
             return Ok(Response::new(stream));
         }
         let asset = svc.net.read(asset_of);
@@ -307,8 +338,16 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
             fee_limit_msat: max_fee,
             allow_overpay: r.allow_overpay,
         };
-        let paid = svc.net.update_now(|m, now| m.pay_with_asset(svc.node, &request, now));
-        let payment = svc.settle_pay_result(paid, &pr, true)?;
+        let paid = svc
+            .net
+            .update_now(|m, now| m.pay_with_asset(svc.node, &request, now));
+        let payment = svc.settle_pay_result(
+            paid,
+            &pr,
+            &status::PayVia::Asset {
+                peer: peer.as_ref(),
+            },
+        )?;
         // tapd streams the quote it paid under first: the deprecated single-quote arm, then
         // the list of every quote (there is only ever one edge here).
         let first = match &payment.asset {
@@ -328,7 +367,8 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
             }
             None => Vec::new(),
         };
-        let stream = svc.payment_updates("SendPayment", &payment, no_inflight, first, payment_result);
+        let stream =
+            svc.payment_updates("SendPayment", &payment, no_inflight, first, payment_result);
         Ok(Response::new(stream))
     }
 
@@ -358,10 +398,11 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
             (None, []) => InvoiceSecret::Generate,
             (None, p) => InvoiceSecret::Preimage(convert::preimage(p, "r_preimage")?),
         };
+        let peer = convert::peer(&r.peer_pubkey, "peer_pubkey")?;
         let request = AssetInvoiceRequest {
             asset_id,
             asset_amount: r.asset_amount,
-            peer: convert::peer(&r.peer_pubkey, "peer_pubkey")?,
+            peer,
             memo: inv.memo,
             expiry_secs: convert::unsigned(inv.expiry, "expiry")?,
             secret,
@@ -369,7 +410,7 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
         let added = svc
             .net
             .update_now(|m, now| m.add_asset_invoice(svc.node, request, now))
-            .map_err(status::invoice)?;
+            .map_err(|e| status::asset_invoice(e, peer.as_ref()))?;
         let invoice = added.invoice;
         // For hold invoices tapd goes through lnd's AddHoldInvoice and returns only the
         // payment request.
@@ -423,11 +464,17 @@ impl NodeService {
         })?;
         let now = self.net.now();
         let quotes = self.net.read(|m| m.peer_accepted_quotes(self.node, now));
-        if quotes.map_err(status::rfq)?.sell.iter().any(|q| q.id == id) {
+        if quotes
+            .map_err(|e| status::rfq(e, None))?
+            .sell
+            .iter()
+            .any(|q| q.id == id)
+        {
             Ok(())
         } else {
             Err(Status::invalid_argument(format!(
-                "no accepted sell quote with rfq_id {id}; negotiate one with AddAssetSellOrder or leave rfq_id empty"
+                "{}: no accepted sell quote with rfq_id {id}; negotiate one with AddAssetSellOrder or leave rfq_id empty",
+                status::QUOTE_ID_UNKNOWN
             )))
         }
     }

@@ -1,0 +1,355 @@
+//! The lnd adapter: [`Invoices`], [`NodeInfoSource`] and sats payments over lnd's gRPC
+//! (`lnrpc.Lightning`, `routerrpc.Router`). Generated types stay in this file.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, warn};
+
+use super::error::BackendError;
+use super::grpc::{AuthChannel, NodeConnection, connect_lazy, connect_lazy_streaming};
+use super::proto::lnrpc::{self, lightning_client::LightningClient};
+use super::proto::routerrpc::{self, router_client::RouterClient};
+use super::traits::{Invoices, NodeInfoSource};
+use super::types::{
+    CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, NodeInfo, PaymentOutcome,
+    Settlement,
+};
+use crate::l402::{PaymentHash, Preimage};
+
+/// Longest pause between reconnection attempts of the settlement stream.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// First pause after a dropped settlement stream.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where a call went, for error messages and deadline classification.
+#[derive(Clone, Debug)]
+pub(crate) struct CallCtx {
+    pub(crate) endpoint: String,
+    pub(crate) timeout: Duration,
+}
+
+impl CallCtx {
+    pub(crate) fn new(conn: &NodeConnection) -> Self {
+        Self {
+            endpoint: conn.endpoint.clone(),
+            timeout: conn.timeout,
+        }
+    }
+
+    pub(crate) fn err(&self, call: &'static str, status: tonic::Status) -> BackendError {
+        BackendError::from_call(call, &self.endpoint, self.timeout, status)
+    }
+
+    /// A payment's overall budget: the call deadline, at least one second.
+    pub(crate) fn payment_timeout_secs(&self) -> i32 {
+        i32::try_from(self.timeout.as_secs().max(1)).unwrap_or(i32::MAX)
+    }
+}
+
+pub(crate) fn hash32(
+    call: &'static str,
+    what: &str,
+    bytes: &[u8],
+) -> Result<[u8; 32], BackendError> {
+    bytes.try_into().map_err(|_| {
+        BackendError::invalid_response(call, format!("{what} is {} bytes, not 32", bytes.len()))
+    })
+}
+
+fn u64_of(call: &'static str, what: &str, v: i64) -> Result<u64, BackendError> {
+    u64::try_from(v).map_err(|_| BackendError::invalid_response(call, format!("negative {what}")))
+}
+
+/// An lnd node (or the lnd inside litd).
+#[derive(Clone, Debug)]
+pub struct LndNode {
+    /// Unary calls, each bounded by the connection's timeout.
+    lightning: LightningClient<AuthChannel>,
+    /// Server streams (`SubscribeInvoices`), which may be idle longer than any call deadline.
+    streaming: LightningClient<AuthChannel>,
+    /// `SendPaymentV2` is a stream that ends once the payment is final.
+    router: RouterClient<AuthChannel>,
+    ctx: CallCtx,
+}
+
+impl LndNode {
+    /// A lazily connected client: nothing is dialled until the first call, and a dropped
+    /// connection is re-established on the next one.
+    pub fn connect(conn: &NodeConnection) -> Result<Self, BackendError> {
+        let channel = connect_lazy(conn)?;
+        let streaming = connect_lazy_streaming(conn)?;
+        Ok(Self {
+            lightning: LightningClient::new(channel),
+            streaming: LightningClient::new(streaming.clone()),
+            router: RouterClient::new(streaming),
+            ctx: CallCtx::new(conn),
+        })
+    }
+
+    /// Pays a BOLT11 invoice in sats, spending at most `max_fee_msat` on fees.
+    pub async fn pay_sats(
+        &self,
+        payment_request: &str,
+        max_fee_msat: u64,
+    ) -> Result<PaymentOutcome, BackendError> {
+        const CALL: &str = "SendPaymentV2";
+        let req = routerrpc::SendPaymentRequest {
+            payment_request: payment_request.to_owned(),
+            fee_limit_msat: i64::try_from(max_fee_msat).unwrap_or(i64::MAX),
+            timeout_seconds: self.ctx.payment_timeout_secs(),
+            no_inflight_updates: true,
+            ..Default::default()
+        };
+        let mut stream = self
+            .router
+            .clone()
+            .send_payment_v2(req)
+            .await
+            .map_err(|s| self.ctx.err(CALL, s))?
+            .into_inner();
+        loop {
+            match stream.message().await.map_err(|s| self.ctx.err(CALL, s))? {
+                Some(payment) => {
+                    if let Some(outcome) = payment_outcome(CALL, &payment, None)? {
+                        return Ok(outcome);
+                    }
+                }
+                None => {
+                    return Err(BackendError::invalid_response(
+                        CALL,
+                        "payment stream ended before a final state",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A final payment update as an outcome: `Ok(None)` while in flight, an error if it failed.
+pub(crate) fn payment_outcome(
+    call: &'static str,
+    p: &lnrpc::Payment,
+    units_spent: Option<u64>,
+) -> Result<Option<PaymentOutcome>, BackendError> {
+    use lnrpc::payment::PaymentStatus;
+    match PaymentStatus::try_from(p.status) {
+        Ok(PaymentStatus::Succeeded) => {
+            let hash = PaymentHash(hash32(
+                call,
+                "payment hash",
+                &hex::decode(&p.payment_hash).unwrap_or_default(),
+            )?);
+            let preimage = Preimage::from_bytes(hash32(
+                call,
+                "payment preimage",
+                &hex::decode(&p.payment_preimage).unwrap_or_default(),
+            )?);
+            if !preimage.payment_hash().ct_eq(&hash) {
+                return Err(BackendError::invalid_response(
+                    call,
+                    "preimage does not match the payment hash",
+                ));
+            }
+            Ok(Some(PaymentOutcome {
+                payment_hash: hash,
+                preimage,
+                value_msat: u64_of(call, "value", p.value_msat)?,
+                fee_msat: u64_of(call, "fee", p.fee_msat)?,
+                units_spent,
+            }))
+        }
+        Ok(PaymentStatus::Failed) => {
+            let reason = lnrpc::PaymentFailureReason::try_from(p.failure_reason)
+                .map(|r| r.as_str_name().to_owned())
+                .unwrap_or_else(|_| format!("failure reason {}", p.failure_reason));
+            Err(BackendError::PaymentFailed { reason })
+        }
+        _ => Ok(None),
+    }
+}
+
+fn invoice_state(call: &'static str, state: i32) -> Result<InvoiceState, BackendError> {
+    use lnrpc::invoice::InvoiceState as S;
+    match S::try_from(state) {
+        Ok(S::Open) => Ok(InvoiceState::Open),
+        Ok(S::Settled) => Ok(InvoiceState::Settled),
+        Ok(S::Canceled) => Ok(InvoiceState::Canceled),
+        Ok(S::Accepted) => Ok(InvoiceState::Accepted),
+        Err(_) => Err(BackendError::invalid_response(
+            call,
+            format!("unknown invoice state {state}"),
+        )),
+    }
+}
+
+pub(crate) fn invoice_status(
+    call: &'static str,
+    inv: &lnrpc::Invoice,
+) -> Result<InvoiceStatus, BackendError> {
+    Ok(InvoiceStatus {
+        payment_hash: PaymentHash(hash32(call, "r_hash", &inv.r_hash)?),
+        state: invoice_state(call, inv.state)?,
+        value_msat: u64_of(call, "value_msat", inv.value_msat)?,
+        amt_paid_msat: u64_of(call, "amt_paid_msat", inv.amt_paid_msat)?,
+        memo: inv.memo.clone(),
+        payment_request: inv.payment_request.clone(),
+        creation_date: u64_of(call, "creation_date", inv.creation_date)?,
+        expiry_secs: u64_of(call, "expiry", inv.expiry)?,
+        add_index: inv.add_index,
+        settle_index: inv.settle_index,
+    })
+}
+
+impl NodeInfoSource for LndNode {
+    async fn node_info(&self) -> Result<NodeInfo, BackendError> {
+        let info = self
+            .lightning
+            .clone()
+            .get_info(lnrpc::GetInfoRequest {})
+            .await
+            .map_err(|s| self.ctx.err("GetInfo", s))?
+            .into_inner();
+        Ok(NodeInfo {
+            pubkey: info.identity_pubkey,
+            alias: info.alias,
+            block_height: info.block_height,
+            synced_to_chain: info.synced_to_chain,
+            version: info.version,
+        })
+    }
+}
+
+impl Invoices for LndNode {
+    async fn create_invoice(&self, req: &InvoiceRequest) -> Result<CreatedInvoice, BackendError> {
+        const CALL: &str = "AddInvoice";
+        let invoice = lnrpc::Invoice {
+            memo: req.memo.clone(),
+            value_msat: i64::try_from(req.value_msat)
+                .map_err(|_| BackendError::invalid_response(CALL, "amount too large"))?,
+            expiry: i64::try_from(req.expiry_secs).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let resp = self
+            .lightning
+            .clone()
+            .add_invoice(invoice)
+            .await
+            .map_err(|s| self.ctx.err(CALL, s))?
+            .into_inner();
+        Ok(CreatedInvoice {
+            payment_hash: PaymentHash(hash32(CALL, "r_hash", &resp.r_hash)?),
+            payment_request: resp.payment_request,
+            add_index: resp.add_index,
+        })
+    }
+
+    async fn lookup_invoice(
+        &self,
+        hash: &PaymentHash,
+    ) -> Result<Option<InvoiceStatus>, BackendError> {
+        const CALL: &str = "LookupInvoice";
+        let req = lnrpc::PaymentHash {
+            r_hash: hash.0.to_vec(),
+        };
+        match self.lightning.clone().lookup_invoice(req).await {
+            Ok(resp) => invoice_status(CALL, &resp.into_inner()).map(Some),
+            Err(s)
+                if s.code() == tonic::Code::NotFound
+                    || s.message().contains("unable to locate invoice") =>
+            {
+                Ok(None)
+            }
+            Err(s) => Err(self.ctx.err(CALL, s)),
+        }
+    }
+
+    fn settlements(
+        &self,
+        after_settle_index: u64,
+    ) -> mpsc::Receiver<Result<Settlement, BackendError>> {
+        let (tx, rx) = mpsc::channel(64);
+        let client = self.streaming.clone();
+        let ctx = self.ctx.clone();
+        let span = tracing::info_span!("settlements", endpoint = %ctx.endpoint);
+        tokio::spawn(settlement_loop(client, ctx, after_settle_index, tx).instrument(span));
+        rx
+    }
+}
+
+/// Subscribes from the last delivered settle index, forwards settlements in order, and
+/// resubscribes with backoff whenever the stream breaks. Settle indices only grow, so
+/// forwarding only indices above the last one delivered means nothing is delivered twice; and
+/// lnd replays every settlement above the index it is given, so nothing is missed.
+async fn settlement_loop(
+    client: LightningClient<AuthChannel>,
+    ctx: CallCtx,
+    mut last: u64,
+    tx: mpsc::Sender<Result<Settlement, BackendError>>,
+) {
+    const CALL: &str = "SubscribeInvoices";
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let sub = lnrpc::InvoiceSubscription {
+            add_index: 0,
+            settle_index: last,
+        };
+        let mut c = client.clone();
+        let opened = tokio::select! {
+            _ = tx.closed() => return,
+            r = c.subscribe_invoices(sub) => r,
+        };
+        match opened {
+            Ok(resp) => {
+                let mut stream = resp.into_inner();
+                loop {
+                    let msg = tokio::select! {
+                        _ = tx.closed() => return,
+                        m = stream.message() => m,
+                    };
+                    match msg {
+                        Ok(Some(inv)) => {
+                            backoff = MIN_BACKOFF;
+                            let settled = inv.state == lnrpc::invoice::InvoiceState::Settled as i32;
+                            if !settled || inv.settle_index <= last {
+                                continue;
+                            }
+                            let item = invoice_status(CALL, &inv).map(|s| Settlement {
+                                payment_hash: s.payment_hash,
+                                amt_paid_msat: s.amt_paid_msat,
+                                settle_index: s.settle_index,
+                            });
+                            if let Ok(s) = &item {
+                                last = s.settle_index;
+                            }
+                            if tx.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {
+                            debug!(last, "settlement stream ended; resubscribing");
+                            break;
+                        }
+                        Err(status) => {
+                            warn!(last, error = %ctx.err(CALL, status), "settlement stream broke; resubscribing");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                let err = ctx.err(CALL, status);
+                warn!(last, error = %err, ?backoff, "cannot subscribe to settlements; retrying");
+                // Tell the consumer (it may surface the node being down) but keep trying.
+                if tx.send(Err(err)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

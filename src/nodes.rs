@@ -1,0 +1,177 @@
+//! Wiring: from a simnet `network.toml` or the `[nodes.*]` settings to connected node
+//! adapters. One place decides where nodes are; the adapters do not care whether the other
+//! end is simnet or a real litd.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{ConfigError, ConnectionSettings, Settings, expand_path};
+use crate::lightning::error::BackendError;
+use crate::lightning::grpc::NodeConnection;
+use crate::lightning::lnd::LndNode;
+use crate::lightning::tapd::TapdNode;
+use crate::lightning::types::AssetRef;
+use crate::simnet::run::{NetworkFile, NetworkFileError};
+
+/// Where one litd node's two daemons are.
+#[derive(Clone, Debug)]
+pub struct NodeAddress {
+    /// The node's name (`alice`, `merchant`, …).
+    pub name: String,
+    /// lnd.
+    pub lnd: NodeConnection,
+    /// tapd.
+    pub tapd: NodeConnection,
+}
+
+/// The nodes of a network, and the network's stablecoin and edge node when known.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkAddresses {
+    /// The nodes.
+    pub nodes: Vec<NodeAddress>,
+    /// The USD stablecoin.
+    pub asset: Option<AssetRef>,
+    /// The edge node's public key (hex), the RFQ peer.
+    pub edge_pubkey: Option<String>,
+}
+
+/// Why the nodes cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeSetupError {
+    /// The network file.
+    #[error(transparent)]
+    NetworkFile(#[from] NetworkFileError),
+    /// The settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No such node.
+    #[error("no node named {name:?}; known nodes: {known}")]
+    UnknownNode {
+        /// Asked for.
+        name: String,
+        /// Available.
+        known: String,
+    },
+    /// A hex value that is not an asset id or key.
+    #[error("{what} {value:?} is not valid hex of the right length")]
+    BadHex {
+        /// Which setting.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A connection could not be set up (certificate or macaroon unreadable, bad endpoint).
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+fn asset_ref(value: &str) -> Result<AssetRef, NodeSetupError> {
+    AssetRef::parse(value).ok_or_else(|| NodeSetupError::BadHex {
+        what: "asset id",
+        value: value.to_owned(),
+    })
+}
+
+fn connection(key: &'static str, c: &ConnectionSettings) -> Result<NodeConnection, ConfigError> {
+    let mut conn = NodeConnection::new(
+        c.endpoint.clone(),
+        expand_path(key, &c.tls_cert_path)?,
+        expand_path(key, &c.macaroon_path)?,
+    );
+    conn.timeout = Duration::from_secs(c.timeout_secs.max(1));
+    Ok(conn)
+}
+
+impl NetworkAddresses {
+    /// From a simnet's `network.toml`.
+    pub fn from_network_file(path: &Path) -> Result<Self, NodeSetupError> {
+        let file = NetworkFile::read(path)?;
+        let nodes = file
+            .nodes
+            .iter()
+            .map(|n| NodeAddress {
+                name: n.name.clone(),
+                lnd: NodeConnection::new(
+                    n.lnd_endpoint.clone(),
+                    n.tls_cert_path.clone(),
+                    n.lnd_macaroon_path.clone(),
+                ),
+                tapd: NodeConnection::new(
+                    n.tapd_endpoint.clone(),
+                    n.tls_cert_path.clone(),
+                    n.tapd_macaroon_path.clone(),
+                ),
+            })
+            .collect();
+        Ok(Self {
+            nodes,
+            asset: Some(asset_ref(&file.asset_id)?),
+            edge_pubkey: Some(file.edge_pubkey),
+        })
+    }
+
+    /// From the `[nodes.*]` and `[network]` settings (a Polar network, or real nodes).
+    pub fn from_settings(settings: &Settings) -> Result<Self, NodeSetupError> {
+        let mut nodes = Vec::new();
+        for (name, n) in &settings.nodes {
+            nodes.push(NodeAddress {
+                name: name.clone(),
+                lnd: connection("nodes.*.lnd", &n.lnd)?,
+                tapd: connection("nodes.*.tapd", &n.tapd)?,
+            });
+        }
+        Ok(Self {
+            nodes,
+            asset: settings
+                .network
+                .asset_id
+                .as_deref()
+                .map(asset_ref)
+                .transpose()?,
+            edge_pubkey: settings.network.edge_pubkey.clone(),
+        })
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Result<&NodeAddress, NodeSetupError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| NodeSetupError::UnknownNode {
+                name: name.to_owned(),
+                known: self
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// One connected litd node.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// Its lnd.
+    pub lnd: LndNode,
+    /// Its tapd.
+    pub tapd: TapdNode,
+}
+
+impl Node {
+    /// Lazily connected clients for both daemons (nothing is dialled yet).
+    pub fn connect(addr: &NodeAddress) -> Result<Self, NodeSetupError> {
+        Ok(Self {
+            name: addr.name.clone(),
+            lnd: LndNode::connect(&addr.lnd)?,
+            tapd: TapdNode::connect(&addr.tapd)?,
+        })
+    }
+}
+
+/// The default network file of a simnet started in `dir`.
+pub fn network_file_in(dir: &Path) -> PathBuf {
+    dir.join("network.toml")
+}
