@@ -297,3 +297,28 @@ fn price_convert_matches_tapds_arithmetic() {
     let err = fails(p, &["price", "convert", "--usd", "1", "--rate", "abc"]);
     assert!(err.contains("abc"), "{err}");
 }
+
+/// The Polar scenario script, run against a simnet it starts itself: the same commands and
+/// assertions a Polar user runs against real litd nodes.
+#[cfg(feature = "node")]
+#[test]
+fn polar_script_passes_against_simnet() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("integration/polar/run.sh"))
+        .arg("--simnet")
+        .env("TAPGATE_POLAR_BIN", env!("CARGO_BIN_EXE_tapgate"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(", 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("merchant received 1,000,000 units"),
+        "{stdout}"
+    );
+}

@@ -263,7 +263,7 @@ async fn settlement_stream_resumes_after_a_dropped_connection() {
     let net = Net::start().await;
     let (merchant, bob) = (net.node("merchant"), net.node("bob"));
     let mut paid = Vec::new();
-    let mut pay_one = || async {
+    let pay_one = || async {
         let inv = merchant
             .lnd
             .create_invoice(&InvoiceRequest {

@@ -453,6 +453,29 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn shipped_polar_config_names_four_litd_nodes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/polar.toml");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TAPGATE_POLAR_NETWORK_DIR", "/polar/net");
+            let s = sources(Some(&path), &["network.asset_id=00"])
+                .load()
+                .unwrap();
+            assert_eq!(
+                s.nodes.keys().collect::<Vec<_>>(),
+                ["alice", "bob", "edge", "merchant"]
+            );
+            let m = &s.nodes["merchant"];
+            assert_eq!(
+                expand_path("k", &m.tapd.macaroon_path).unwrap(),
+                PathBuf::from("/polar/net/volumes/litd/merchant/tapd/data/regtest/admin.macaroon")
+            );
+            assert!(m.tapd.tls_cert_path.ends_with("/lit/tls.cert"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn shipped_config_file_is_valid_and_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
         let s = sources(Some(&path), &[]).load().unwrap();

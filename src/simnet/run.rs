@@ -234,6 +234,15 @@ pub struct RunOptions {
     pub clock: Arc<dyn Clock>,
 }
 
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("config", &self.config)
+            .field("base_port", &self.base_port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RunOptions {
     /// `config` on OS-chosen ports with the system clock.
     pub fn new(config: SimnetConfig) -> Self {
@@ -466,13 +475,15 @@ fn start_node(
     let signal = async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
+    let stop_all = stop.clone();
     let span = tracing::info_span!("simnet_node", node = %node, addr = %bound);
     let task = tokio::spawn(
         async move {
-            router
-                .serve_with_incoming_shutdown(incoming, signal)
-                .await
-                .map_err(|source| ShutdownError::Serve { node, source })
+            let served = router.serve_with_incoming_shutdown(incoming, signal).await;
+            // A node whose server died takes the network down with it, so `wait` returns
+            // and reports the failure instead of serving three nodes of four.
+            stop_all.send_replace(true);
+            served.map_err(|source| ShutdownError::Serve { node, source })
         }
         .instrument(span),
     );

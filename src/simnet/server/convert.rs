@@ -8,8 +8,8 @@ use tonic::Status;
 use crate::lightning::proto::{lnrpc, rfqrpc, taprpc};
 use crate::pricing::FixedPoint;
 use crate::simnet::model::{
-    AssetId, AssetInfo, BuyQuote, FINAL_CLTV_DELTA, Invoice, InvoiceState, NodePubkey, PayReq,
-    Payment, PaymentHash, PaymentStatus, Preimage, RouteHint, SellQuote,
+    AssetId, AssetInfo, BuyQuote, FINAL_CLTV_DELTA, FailureReason, Invoice, InvoiceState,
+    NodePubkey, PayReq, Payment, PaymentHash, PaymentStatus, Preimage, RouteHint, SellQuote,
 };
 
 /// msat → i64 for lnd's signed amount fields (saturating: no simnet amount comes near).
@@ -253,8 +253,8 @@ pub(crate) fn pay_req(p: &PayReq) -> lnrpc::PayReq {
     }
 }
 
-fn failure_reason(r: crate::simnet::model::FailureReason) -> lnrpc::PaymentFailureReason {
-    use crate::simnet::model::FailureReason as F;
+fn failure_reason(r: FailureReason) -> lnrpc::PaymentFailureReason {
+    use FailureReason as F;
     use lnrpc::PaymentFailureReason as P;
     match r {
         F::NoRoute => P::FailureReasonNoRoute,

@@ -15,7 +15,8 @@ use super::status;
 use super::stream::{Poll, RpcStream};
 use crate::lightning::proto::{invoicesrpc, lnrpc, routerrpc};
 use crate::simnet::model::{
-    InvoiceEvent, InvoiceRequest, InvoiceSecret, InvoiceState, NodeId, PaymentHash, Simnet,
+    ChannelKind, Invoice, InvoiceEvent, InvoiceRequest, InvoiceSecret, InvoiceState, NodeId,
+    PaymentHash, Simnet,
 };
 
 /// lnd's services for one node.
@@ -55,21 +56,21 @@ fn htlc_chan(m: &Simnet, node: NodeId, asset_invoice: bool) -> u64 {
     channels
         .iter()
         .find(|c| {
-            let is_asset = matches!(c.kind, crate::simnet::model::ChannelKind::Asset(_));
+            let is_asset = matches!(c.kind, ChannelKind::Asset(_));
             is_asset == asset_invoice
         })
         .map_or(0, |c| c.chan_id)
 }
 
 /// `inv` as lnd's `lnrpc.Invoice`.
-pub(crate) fn invoice_proto(m: &Simnet, inv: &crate::simnet::model::Invoice) -> lnrpc::Invoice {
+pub(crate) fn invoice_proto(m: &Simnet, inv: &Invoice) -> lnrpc::Invoice {
     convert::invoice(inv, htlc_chan(m, inv.node, inv.asset.is_some()))
 }
 
 /// An invoice as lnd announced it when it was added: OPEN, nothing paid. A live subscriber
 /// that wakes after an invoice was added *and* settled still sees the add first, then the
 /// settle, as lnd's subscribers do.
-fn as_added(inv: &crate::simnet::model::Invoice) -> crate::simnet::model::Invoice {
+fn as_added(inv: &Invoice) -> Invoice {
     let mut added = inv.clone();
     added.state = InvoiceState::Open;
     added.settle_index = 0;

@@ -34,12 +34,13 @@ use crate::lightning::proto::{
     invoicesrpc, lnrpc, priceoraclerpc, rfqrpc, routerrpc, tapchannelrpc, taprpc,
 };
 use crate::simnet::auth::MacaroonAuth;
-use crate::simnet::model::{NodeId, PayError, Payment, Simnet};
+use crate::simnet::model::{
+    AssetInfo, NodeId, PayError, Payment, PaymentHash, PaymentStatus, Simnet,
+};
 
 pub use state::{Clock, ManualClock, SimnetHandle, SystemClock};
-pub(crate) use stream::RpcStream;
 
-use stream::{Poll, StreamCtx};
+use stream::{Poll, RpcStream, StreamCtx};
 
 /// One node's view of the shared network: what every handler of that node's services holds.
 #[derive(Clone)]
@@ -187,7 +188,7 @@ fn in_flight(p: &Payment) -> lnrpc::Payment {
 /// A FAILED payment for an attempt the model filed nothing for.
 fn failed_without_record(
     payer: NodeId,
-    hash: crate::simnet::model::PaymentHash,
+    hash: PaymentHash,
     payment_request: &str,
     e: &PayError,
     now: u64,
@@ -206,7 +207,7 @@ fn failed_without_record(
         fee_msat: 0,
         asset: None,
         created_at: now,
-        status: crate::simnet::model::PaymentStatus::Failed {
+        status: PaymentStatus::Failed {
             reason: e.failure_reason(),
             message: e.to_string(),
             failed_at: now,
@@ -273,6 +274,6 @@ pub(crate) fn node_routes(
 }
 
 /// The model's current asset, read once per call.
-fn asset_of(m: &Simnet) -> crate::simnet::model::AssetInfo {
+fn asset_of(m: &Simnet) -> AssetInfo {
     m.asset().clone()
 }

@@ -53,8 +53,11 @@ impl StreamCtx {
         F: FnMut(&Simnet, u64) -> Poll<T> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        // Read now, not in the task: a drop between this call and the task's first poll must
+        // still cut the stream.
+        let epoch = self.net.read(|m| m.faults(self.node).drop_streams_epoch);
         let span = tracing::info_span!("simnet_stream", node = %self.node, rpc);
-        tokio::spawn(run(self.clone(), tx, first, poll).instrument(span));
+        tokio::spawn(run(self.clone(), epoch, tx, first, poll).instrument(span));
         ReceiverStream::new(rx)
     }
 
@@ -69,8 +72,13 @@ impl StreamCtx {
     }
 }
 
-async fn run<T, F>(ctx: StreamCtx, tx: mpsc::Sender<Result<T, Status>>, first: Vec<T>, mut poll: F)
-where
+async fn run<T, F>(
+    ctx: StreamCtx,
+    epoch: u64,
+    tx: mpsc::Sender<Result<T, Status>>,
+    first: Vec<T>,
+    mut poll: F,
+) where
     F: FnMut(&Simnet, u64) -> Poll<T>,
 {
     let StreamCtx {
@@ -79,7 +87,6 @@ where
         mut stop,
     } = ctx;
     let mut changes = net.subscribe();
-    let epoch = net.read(|m| m.faults(node).drop_streams_epoch);
     for item in first {
         if tx.send(Ok(item)).await.is_err() {
             return;

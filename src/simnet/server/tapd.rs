@@ -15,7 +15,8 @@ use super::stream::RpcStream;
 use super::{NodeService, asset_of};
 use crate::lightning::proto::{lnrpc, rfqrpc, tapchannelrpc, taprpc};
 use crate::simnet::model::{
-    AssetHolding, AssetId, AssetInvoiceRequest, AssetPayment, InvoiceSecret, QuoteId, RfqError,
+    AssetHolding, AssetId, AssetInfo, AssetInvoiceRequest, AssetPayment, InvoiceSecret, QuoteId,
+    RfqError,
 };
 
 /// tapd's services for one node.
@@ -159,10 +160,7 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
 }
 
 /// The asset whose genesis meta hashes to `hash`.
-fn meta_hash_owner(
-    asset: &crate::simnet::model::AssetInfo,
-    hash: &[u8],
-) -> Result<AssetId, Status> {
+fn meta_hash_owner(asset: &AssetInfo, hash: &[u8]) -> Result<AssetId, Status> {
     if asset.meta_hash.as_slice() == hash {
         Ok(asset.asset_id)
     } else {
