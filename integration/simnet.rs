@@ -156,6 +156,45 @@ async fn every_adapter_call_against_simnet() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_price_oracle_answers_like_tapds_sample_oracle() {
+    use tapgate::lightning::grpc::NodeConnection;
+    use tapgate::lightning::oracle::{OracleClient, OracleSide};
+    let net = Net::start().await;
+    let file = net.running.network();
+    let conn = NodeConnection::new(
+        file.oracle_endpoint.clone(),
+        file.oracle_tls_cert_path.clone(),
+        "",
+    );
+    let oracle = OracleClient::connect(&conn).unwrap();
+    let buy = oracle
+        .query_rate(&net.asset(), OracleSide::Purchase, 1_000_000)
+        .await
+        .unwrap();
+    let sell = oracle
+        .query_rate(&net.asset(), OracleSide::Sale, 1_000_000)
+        .await
+        .unwrap();
+    let per_btc =
+        |r: &pricing::FixedPoint| pricing::msat_to_units(pricing::MSAT_PER_BTC, r).unwrap();
+    // $100,000/BTC, 6 decimals: 1e11 units per BTC at mid, the spread around it.
+    let (a, b) = (per_btc(&buy.rate), per_btc(&sell.rate));
+    assert!(
+        a.min(b) < 100_000_000_000 && a.max(b) > 100_000_000_000,
+        "{a} {b}"
+    );
+    assert!(buy.expires_at > 0);
+    let err = oracle
+        .query_rate(&AssetRef::Id([7; 32]), OracleSide::Purchase, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported subject asset"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_pays_a_sats_invoice_with_the_stablecoin() {
     let net = Net::start().await;
     let (merchant, alice) = (net.node("merchant"), net.node("alice"));

@@ -135,13 +135,32 @@ pub fn connect_lazy_streaming(conn: &NodeConnection) -> Result<AuthChannel, Back
     build(conn, None)
 }
 
+/// A lazily connected channel to a service that takes no macaroon, such as a price oracle
+/// (tapd's sample oracle authenticates nothing); TLS is still pinned to `conn.tls_cert_path`,
+/// and `conn.macaroon_path` is ignored.
+pub fn connect_lazy_unauthenticated(conn: &NodeConnection) -> Result<AuthChannel, BackendError> {
+    build_with(
+        conn,
+        Some(conn.timeout),
+        MacaroonInterceptor { macaroon_hex: None },
+    )
+}
+
 fn build(
     conn: &NodeConnection,
     call_timeout: Option<Duration>,
 ) -> Result<AuthChannel, BackendError> {
+    let interceptor = MacaroonInterceptor::from_file(&conn.macaroon_path)?;
+    build_with(conn, call_timeout, interceptor)
+}
+
+fn build_with(
+    conn: &NodeConnection,
+    call_timeout: Option<Duration>,
+    interceptor: MacaroonInterceptor,
+) -> Result<AuthChannel, BackendError> {
     let target = Target::parse(&conn.endpoint, conn.tls_server_name.as_deref())?;
     let pinned = read_pinned_certs(&conn.tls_cert_path)?;
-    let interceptor = MacaroonInterceptor::from_file(&conn.macaroon_path)?;
     let tls = TlsConnector::from(Arc::new(pinned_client_config(pinned)?));
 
     let invalid = |reason: String| BackendError::InvalidEndpoint {
@@ -383,7 +402,8 @@ impl ServerCertVerifier for PinnedCertVerifier {
 /// `Debug` prints nothing of it.
 #[derive(Clone)]
 pub struct MacaroonInterceptor {
-    macaroon_hex: AsciiMetadataValue,
+    /// `None` only for services that take no macaroon (a price oracle).
+    macaroon_hex: Option<AsciiMetadataValue>,
 }
 
 impl MacaroonInterceptor {
@@ -418,7 +438,9 @@ impl MacaroonInterceptor {
     ) -> Result<Self, tonic::metadata::errors::InvalidMetadataValue> {
         let mut macaroon_hex = AsciiMetadataValue::try_from(hex::encode(macaroon))?;
         macaroon_hex.set_sensitive(true);
-        Ok(MacaroonInterceptor { macaroon_hex })
+        Ok(MacaroonInterceptor {
+            macaroon_hex: Some(macaroon_hex),
+        })
     }
 }
 
@@ -432,10 +454,11 @@ impl fmt::Debug for MacaroonInterceptor {
 
 impl Interceptor for MacaroonInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert(
-            MetadataKey::from_static(MACAROON_KEY),
-            self.macaroon_hex.clone(),
-        );
+        if let Some(value) = &self.macaroon_hex {
+            request
+                .metadata_mut()
+                .insert(MetadataKey::from_static(MACAROON_KEY), value.clone());
+        }
         Ok(request)
     }
 }

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod grpc;
 pub mod lnd;
+pub mod oracle;
 pub(crate) mod proto;
 pub mod tapd;
 pub mod traits;
