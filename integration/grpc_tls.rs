@@ -33,8 +33,8 @@ mod lnrpc {
 use lnrpc::lightning_client::LightningClient;
 use lnrpc::lightning_server::{Lightning, LightningServer};
 use lnrpc::{
-    AddInvoiceResponse, GetInfoRequest, GetInfoResponse, Invoice, InvoiceSubscription, PayReq,
-    PayReqString, PaymentHash,
+    AddInvoiceResponse, ChannelBalanceRequest, ChannelBalanceResponse, GetInfoRequest,
+    GetInfoResponse, Invoice, InvoiceSubscription, PayReq, PayReqString, PaymentHash,
 };
 
 /// A `Lightning` service where only `GetInfo` answers, after `delay`.
@@ -82,6 +82,13 @@ impl Lightning for Node {
 
     async fn decode_pay_req(&self, _: Request<PayReqString>) -> Result<Response<PayReq>, Status> {
         Err(Status::unimplemented("DecodePayReq"))
+    }
+
+    async fn channel_balance(
+        &self,
+        _: Request<ChannelBalanceRequest>,
+    ) -> Result<Response<ChannelBalanceResponse>, Status> {
+        Err(Status::unimplemented("ChannelBalance"))
     }
 }
 

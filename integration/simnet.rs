@@ -89,6 +89,11 @@ async fn every_adapter_call_against_simnet() {
     assert_eq!(info.pubkey.len(), 66);
     assert!(merchant.tapd.version().await.unwrap().contains("0.8.1"));
     assert_eq!(alice.tapd.decimal_display(&net.asset()).await.unwrap(), 6);
+    let (bob_local, _) = net.node("bob").lnd.channel_balance_msat().await.unwrap();
+    assert_eq!(
+        bob_local, 10_000_000_000,
+        "bob starts with 10,000,000 sat in his channel"
+    );
     assert_eq!(
         alice.tapd.asset_balance(&net.asset()).await.unwrap(),
         1_000_000_000

@@ -170,15 +170,19 @@ pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Va
             Ok(json!({"node": node.name, "lnd": info, "tapd_version": tapd_version}))
         }
         NodeCommand::Balance { asset } => {
+            let (local_msat, remote_msat) = node.lnd.channel_balance_msat().await?;
             let asset = pick_asset(&net, asset.as_deref())?;
             let units = node.tapd.asset_balance(&asset).await?;
             let decimals = node.tapd.decimal_display(&asset).await?;
             Ok(json!({
                 "node": node.name,
-                "asset_id": asset.to_string(),
-                "units": units,
-                "decimal_display": decimals,
-                "usd": pricing::units_to_usd(units, decimals)?,
+                "sats": {"local_msat": local_msat, "remote_msat": remote_msat},
+                "asset": {
+                    "asset_id": asset.to_string(),
+                    "units": units,
+                    "decimal_display": decimals,
+                    "usd": pricing::units_to_usd(units, decimals)?,
+                },
             }))
         }
         NodeCommand::Invoice {

@@ -69,7 +69,8 @@ for n in alice bob edge merchant; do
     fi
 done
 
-units() { node --node "$1" balance >"$tmp/bal.json" && field "$tmp/bal.json" "j['units']"; }
+units() { node --node "$1" balance >"$tmp/bal.json" && field "$tmp/bal.json" "j['asset']['units']"; }
+sats() { node --node "$1" balance >"$tmp/bal.json" && field "$tmp/bal.json" "j['sats']['local_msat']"; }
 m0=$(units merchant)
 a0=$(units alice)
 
@@ -88,6 +89,7 @@ a1=$(units alice)
 [ "$a1" -lt "$a0" ] && ok "alice spent $((a0 - a1)) units" || bad "alice's balance did not move"
 
 # 2. Another $1.00 invoice; bob pays it in sats.
+b0=$(sats bob)
 node --node merchant invoice --usd 1.00 --expiry 300 >"$tmp/inv2.json"
 inv2=$(field "$tmp/inv2.json" "j['invoice']['invoice']['payment_request']")
 if node --node bob pay "$inv2" >"$tmp/pay2.json" 2>"$tmp/err"; then
@@ -97,6 +99,8 @@ else
     bad "bob pay: $(cat "$tmp/err")"
 fi
 m2=$(units merchant)
+b1=$(sats bob)
+[ "$b1" -lt "$b0" ] && ok "bob's sats went down by $((b0 - b1)) msat" || bad "bob's sats did not move"
 [ $((m2 - m1)) -eq 1000000 ] && ok "merchant received 1,000,000 more units" || bad "merchant units moved by $((m2 - m1))"
 
 # 3. A plain sats invoice paid with the stablecoin.

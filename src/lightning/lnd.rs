@@ -87,6 +87,19 @@ impl LndNode {
         })
     }
 
+    /// Sums of the node's BTC channel balances, `(local_msat, remote_msat)`.
+    pub async fn channel_balance_msat(&self) -> Result<(u64, u64), BackendError> {
+        let resp = self
+            .lightning
+            .clone()
+            .channel_balance(lnrpc::ChannelBalanceRequest {})
+            .await
+            .map_err(|s| self.ctx.err("ChannelBalance", s))?
+            .into_inner();
+        let msat = |a: Option<lnrpc::Amount>| a.map_or(0, |a| a.msat);
+        Ok((msat(resp.local_balance), msat(resp.remote_balance)))
+    }
+
     /// Pays a BOLT11 invoice in sats, spending at most `max_fee_msat` on fees.
     pub async fn pay_sats(
         &self,

@@ -81,6 +81,30 @@ fn as_added(inv: &Invoice) -> Invoice {
 
 #[tonic::async_trait]
 impl lnrpc::lightning_server::Lightning for Lnd {
+    async fn channel_balance(
+        &self,
+        _: Request<lnrpc::ChannelBalanceRequest>,
+    ) -> Rpc<lnrpc::ChannelBalanceResponse> {
+        let svc = self.0.gate().await?;
+        let channels = svc
+            .net
+            .read(|m| m.channels(svc.node))
+            .map_err(status::query)?;
+        // BTC channels only, as lnd reports them; asset channels' units are tapd's business.
+        let sats = channels
+            .iter()
+            .filter(|c| matches!(c.kind, ChannelKind::Sats));
+        let (local, remote) = sats.fold((0u64, 0u64), |(l, r), c| (l + c.local, r + c.remote));
+        let amount = |msat: u64| lnrpc::Amount {
+            sat: msat / 1_000,
+            msat,
+        };
+        Ok(Response::new(lnrpc::ChannelBalanceResponse {
+            local_balance: Some(amount(local)),
+            remote_balance: Some(amount(remote)),
+        }))
+    }
+
     async fn get_info(&self, _: Request<lnrpc::GetInfoRequest>) -> Rpc<lnrpc::GetInfoResponse> {
         let svc = self.0.gate().await?;
         let info = svc
