@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cli::CliError;
 use crate::config::Settings;
-use crate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Rates};
+use crate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Payments, Rates};
 use crate::lightning::types::{AssetInvoiceRequest, AssetRef, InvoiceRequest};
 use crate::nodes::{NetworkAddresses, Node, NodeSetupError};
 use crate::pricing;
@@ -247,7 +247,7 @@ pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Va
             max_fee_msat,
             ..
         } => {
-            let out = node.lnd.pay_sats(payment_request, *max_fee_msat).await?;
+            let out = node.pay_sats(payment_request, *max_fee_msat).await?;
             Ok(json!({"node": node.name, "paid_with": "sats", "payment": out}))
         }
         NodeCommand::Pay {
@@ -259,10 +259,7 @@ pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Va
             let asset = pick_asset(&net, Some(a))?;
             let edge = edge(&net)?;
             let decimals = node.tapd.decimal_display(&asset).await?;
-            let preview_units = node
-                .tapd
-                .preview_asset_payment(payment_request, &asset)
-                .await?;
+            let preview_units = node.preview_asset_payment(payment_request, &asset).await?;
             let preview_usd = pricing::units_to_usd(preview_units, decimals)?;
             if let Some(max) = max_usd {
                 if preview_usd > *max {

@@ -171,6 +171,38 @@ impl Node {
     }
 }
 
+impl crate::lightning::traits::Payments for Node {
+    async fn pay_sats(
+        &self,
+        payment_request: &str,
+        max_fee_msat: u64,
+    ) -> Result<crate::lightning::types::PaymentOutcome, BackendError> {
+        self.lnd.pay_sats(payment_request, max_fee_msat).await
+    }
+
+    async fn preview_asset_payment(
+        &self,
+        payment_request: &str,
+        asset: &AssetRef,
+    ) -> Result<u64, BackendError> {
+        self.tapd
+            .preview_asset_payment(payment_request, asset)
+            .await
+    }
+
+    async fn pay_with_asset(
+        &self,
+        payment_request: &str,
+        asset: &AssetRef,
+        edge_peer: &str,
+        max_fee_msat: u64,
+    ) -> Result<crate::lightning::types::PaymentOutcome, BackendError> {
+        self.tapd
+            .pay_with_asset(payment_request, asset, edge_peer, max_fee_msat)
+            .await
+    }
+}
+
 /// The default network file of a simnet started in `dir`.
 pub fn network_file_in(dir: &Path) -> PathBuf {
     dir.join("network.toml")

@@ -86,22 +86,24 @@ pub trait Rates: Send + Sync {
 
 /// Paying BOLT11 invoices, in sats or with an asset over an asset channel.
 pub trait Payments: Send + Sync {
-    /// Pays in sats, spending at most `max_fee_msat` on routing.
+    /// Pays in sats, spending at most `max_fee_msat` on routing. Returns only once the payment
+    /// is final: the preimage on success, [`BackendError::PaymentFailed`] otherwise.
     fn pay_sats(
         &self,
         payment_request: &str,
         max_fee_msat: u64,
     ) -> impl Future<Output = Result<PaymentOutcome, BackendError>> + Send;
 
-    /// What paying with the asset through `edge_peer` would cost in units, without paying.
+    /// What paying with the asset would cost in units at the edge's current rate, routing fees
+    /// excluded, without paying.
     fn preview_asset_payment(
         &self,
         payment_request: &str,
         asset: &AssetRef,
-        edge_peer: &str,
-    ) -> impl Future<Output = Result<SellQuote, BackendError>> + Send;
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
 
-    /// Pays with the asset through `edge_peer` (tapd's `tapchannelrpc.SendPayment`).
+    /// Pays with the asset through `edge_peer` (tapd's `tapchannelrpc.SendPayment`); the
+    /// outcome reports the units spent.
     fn pay_with_asset(
         &self,
         payment_request: &str,
