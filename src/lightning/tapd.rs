@@ -280,6 +280,7 @@ impl AssetInvoices for TapdNode {
         req: &AssetInvoiceRequest,
     ) -> Result<AssetInvoice, BackendError> {
         const CALL: &str = "TaprootAssetChannels.AddInvoice";
+        let sent = now();
         let (asset_id, group_key) = id_or_group(&req.asset);
         let peer_pubkey = match &req.edge_peer {
             Some(p) => peer_bytes(CALL, p)?,
@@ -315,13 +316,16 @@ impl AssetInvoices for TapdNode {
             .invoice_result
             .ok_or_else(|| BackendError::invalid_response(CALL, "no invoice in the answer"))?;
         // Older tapd (≤ 0.7) does not drop quotes that expire before the invoice: refuse here so
-        // an invoice outliving its quote is never handed out (it could settle in BTC).
-        if quote.expires_at < now().saturating_add(req.expiry_secs) {
+        // an invoice outliving its quote is never handed out (it could settle in BTC). The
+        // invoice was created after `sent`, so it lives until at least `sent + expiry`;
+        // comparing with the time after the answer would refuse good invoices whenever the call
+        // straddles a second boundary.
+        let lives_until = sent.saturating_add(req.expiry_secs);
+        if quote.expires_at < lives_until {
             return Err(BackendError::QuoteOutlivedByInvoice {
                 status: tonic::Status::failed_precondition(format!(
-                    "quote expires at {} but the invoice would live until {}",
-                    quote.expires_at,
-                    now().saturating_add(req.expiry_secs)
+                    "quote expires at {} but the invoice would live until {lives_until}",
+                    quote.expires_at
                 )),
             });
         }
@@ -340,6 +344,75 @@ impl AssetInvoices for TapdNode {
     }
 }
 
+/// What an RFQ order came back as: the buy and sell responses share this shape.
+enum OrderOutcome<Q> {
+    Accepted(Q),
+    Rejected(String),
+    Invalid(i32),
+    Empty,
+}
+
+impl From<rfqrpc::AddAssetBuyOrderResponse> for OrderOutcome<rfqrpc::PeerAcceptedBuyQuote> {
+    fn from(resp: rfqrpc::AddAssetBuyOrderResponse) -> Self {
+        use rfqrpc::add_asset_buy_order_response::Response as R;
+        match resp.response {
+            Some(R::AcceptedQuote(q)) => Self::Accepted(q),
+            Some(R::RejectedQuote(r)) => Self::Rejected(r.error_message),
+            Some(R::InvalidQuote(q)) => Self::Invalid(q.status),
+            None => Self::Empty,
+        }
+    }
+}
+
+impl From<rfqrpc::AddAssetSellOrderResponse> for OrderOutcome<rfqrpc::PeerAcceptedSellQuote> {
+    fn from(resp: rfqrpc::AddAssetSellOrderResponse) -> Self {
+        use rfqrpc::add_asset_sell_order_response::Response as R;
+        match resp.response {
+            Some(R::AcceptedQuote(q)) => Self::Accepted(q),
+            Some(R::RejectedQuote(r)) => Self::Rejected(r.error_message),
+            Some(R::InvalidQuote(q)) => Self::Invalid(q.status),
+            None => Self::Empty,
+        }
+    }
+}
+
+impl<Q> OrderOutcome<Q> {
+    /// The accepted quote, or why there is none.
+    fn accepted(self, call: &'static str, edge_peer: &str) -> Result<Q, BackendError> {
+        match self {
+            Self::Accepted(q) => Ok(q),
+            Self::Rejected(reason) => Err(rejected(edge_peer, reason)),
+            Self::Invalid(status) => Err(rejected(
+                edge_peer,
+                format!("invalid quote (status {status})"),
+            )),
+            Self::Empty => Err(BackendError::invalid_response(call, "empty response")),
+        }
+    }
+}
+
+/// The terms every RFQ order carries: absolute expiry, peer key and how long tapd may wait.
+struct OrderTerms {
+    expiry: u64,
+    peer_pub_key: Vec<u8>,
+    timeout_seconds: u32,
+}
+
+impl TapdNode {
+    fn order_terms(
+        &self,
+        call: &'static str,
+        edge_peer: &str,
+        expiry_secs: u64,
+    ) -> Result<OrderTerms, BackendError> {
+        Ok(OrderTerms {
+            expiry: now().saturating_add(expiry_secs),
+            peer_pub_key: peer_bytes(call, edge_peer)?,
+            timeout_seconds: u32::try_from(self.ctx.timeout.as_secs().max(1)).unwrap_or(u32::MAX),
+        })
+    }
+}
+
 impl Rates for TapdNode {
     async fn buy_quote(
         &self,
@@ -349,12 +422,13 @@ impl Rates for TapdNode {
         expiry_secs: u64,
     ) -> Result<BuyQuote, BackendError> {
         const CALL: &str = "AddAssetBuyOrder";
+        let t = self.order_terms(CALL, edge_peer, expiry_secs)?;
         let req = rfqrpc::AddAssetBuyOrderRequest {
             asset_specifier: Some(specifier(asset)),
             asset_max_amt: units,
-            expiry: now().saturating_add(expiry_secs),
-            peer_pub_key: peer_bytes(CALL, edge_peer)?,
-            timeout_seconds: u32::try_from(self.ctx.timeout.as_secs().max(1)).unwrap_or(60),
+            expiry: t.expiry,
+            peer_pub_key: t.peer_pub_key,
+            timeout_seconds: t.timeout_seconds,
             ..Default::default()
         };
         let resp = self
@@ -362,18 +436,9 @@ impl Rates for TapdNode {
             .clone()
             .add_asset_buy_order(req)
             .await
-            .map_err(|s| self.ctx.err(CALL, s))?
-            .into_inner();
-        use rfqrpc::add_asset_buy_order_response::Response as R;
-        match resp.response {
-            Some(R::AcceptedQuote(q)) => buy_quote(CALL, &q),
-            Some(R::RejectedQuote(r)) => Err(rejected(edge_peer, r.error_message)),
-            Some(R::InvalidQuote(q)) => Err(rejected(
-                edge_peer,
-                format!("invalid quote (status {})", q.status),
-            )),
-            None => Err(BackendError::invalid_response(CALL, "empty response")),
-        }
+            .map_err(|s| self.ctx.err(CALL, s))?;
+        let q = OrderOutcome::from(resp.into_inner()).accepted(CALL, edge_peer)?;
+        buy_quote(CALL, &q)
     }
 
     async fn sell_quote(
@@ -384,12 +449,13 @@ impl Rates for TapdNode {
         expiry_secs: u64,
     ) -> Result<SellQuote, BackendError> {
         const CALL: &str = "AddAssetSellOrder";
+        let t = self.order_terms(CALL, edge_peer, expiry_secs)?;
         let req = rfqrpc::AddAssetSellOrderRequest {
             asset_specifier: Some(specifier(asset)),
             payment_max_amt: max_msat,
-            expiry: now().saturating_add(expiry_secs),
-            peer_pub_key: peer_bytes(CALL, edge_peer)?,
-            timeout_seconds: u32::try_from(self.ctx.timeout.as_secs().max(1)).unwrap_or(60),
+            expiry: t.expiry,
+            peer_pub_key: t.peer_pub_key,
+            timeout_seconds: t.timeout_seconds,
             ..Default::default()
         };
         let resp = self
@@ -397,18 +463,9 @@ impl Rates for TapdNode {
             .clone()
             .add_asset_sell_order(req)
             .await
-            .map_err(|s| self.ctx.err(CALL, s))?
-            .into_inner();
-        use rfqrpc::add_asset_sell_order_response::Response as R;
-        match resp.response {
-            Some(R::AcceptedQuote(q)) => sell_quote(CALL, &q),
-            Some(R::RejectedQuote(r)) => Err(rejected(edge_peer, r.error_message)),
-            Some(R::InvalidQuote(q)) => Err(rejected(
-                edge_peer,
-                format!("invalid quote (status {})", q.status),
-            )),
-            None => Err(BackendError::invalid_response(CALL, "empty response")),
-        }
+            .map_err(|s| self.ctx.err(CALL, s))?;
+        let q = OrderOutcome::from(resp.into_inner()).accepted(CALL, edge_peer)?;
+        sell_quote(CALL, &q)
     }
 
     async fn decimal_display(&self, asset: &AssetRef) -> Result<u8, BackendError> {
