@@ -18,10 +18,14 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
+
+mod grammar;
+
+pub use grammar::split_condition;
+use grammar::*;
 
 /// Scoped suffixes, in the form `<service><suffix>`.
 const SUFFIX_CAPABILITIES: &str = "_capabilities";
@@ -117,179 +121,6 @@ pub enum CaveatError {
     /// The requested service is not among the token's services.
     #[error("token is not valid for service {0:?}")]
     ServiceNotAllowed(String),
-}
-
-fn bad(key: &str, reason: impl Into<String>) -> CaveatError {
-    CaveatError::BadValue {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// Trims ASCII spaces (only spaces: the bLIP's examples put them around `=`).
-fn trim_spaces(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
-    let end = b.iter().rposition(|&c| c != b' ').map_or(start, |e| e + 1);
-    // Both ends sit next to ASCII bytes (or the string's ends), so they are char boundaries.
-    s.get(start..end).unwrap_or_default()
-}
-
-/// Splits `key=value` at the first `=`, trimming ASCII spaces around both.
-pub fn split_condition(text: &str) -> Result<(&str, &str), CaveatError> {
-    let (k, v) = text
-        .split_once('=')
-        .ok_or_else(|| CaveatError::NotKeyValue(text.to_owned()))?;
-    let key = trim_spaces(k);
-    if key.is_empty() {
-        return Err(CaveatError::NotKeyValue(text.to_owned()));
-    }
-    Ok((key, trim_spaces(v)))
-}
-
-/// The kind of a known suffix given without its leading `_`.
-fn suffix_kind(suffix: &str) -> Option<Kind> {
-    match suffix {
-        "capabilities" => Some(Kind::Capabilities),
-        "valid_until" => Some(Kind::ValidUntil),
-        "methods" => Some(Kind::Methods),
-        "budget_usd" => Some(Kind::BudgetUsd),
-        "max_calls" => Some(Kind::MaxCalls),
-        _ => None,
-    }
-}
-
-/// For `<svc><known suffix>` keys, the service and kind.
-fn split_scoped(key: &str) -> Option<(&str, Kind)> {
-    SUFFIXES.iter().find_map(|(suffix, kind)| {
-        key.strip_suffix(suffix)
-            .filter(|svc| !svc.is_empty())
-            .map(|svc| (svc, *kind))
-    })
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// The items of a comma-separated value, trimmed of spaces.
-fn items(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(trim_spaces)
-}
-
-/// `name:tier` pairs of a `services` value already checked by [`check_services`].
-fn service_items(value: &str) -> impl Iterator<Item = (&str, u8)> {
-    items(value).filter_map(|item| {
-        let (name, tier) = item.split_once(':')?;
-        Some((name, tier.parse().ok()?))
-    })
-}
-
-/// Validates a `services` value without allocating (this runs on every request).
-fn check_services(key: &str, value: &str) -> Result<(), CaveatError> {
-    for (i, item) in items(value).enumerate() {
-        let (name, tier) = item
-            .split_once(':')
-            .ok_or_else(|| bad(key, format!("{item:?} is not name:tier")))?;
-        if !valid_name(name) {
-            return Err(bad(key, format!("{name:?} is not a service name")));
-        }
-        if tier.parse::<u8>().is_err() {
-            return Err(bad(key, format!("tier {tier:?} is not 0-255")));
-        }
-        if service_items(value).take(i).any(|(n, _)| n == name) {
-            return Err(bad(key, format!("service {name:?} listed twice")));
-        }
-    }
-    Ok(())
-}
-
-fn check_list(key: &str, value: &str) -> Result<(), CaveatError> {
-    if value.is_empty() {
-        return Ok(());
-    }
-    match items(value).find(|s| !valid_name(s)) {
-        Some(s) => Err(bad(key, format!("{s:?} is not a valid list item"))),
-        None => Ok(()),
-    }
-}
-
-fn check_methods(key: &str, value: &str) -> Result<(), CaveatError> {
-    let ok = |m: &str| {
-        !m.is_empty() && m.len() <= MAX_METHOD_LEN && m.bytes().all(|b| b.is_ascii_uppercase())
-    };
-    match items(value).find(|m| !ok(m)) {
-        Some(m) => Err(bad(key, format!("{m:?} is not an upper-case HTTP method"))),
-        None => Ok(()),
-    }
-}
-
-/// The items of a checked list value; an empty value is the empty set.
-fn list_items(value: &str) -> impl Iterator<Item = &str> {
-    items(value).filter(|s| !s.is_empty())
-}
-
-fn to_set(value: &str) -> BTreeSet<String> {
-    list_items(value).map(str::to_owned).collect()
-}
-
-/// Every item of `next` is in `prev`.
-fn list_subset(next: &str, prev: &str) -> bool {
-    list_items(next).all(|n| list_items(prev).any(|p| p == n))
-}
-
-fn services_subset(next: &str, prev: &str) -> bool {
-    service_items(next).all(|n| service_items(prev).any(|p| p == n))
-}
-
-fn parse_services(key: &str, value: &str) -> Result<Vec<ServiceTier>, CaveatError> {
-    check_services(key, value)?;
-    Ok(service_items(value)
-        .map(|(name, tier)| ServiceTier {
-            name: name.to_owned(),
-            tier,
-        })
-        .collect())
-}
-
-fn parse_list(key: &str, value: &str) -> Result<BTreeSet<String>, CaveatError> {
-    check_list(key, value)?;
-    Ok(to_set(value))
-}
-
-fn parse_methods(key: &str, value: &str) -> Result<BTreeSet<String>, CaveatError> {
-    check_methods(key, value)?;
-    Ok(to_set(value))
-}
-
-fn parse_u64(key: &str, value: &str) -> Result<u64, CaveatError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(key, "expected a non-negative integer"));
-    }
-    value.parse().map_err(|_| bad(key, "integer out of range"))
-}
-
-fn parse_usd(key: &str, value: &str) -> Result<Decimal, CaveatError> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(bad(
-            key,
-            "expected a non-negative decimal dollar amount like 0.25",
-        ));
-    }
-    Decimal::from_str(value).map_err(|e| bad(key, format!("not a decimal amount: {e}")))
-}
-
-fn parse_value(kind: Kind, key: &str, value: &str) -> Result<Condition, CaveatError> {
-    Ok(match kind {
-        Kind::Capabilities => Condition::Capabilities(parse_list(key, value)?),
-        Kind::ValidUntil => Condition::ValidUntil(parse_u64(key, value)?),
-        Kind::Methods => Condition::Methods(parse_methods(key, value)?),
-        Kind::BudgetUsd => Condition::BudgetUsd(parse_usd(key, value)?),
-        Kind::MaxCalls => Condition::MaxCalls(parse_u64(key, value)?),
-    })
 }
 
 impl Caveat {
