@@ -1,7 +1,8 @@
 // Command go-harness is tapgate's foreign interoperability harness for
 // gopkg.in/macaroon.v2, the macaroon library Aperture (lightninglabs/aperture)
-// uses. It is built by .ci/setup-interop, in GOPATH mode against the Debian
-// package golang-gopkg-macaroon.v2-dev, to target/interop/go-harness.
+// uses. It is built by .ci/setup-interop as a Go module (go.mod pins
+// gopkg.in/macaroon.v2 v2.1.0, fetched through the Go module proxy), to
+// target/interop/go-harness.
 //
 // Default mode: read ONE JSON array of operations from stdin, write ONE JSON
 // array of results (same order) to stdout. See ../README.md for the contract.
