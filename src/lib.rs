@@ -48,6 +48,8 @@ pub mod l402;
 #[cfg(feature = "node")]
 pub mod lightning;
 #[cfg(feature = "node")]
+pub mod network_file;
+#[cfg(feature = "node")]
 pub mod nodes;
 pub mod pricing;
 pub mod simnet;

@@ -10,8 +10,8 @@ use crate::lightning::error::BackendError;
 use crate::lightning::grpc::NodeConnection;
 use crate::lightning::lnd::LndNode;
 use crate::lightning::tapd::TapdNode;
-use crate::lightning::types::AssetRef;
-use crate::simnet::run::{NetworkFile, NetworkFileError};
+use crate::lightning::types::{AssetBalance, AssetRef};
+use crate::network_file::{NetworkFile, NetworkFileError};
 
 /// Where one litd node's two daemons are.
 #[derive(Clone, Debug)]
@@ -156,18 +156,28 @@ pub struct Node {
     pub name: String,
     /// Its lnd.
     pub lnd: LndNode,
-    /// Its tapd.
+    /// Its tapd, with [`Node::lnd`] attached (so `tapd.asset_balance` counts channel units).
     pub tapd: TapdNode,
 }
 
 impl Node {
-    /// Lazily connected clients for both daemons (nothing is dialled yet).
+    /// Lazily connected clients for both daemons (nothing is dialled yet). The tapd client
+    /// gets a handle on the node's lnd: tapd reports the units in asset channels only through
+    /// lnd (see [`TapdNode::with_lnd`]).
     pub fn connect(addr: &NodeAddress) -> Result<Self, NodeSetupError> {
+        let lnd = LndNode::connect(&addr.lnd)?;
+        let tapd = TapdNode::connect(&addr.tapd)?.with_lnd(lnd.clone());
         Ok(Self {
             name: addr.name.clone(),
-            lnd: LndNode::connect(&addr.lnd)?,
-            tapd: TapdNode::connect(&addr.tapd)?,
+            lnd,
+            tapd,
         })
+    }
+
+    /// Units of `asset` on chain (tapd's `ListBalances`) and on this node's side of its open
+    /// asset channels (lnd's `ChannelBalance`, where tapd reports them).
+    pub async fn asset_balance(&self, asset: &AssetRef) -> Result<AssetBalance, BackendError> {
+        self.tapd.asset_balance_with(&self.lnd, asset).await
     }
 }
 

@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
@@ -44,6 +43,7 @@ use super::model::{ConfigError, NodeId, Simnet, SimnetConfig};
 use super::server::{Clock, NodeAuth, SimnetHandle, SystemClock, node_routes};
 use super::tls::{NodeFilesError, TLS_CERT_FILE, write_node_tls};
 use crate::l402::RootKey;
+pub use crate::network_file::{NetworkFile, NetworkFileError, NodeEntry};
 
 /// The network file's name inside `DIR`.
 pub const NETWORK_FILE: &str = "network.toml";
@@ -56,98 +56,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often open invoices past their expiry are cancelled (lnd's invoice expiry watcher), so
 /// subscribers see CANCELED without anyone calling. One second is lnd's own resolution.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
-
-/// `DIR/network.toml`: everything a client needs to reach the simnet's nodes. Paths are
-/// absolute.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkFile {
-    /// Always `"regtest"`.
-    pub network: String,
-    /// The edge node's identity key (hex): the RFQ peer for asset invoices and payments.
-    pub edge_pubkey: String,
-    /// The price oracle (`priceoraclerpc.PriceOracle`): the edge's `host:port`.
-    pub oracle_endpoint: String,
-    /// The oracle's TLS certificate (the edge's `tls.cert`). The oracle takes no macaroon.
-    pub oracle_tls_cert_path: PathBuf,
-    /// The stablecoin's asset id (hex).
-    pub asset_id: String,
-    /// The asset's name (`"USD"`).
-    pub asset_name: String,
-    /// The asset's decimal display (6: one unit is $0.000001).
-    pub decimal_display: u8,
-    /// The asset's group key (hex), when the network was configured with a grouped asset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_key: Option<String>,
-    /// The nodes, in the order alice, bob, edge, merchant.
-    pub nodes: Vec<NodeEntry>,
-}
-
-/// One node in [`NetworkFile`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeEntry {
-    /// `alice`, `bob`, `edge` or `merchant`.
-    pub name: String,
-    /// Identity key, hex.
-    pub pubkey: String,
-    /// lnd's gRPC endpoint, `127.0.0.1:PORT`.
-    pub lnd_endpoint: String,
-    /// tapd's gRPC endpoint: the same port (litd integrated mode).
-    pub tapd_endpoint: String,
-    /// The node's TLS certificate (lnd's `tls.cert`, self-signed, CA:TRUE): pin it.
-    pub tls_cert_path: PathBuf,
-    /// lnd's `admin.macaroon`.
-    pub lnd_macaroon_path: PathBuf,
-    /// lnd's `invoice.macaroon`.
-    pub lnd_invoice_macaroon_path: PathBuf,
-    /// lnd's `readonly.macaroon`.
-    pub lnd_readonly_macaroon_path: PathBuf,
-    /// tapd's `admin.macaroon`.
-    pub tapd_macaroon_path: PathBuf,
-}
-
-impl NetworkFile {
-    /// Reads and parses a network file.
-    pub fn read(path: &Path) -> Result<Self, NetworkFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| NetworkFileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| NetworkFileError::Parse {
-            path: path.to_owned(),
-            source,
-        })
-    }
-
-    /// The node called `name`.
-    pub fn node(&self, name: &str) -> Option<&NodeEntry> {
-        self.nodes.iter().find(|n| n.name == name)
-    }
-}
-
-/// A network file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum NetworkFileError {
-    /// The file could not be read.
-    #[error("cannot read {}: {source}; is `tapgate simnet --dir` running with that directory?", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not a network file.
-    #[error("{} is not a simnet network file: {source}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: toml::de::Error,
-    },
-}
 
 /// The simnet could not start.
 #[derive(Debug, thiserror::Error)]
@@ -330,7 +238,7 @@ pub async fn start_with(
         .find(|n| n.name == NodeId::Edge.name())
         .cloned();
     let (oracle_endpoint, oracle_tls_cert_path) = edge
-        .map(|e| (e.lnd_endpoint, e.tls_cert_path))
+        .map(|e| (Some(e.lnd_endpoint), Some(e.tls_cert_path)))
         .unwrap_or_default();
     let network = NetworkFile {
         network: "regtest".into(),
