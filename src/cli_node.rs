@@ -50,7 +50,8 @@ pub struct NodeArgs {
 pub enum NodeCommand {
     /// Identity, chain state and versions of lnd and tapd.
     Info,
-    /// Asset units held, with their dollar value.
+    /// Sats in channels; asset units on chain, in channels and in total, with their dollar
+    /// value.
     Balance {
         /// The asset (default: the network's stablecoin).
         #[arg(long)]
@@ -172,13 +173,16 @@ pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Va
         NodeCommand::Balance { asset } => {
             let (local_msat, remote_msat) = node.lnd.channel_balance_msat().await?;
             let asset = pick_asset(&net, asset.as_deref())?;
-            let units = node.tapd.asset_balance(&asset).await?;
+            let balance = node.asset_balance(&asset).await?;
             let decimals = node.tapd.decimal_display(&asset).await?;
+            let units = balance.total();
             Ok(json!({
                 "node": node.name,
                 "sats": {"local_msat": local_msat, "remote_msat": remote_msat},
                 "asset": {
                     "asset_id": asset.to_string(),
+                    "on_chain_units": balance.on_chain,
+                    "channel_units": balance.in_channels,
                     "units": units,
                     "decimal_display": decimals,
                     "usd": pricing::units_to_usd(units, decimals)?,

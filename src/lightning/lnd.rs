@@ -1,11 +1,13 @@
-//! The lnd adapter: [`Invoices`], [`NodeInfoSource`] and sats payments over lnd's gRPC
-//! (`lnrpc.Lightning`, `routerrpc.Router`). Generated types stay in this file.
+//! The lnd adapter: [`Invoices`], [`NodeInfoSource`], sats payments and channel balances
+//! (including tapd's asset channel balances) over lnd's gRPC (`lnrpc.Lightning`,
+//! `routerrpc.Router`). Generated types stay in this file.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, warn};
 
+use super::channel_data::{self, AssetChannelBalances};
 use super::error::BackendError;
 use super::grpc::{AuthChannel, NodeConnection, connect_lazy, connect_lazy_streaming};
 use super::proto::lnrpc::{self, lightning_client::LightningClient};
@@ -21,6 +23,8 @@ use crate::l402::{PaymentHash, Preimage};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// First pause after a dropped settlement stream.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// lnd's `ChannelBalance`: BTC sums, and tapd's asset channel JSON.
+const CHANNEL_BALANCE: &str = "ChannelBalance";
 
 /// Where a call went, for error messages and deadline classification.
 #[derive(Clone, Debug)]
@@ -87,17 +91,36 @@ impl LndNode {
         })
     }
 
-    /// Sums of the node's BTC channel balances, `(local_msat, remote_msat)`.
-    pub async fn channel_balance_msat(&self) -> Result<(u64, u64), BackendError> {
-        let resp = self
+    async fn channel_balance(&self) -> Result<lnrpc::ChannelBalanceResponse, BackendError> {
+        Ok(self
             .lightning
             .clone()
             .channel_balance(lnrpc::ChannelBalanceRequest {})
             .await
-            .map_err(|s| self.ctx.err("ChannelBalance", s))?
-            .into_inner();
+            .map_err(|s| self.ctx.err(CHANNEL_BALANCE, s))?
+            .into_inner())
+    }
+
+    /// Sums of the node's BTC channel balances, `(local_msat, remote_msat)`.
+    pub async fn channel_balance_msat(&self) -> Result<(u64, u64), BackendError> {
+        let resp = self.channel_balance().await?;
         let msat = |a: Option<lnrpc::Amount>| a.map_or(0, |a| a.msat);
         Ok((msat(resp.local_balance), msat(resp.remote_balance)))
+    }
+
+    /// The asset units in the node's asset channels, per asset and per group, as tapd reports
+    /// them in `ChannelBalance`'s `custom_channel_data` (see [`channel_data`]). tapd's own
+    /// `ListBalances` leaves these units out. Needs tapd running inside this lnd (litd
+    /// integrated mode, tapd-integrated); a plain lnd's answer is
+    /// [`BackendError::InvalidChannelData`].
+    pub async fn channel_asset_balances(&self) -> Result<AssetChannelBalances, BackendError> {
+        let resp = self.channel_balance().await?;
+        channel_data::parse(&resp.custom_channel_data).map_err(|source| {
+            BackendError::InvalidChannelData {
+                call: CHANNEL_BALANCE,
+                source,
+            }
+        })
     }
 
     /// Pays a BOLT11 invoice in sats, spending at most `max_fee_msat` on fees.

@@ -5,6 +5,7 @@
 //! gRPC to lnd and tapd. The generated protobuf types in `proto` never leave the adapters: the
 //! rest of the crate neither imports them nor sees them in a signature or an error.
 
+pub mod channel_data;
 pub mod error;
 pub mod grpc;
 pub mod lnd;

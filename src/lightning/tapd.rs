@@ -1,13 +1,15 @@
-//! The tapd adapter: asset invoices, RFQ quotes, asset facts and asset payments over tapd's
-//! gRPC (`taprpc.TaprootAssets`, `rfqrpc.Rfq`, `tapchannelrpc.TaprootAssetChannels`).
+//! The tapd adapter: asset invoices, RFQ quotes, asset facts, balances and asset payments over
+//! tapd's gRPC (`taprpc.TaprootAssets`, `rfqrpc.Rfq`, `tapchannelrpc.TaprootAssetChannels`).
+//! Asset balances also ask the node's lnd, where tapd reports the units in asset channels.
 //! Every RPC used here exists in tapd 0.7 (litd 0.16, Polar's default) and later.
 //! Generated types stay in this file.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::channel_data::AssetChannelBalances;
 use super::error::BackendError;
 use super::grpc::{AuthChannel, NodeConnection, connect_lazy, connect_lazy_streaming};
-use super::lnd::{CallCtx, hash32, payment_outcome};
+use super::lnd::{CallCtx, LndNode, hash32, payment_outcome};
 use super::proto::rfqrpc::rfq_client::RfqClient;
 use super::proto::tapchannelrpc::{
     self, taproot_asset_channels_client::TaprootAssetChannelsClient,
@@ -16,8 +18,8 @@ use super::proto::taprpc::{self, taproot_assets_client::TaprootAssetsClient};
 use super::proto::{lnrpc, rfqrpc, routerrpc};
 use super::traits::{AssetInvoices, Rates};
 use super::types::{
-    AssetInvoice, AssetInvoiceRequest, AssetRef, BuyQuote, CreatedInvoice, PaymentOutcome,
-    SellQuote,
+    AssetBalance, AssetInvoice, AssetInvoiceRequest, AssetRef, BuyQuote, CreatedInvoice,
+    PaymentOutcome, SellQuote,
 };
 use crate::l402::PaymentHash;
 use crate::pricing::{self, FixedPoint};
@@ -31,6 +33,11 @@ pub struct TapdNode {
     channels: TaprootAssetChannelsClient<AuthChannel>,
     /// `SendPayment` streams until the payment is final.
     streaming: TaprootAssetChannelsClient<AuthChannel>,
+    /// The lnd this tapd runs in, when attached ([`TapdNode::with_lnd`]). tapd reports the
+    /// units in its asset channels only through lnd's `ChannelBalance`, and lnd takes lnd's
+    /// macaroon, not tapd's, even on litd's shared port; so [`TapdNode::asset_balance`] needs
+    /// this second client. It must be the same node's lnd, or the balance mixes two nodes.
+    lnd: Option<LndNode>,
     ctx: CallCtx,
 }
 
@@ -102,7 +109,7 @@ fn sell_quote(
         scid: q.scid,
         rate: rate(call, q.bid_asset_rate.as_ref())?,
         expires_at: q.expiry,
-        payment_max_msat: q.asset_amount,
+        max_units: q.asset_amount,
         min_transportable_msat: q.min_transportable_msat,
     })
 }
@@ -115,6 +122,26 @@ fn units_covering(msat: u64, rate: &FixedPoint) -> Result<u64, pricing::PricingE
         units += 1;
     }
     Ok(units)
+}
+
+/// `asset`'s balance from tapd's on-chain units and lnd's asset channel balances: the node's
+/// side of its open channels counts, its peers' side and channels still opening do not.
+fn asset_balance(
+    asset: &AssetRef,
+    on_chain: u64,
+    channels: &AssetChannelBalances,
+) -> Result<AssetBalance, BackendError> {
+    let in_channels = channels.open_units(asset).local;
+    if on_chain.checked_add(in_channels).is_none() {
+        return Err(BackendError::invalid_response(
+            "ListBalances",
+            format!("{on_chain} on-chain units and {in_channels} channel units overflow a u64"),
+        ));
+    }
+    Ok(AssetBalance {
+        on_chain,
+        in_channels,
+    })
 }
 
 fn rejected(peer: &str, reason: String) -> BackendError {
@@ -134,8 +161,18 @@ impl TapdNode {
             rfq: RfqClient::new(channel.clone()),
             channels: TaprootAssetChannelsClient::new(channel),
             streaming: TaprootAssetChannelsClient::new(connect_lazy_streaming(conn)?),
+            lnd: None,
             ctx: CallCtx::new(conn),
         })
+    }
+
+    /// Attaches the lnd of the same node (in litd: the same endpoint, with lnd's macaroon), so
+    /// that [`TapdNode::asset_balance`] can count the units in asset channels.
+    /// [`crate::nodes::Node::connect`] does this for every node it connects.
+    #[must_use]
+    pub fn with_lnd(mut self, lnd: LndNode) -> Self {
+        self.lnd = Some(lnd);
+        self
     }
 
     /// tapd's version string (`taprpc.GetInfo`).
@@ -150,17 +187,18 @@ impl TapdNode {
         Ok(info.version)
     }
 
-    /// Units of `asset` this node holds in its channels and on chain (`ListBalances`).
-    pub async fn asset_balance(&self, asset: &AssetRef) -> Result<u64, BackendError> {
+    /// Units of `asset` in the node's on-chain wallet, outside channels (`ListBalances`, by
+    /// asset id or by group key). tapd counts only its wallet's own script keys here: units
+    /// committed to asset channels are not included (see [`LndNode::channel_asset_balances`]).
+    pub async fn onchain_asset_balance(&self, asset: &AssetRef) -> Result<u64, BackendError> {
+        use taprpc::list_balances_request::GroupBy;
         const CALL: &str = "ListBalances";
-        let AssetRef::Id(id) = asset else {
-            return Err(BackendError::invalid_request(
-                CALL,
-                "balances are listed by asset id",
-            ));
+        let group_by = match asset {
+            AssetRef::Id(_) => GroupBy::AssetId(true),
+            AssetRef::GroupKey(_) => GroupBy::GroupKey(true),
         };
         let req = taprpc::ListBalancesRequest {
-            group_by: Some(taprpc::list_balances_request::GroupBy::AssetId(true)),
+            group_by: Some(group_by),
             ..Default::default()
         };
         let resp = self
@@ -170,10 +208,45 @@ impl TapdNode {
             .await
             .map_err(|s| self.ctx.err(CALL, s))?
             .into_inner();
-        Ok(resp
-            .asset_balances
-            .get(&hex::encode(id))
-            .map_or(0, |b| b.balance))
+        // Both maps are keyed by lower-case hex; an asset the wallet does not hold is absent.
+        let key = asset.to_string();
+        Ok(match asset {
+            AssetRef::Id(_) => resp.asset_balances.get(&key).map_or(0, |b| b.balance),
+            AssetRef::GroupKey(_) => resp.asset_group_balances.get(&key).map_or(0, |b| b.balance),
+        })
+    }
+
+    /// Units of `asset` on chain and in open channels, asking this tapd for the first and
+    /// `lnd`, which must be the same node's lnd, for the second. The two calls run
+    /// concurrently, so a payment completing in between can be counted on neither side or
+    /// both: a balance is a snapshot for display, not for accounting.
+    pub async fn asset_balance_with(
+        &self,
+        lnd: &LndNode,
+        asset: &AssetRef,
+    ) -> Result<AssetBalance, BackendError> {
+        let (on_chain, channels) = tokio::try_join!(
+            self.onchain_asset_balance(asset),
+            lnd.channel_asset_balances()
+        )?;
+        asset_balance(asset, on_chain, &channels)
+    }
+
+    /// Units of `asset` this node holds, in its open channels and on chain: tapd's
+    /// `ListBalances` plus the node's side of its asset channels from lnd's `ChannelBalance`
+    /// (see [`TapdNode::asset_balance_with`] for the parts). Needs the node's lnd attached with
+    /// [`TapdNode::with_lnd`], as [`crate::nodes::Node::connect`] does; without it this fails
+    /// rather than report the on-chain part alone as the whole.
+    pub async fn asset_balance(&self, asset: &AssetRef) -> Result<u64, BackendError> {
+        let Some(lnd) = &self.lnd else {
+            return Err(BackendError::invalid_request(
+                "ChannelBalance",
+                "this tapd client has no lnd attached, and tapd reports asset channel units \
+                 only through lnd; connect through `nodes::Node::connect` (or \
+                 `TapdNode::with_lnd`), or use `onchain_asset_balance` for on-chain units alone",
+            ));
+        };
+        Ok(self.asset_balance_with(lnd, asset).await?.total())
     }
 
     /// Pays `payment_request` with the asset through `edge_peer`; the edge converts to sats
@@ -497,5 +570,67 @@ impl Rates for TapdNode {
                     format!("decimal display {}", meta.decimal_display),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lightning::channel_data;
+
+    const USD: &str = "4d2dfb0a8f1d3bb1f5e1c2a7b9d8e6f40a1b2c3d4e5f60718293a4b5c6d7403f";
+    const GROUP: &str = "02a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+    fn channels() -> AssetChannelBalances {
+        let json = format!(
+            r#"{{"open_channels":{{
+                  "{USD}":{{"asset_id":"{USD}","name":"USD","local_balance":2000000,"remote_balance":998000000}},
+                  "{other}":{{"asset_id":"{other}","name":"EUR","local_balance":5,"remote_balance":0}}}},
+                "open_channels_by_group":{{"{GROUP}":{{"local_balance":2000007,"remote_balance":1}}}},
+                "pending_channels":{{"{USD}":{{"asset_id":"{USD}","name":"USD","local_balance":300,"remote_balance":0}}}},
+                "pending_channels_by_group":{{}}}}"#,
+            other = "11".repeat(32)
+        );
+        channel_data::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn balance_adds_the_local_side_of_open_channels_to_on_chain_units() {
+        let usd = AssetRef::parse(USD).unwrap();
+        let b = asset_balance(&usd, 40, &channels()).unwrap();
+        assert_eq!(
+            b,
+            AssetBalance {
+                on_chain: 40,
+                in_channels: 2_000_000
+            }
+        );
+        assert_eq!(
+            b.total(),
+            2_000_040,
+            "not the remote side, nor pending channels"
+        );
+
+        let group = AssetRef::parse(GROUP).unwrap();
+        assert_eq!(
+            asset_balance(&group, 0, &channels()).unwrap().total(),
+            2_000_007
+        );
+
+        // An asset with no channel: on chain only; with no channels at all, the same.
+        let none = AssetRef::Id([9; 32]);
+        assert_eq!(asset_balance(&none, 7, &channels()).unwrap().total(), 7);
+        let empty = AssetChannelBalances::default();
+        assert_eq!(asset_balance(&usd, 7, &empty).unwrap().in_channels, 0);
+    }
+
+    #[test]
+    fn a_balance_that_overflows_is_an_error() {
+        let usd = AssetRef::parse(USD).unwrap();
+        let err = asset_balance(&usd, u64::MAX, &channels()).unwrap_err();
+        assert!(
+            matches!(err, BackendError::InvalidResponse { .. }),
+            "{err:?}"
+        );
     }
 }

@@ -135,6 +135,28 @@ impl AssetRef {
     }
 }
 
+/// Units of one asset a node holds, by where they sit. tapd reports the two parts through
+/// different daemons: on-chain units in its own `ListBalances`, channel units through lnd's
+/// `ChannelBalance`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AssetBalance {
+    /// Units in the node's on-chain wallet, outside any channel (`ListBalances`, which counts
+    /// only the wallet's own script keys and leaves channel outputs out).
+    pub on_chain: u64,
+    /// The node's side of its open asset channels: what it can pay with over Lightning. Units
+    /// of channels still opening, and units locked in HTLCs, are in neither part.
+    pub in_channels: u64,
+}
+
+impl AssetBalance {
+    /// Both parts together. Saturates at `u64::MAX`, but never needs to for a balance from
+    /// [`crate::lightning::tapd::TapdNode::asset_balance_with`], which refuses parts whose sum
+    /// overflows.
+    pub fn total(&self) -> u64 {
+        self.on_chain.saturating_add(self.in_channels)
+    }
+}
+
 /// A request for an asset invoice through an edge node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssetInvoiceRequest {
@@ -182,8 +204,10 @@ pub struct SellQuote {
     pub rate: FixedPoint,
     /// Unix seconds after which the quote is void.
     pub expires_at: u64,
-    /// Most msat the quote covers.
-    pub payment_max_msat: u64,
+    /// The units the edge asks for the order's maximum msat at the bid rate, rounded down: tapd's
+    /// `PeerAcceptedSellQuote.asset_amount` (lightninglabs/taproot-assets rfq/marshal.go, v0.8.1),
+    /// a number of asset units although the order was placed in msat.
+    pub max_units: u64,
     /// Smallest payment an asset channel can make at this rate.
     pub min_transportable_msat: u64,
 }

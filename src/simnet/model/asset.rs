@@ -1,6 +1,7 @@
 //! The simnet's one asset (a 6-decimal USD stablecoin) and the per-node balance views built
-//! from channel balances (`ListAssets`, `ListBalances`, `FetchAssetMeta`, and the demo's
-//! balance table). Dollar values go through `crate::pricing`; nothing here converts by hand.
+//! from channel balances (`ListAssets`, `ListBalances`, lnd's `ChannelBalance`,
+//! `FetchAssetMeta`, and the demo's balance table). Dollar values go through `crate::pricing`;
+//! nothing here converts by hand.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -84,6 +85,17 @@ pub struct AssetHolding {
     pub usd: Decimal,
 }
 
+/// One asset's units on both sides of a node's asset channels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AssetChannelUnits {
+    /// The asset.
+    pub asset: AssetInfo,
+    /// The node's side, summed over its channels of this asset.
+    pub local: u64,
+    /// The peers' side.
+    pub remote: u64,
+}
+
 /// A node's balances: every channel, the sats total and the asset holdings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Balances {
@@ -114,11 +126,46 @@ impl Simnet {
         Ok(&self.asset)
     }
 
-    /// What `node` holds of each asset (`ListAssets`, `ListBalances`). Empty for nodes without
-    /// asset channels; in the simnet every asset sits in a channel.
+    /// What `node` holds of each asset on its side of its asset channels (`ListAssets`; a real
+    /// tapd lists only on-chain assets there by default, but the simnet's error messages send
+    /// users to `ListAssets` to find the asset). Empty for nodes without asset channels.
     pub fn assets_held(&self, node: NodeId) -> Result<Vec<AssetHolding>, QueryError> {
         self.require_up(node).map_err(QueryError::NodeDown)?;
         self.holdings(&self.channel_infos(node))
+    }
+
+    /// What `node` holds of each asset on chain, outside channels (tapd's `ListBalances`, which
+    /// counts only the wallet's own script keys and leaves channel outputs out). Every unit in
+    /// the simnet sits in a channel, so this is always empty; it still fails for a node that is
+    /// down, as tapd would.
+    pub fn assets_on_chain(&self, node: NodeId) -> Result<Vec<AssetHolding>, QueryError> {
+        self.require_up(node).map_err(QueryError::NodeDown)?;
+        Ok(Vec::new())
+    }
+
+    /// Units of each asset on both sides of `node`'s asset channels, summed per asset, as tapd
+    /// writes them into lnd's `ChannelBalance`. Every simnet channel is open (a channel whose
+    /// peer is down is inactive, still open); units locked in held HTLCs are on neither side,
+    /// as in tapd's commitment outputs. Empty for nodes without asset channels.
+    pub fn asset_channel_units(&self, node: NodeId) -> Result<Vec<AssetChannelUnits>, QueryError> {
+        self.require_up(node).map_err(QueryError::NodeDown)?;
+        // Channels only ever carry the simnet's one asset, so the sums have one entry or none.
+        let mine: Vec<ChannelInfo> = self
+            .channel_infos(node)
+            .into_iter()
+            .filter(|c| c.kind == ChannelKind::Asset(self.asset.asset_id))
+            .collect();
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sum = |side: fn(&ChannelInfo) -> u64| {
+            mine.iter().fold(0u64, |acc, c| acc.saturating_add(side(c)))
+        };
+        Ok(vec![AssetChannelUnits {
+            asset: self.asset.clone(),
+            local: sum(|c| c.local),
+            remote: sum(|c| c.remote),
+        }])
     }
 
     fn holdings(&self, channels: &[ChannelInfo]) -> Result<Vec<AssetHolding>, QueryError> {
@@ -172,6 +219,36 @@ impl Simnet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_units_are_summed_per_asset_and_none_are_on_chain() {
+        use crate::simnet::model::SimnetConfig;
+        let mut net = Simnet::new(SimnetConfig::default()).unwrap();
+        let units = |net: &Simnet, n| {
+            net.asset_channel_units(n)
+                .unwrap()
+                .iter()
+                .map(|u| (u.local, u.remote))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(units(&net, NodeId::Alice), [(1_000_000_000, 100_000_000)]);
+        assert_eq!(units(&net, NodeId::Merchant), [(0, 1_000_000_000)]);
+        // The edge's two asset channels (with alice and the merchant) are one sum.
+        assert_eq!(units(&net, NodeId::Edge), [(1_100_000_000, 1_000_000_000)]);
+        assert!(
+            units(&net, NodeId::Bob).is_empty(),
+            "bob has a sats channel only"
+        );
+        let alice = net.asset_channel_units(NodeId::Alice).unwrap();
+        assert_eq!(alice[0].asset, *net.asset());
+
+        for node in [NodeId::Alice, NodeId::Bob, NodeId::Edge, NodeId::Merchant] {
+            assert!(net.assets_on_chain(node).unwrap().is_empty());
+        }
+        net.set_down(NodeId::Alice, true);
+        assert!(net.asset_channel_units(NodeId::Alice).is_err());
+        assert!(net.assets_on_chain(NodeId::Alice).is_err());
+    }
 
     #[test]
     fn asset_is_deterministic_per_seed() {

@@ -58,7 +58,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use asset::{ASSET_DECIMALS, ASSET_NAME, AssetHolding, AssetInfo, Balances};
+pub use asset::{ASSET_DECIMALS, ASSET_NAME, AssetChannelUnits, AssetHolding, AssetInfo, Balances};
 pub use asset_invoice::{AddedAssetInvoice, AssetInvoiceRequest, AssetPayReq};
 pub use config::{
     DEFAULT_BLOCK_HEIGHT, DEFAULT_FEE_BASE_MSAT, DEFAULT_FEE_PPM, DEFAULT_INVOICE_EXPIRY_SECS,

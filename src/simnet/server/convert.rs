@@ -5,11 +5,13 @@
 
 use tonic::Status;
 
+use crate::lightning::channel_data::{AssetBalanceJson, ChannelBalancesJson};
 use crate::lightning::proto::{lnrpc, rfqrpc, taprpc};
 use crate::pricing::FixedPoint;
 use crate::simnet::model::{
-    AssetId, AssetInfo, BuyQuote, FINAL_CLTV_DELTA, FailureReason, Invoice, InvoiceState,
-    NodePubkey, PayReq, Payment, PaymentHash, PaymentStatus, Preimage, RouteHint, SellQuote,
+    AssetChannelUnits, AssetId, AssetInfo, BuyQuote, FINAL_CLTV_DELTA, FailureReason, Invoice,
+    InvoiceState, NodePubkey, PayReq, Payment, PaymentHash, PaymentStatus, Preimage, RouteHint,
+    SellQuote,
 };
 
 /// msat → i64 for lnd's signed amount fields (saturating: no simnet amount comes near).
@@ -343,5 +345,79 @@ pub(crate) fn asset_group(a: &AssetInfo) -> Option<taprpc::AssetGroup> {
 pub(crate) fn decimal_display(a: &AssetInfo) -> taprpc::DecimalDisplay {
     taprpc::DecimalDisplay {
         decimal_display: u32::from(a.decimal_display),
+    }
+}
+
+/// `ChannelBalanceResponse.custom_channel_data` as tapd writes it inside lnd (see
+/// [`crate::lightning::channel_data`]): empty for a node with no channels at all, otherwise the
+/// JSON object, with the per-asset sums and, for grouped assets, per-group sums. Every simnet
+/// channel is open from the start, so the pending maps are always empty.
+pub(crate) fn asset_channel_data(
+    channels: usize,
+    units: &[AssetChannelUnits],
+) -> Result<Vec<u8>, Status> {
+    if channels == 0 {
+        return Ok(Vec::new());
+    }
+    let mut json = ChannelBalancesJson::default();
+    for u in units {
+        let by_id = json
+            .open_channels
+            .entry(u.asset.asset_id.to_hex())
+            .or_insert_with(|| AssetBalanceJson {
+                asset_id: u.asset.asset_id.to_hex(),
+                name: u.asset.name.clone(),
+                ..Default::default()
+            });
+        by_id.local_balance = by_id.local_balance.saturating_add(u.local);
+        by_id.remote_balance = by_id.remote_balance.saturating_add(u.remote);
+        if let Some(group) = u.asset.group_key {
+            let by_group = json
+                .open_channels_by_group
+                .entry(group.to_hex())
+                .or_default();
+            by_group.local_balance = by_group.local_balance.saturating_add(u.local);
+            by_group.remote_balance = by_group.remote_balance.saturating_add(u.remote);
+        }
+    }
+    serde_json::to_vec(&json)
+        .map_err(|e| Status::internal(format!("cannot encode custom_channel_data: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lightning::channel_data;
+    use crate::lightning::types::AssetRef;
+    use crate::simnet::model::{Simnet, SimnetConfig};
+
+    #[test]
+    fn no_channels_means_empty_custom_channel_data() {
+        assert!(asset_channel_data(0, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn asset_channel_data_sums_per_asset_id_and_per_group() {
+        let grouped = SimnetConfig {
+            asset_grouped: true,
+            ..SimnetConfig::default()
+        };
+        let asset = Simnet::new(grouped).unwrap().asset().clone();
+        let units = |local, remote| AssetChannelUnits {
+            asset: asset.clone(),
+            local,
+            remote,
+        };
+        let bytes = asset_channel_data(3, &[units(1, 2), units(10, 20)]).unwrap();
+        let parsed = channel_data::parse(&bytes).unwrap();
+        let by_id = AssetRef::Id(asset.asset_id.0);
+        let group = AssetRef::GroupKey(asset.group_key.unwrap().0.to_vec());
+        for key in [by_id, group] {
+            let u = parsed.open_units(&key);
+            assert_eq!((u.local, u.remote), (11, 22), "{key:?}");
+        }
+        // The per-group entry carries no asset id or name, as tapd's does not.
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.matches("\"asset_id\"").count(), 1, "{text}");
     }
 }

@@ -1,6 +1,6 @@
-//! lnd's services on a simnet node: `Lightning` (GetInfo, AddInvoice, LookupInvoice,
-//! SubscribeInvoices, DecodePayReq), `Router` (SendPaymentV2, TrackPaymentV2) and `Invoices`
-//! (hold invoices, SubscribeSingleInvoice).
+//! lnd's services on a simnet node: `Lightning` (GetInfo, ChannelBalance with tapd's asset
+//! channel JSON, AddInvoice, LookupInvoice, SubscribeInvoices, DecodePayReq), `Router`
+//! (SendPaymentV2, TrackPaymentV2) and `Invoices` (hold invoices, SubscribeSingleInvoice).
 //!
 //! Each handler applies the node's fault knobs (`NodeService::gate`), makes one model call and
 //! translates; the rules live in the model. Streams follow lnd: `SubscribeInvoices` replays from
@@ -16,7 +16,7 @@ use super::stream::{Poll, RpcStream};
 use crate::lightning::proto::{invoicesrpc, lnrpc, routerrpc};
 use crate::simnet::model::{
     ChannelKind, Invoice, InvoiceEvent, InvoiceRequest, InvoiceSecret, InvoiceState, NodeId,
-    PaymentHash, Simnet,
+    PaymentHash, QueryError, Simnet,
 };
 
 /// lnd's services for one node.
@@ -86,11 +86,14 @@ impl lnrpc::lightning_server::Lightning for Lnd {
         _: Request<lnrpc::ChannelBalanceRequest>,
     ) -> Rpc<lnrpc::ChannelBalanceResponse> {
         let svc = self.0.gate().await?;
-        let channels = svc
+        let (channels, asset_units) = svc
             .net
-            .read(|m| m.channels(svc.node))
+            .read(|m| {
+                Ok::<_, QueryError>((m.channels(svc.node)?, m.asset_channel_units(svc.node)?))
+            })
             .map_err(status::query)?;
-        // BTC channels only, as lnd reports them; asset channels' units are tapd's business.
+        // The amounts are the BTC channels', as lnd sums them. An asset channel's sats are
+        // only its anchor, so its units go in custom_channel_data, as tapd writes them there.
         let sats = channels
             .iter()
             .filter(|c| matches!(c.kind, ChannelKind::Sats));
@@ -102,6 +105,7 @@ impl lnrpc::lightning_server::Lightning for Lnd {
         Ok(Response::new(lnrpc::ChannelBalanceResponse {
             local_balance: Some(amount(local)),
             remote_balance: Some(amount(remote)),
+            custom_channel_data: convert::asset_channel_data(channels.len(), &asset_units)?,
         }))
     }
 

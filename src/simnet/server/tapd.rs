@@ -83,7 +83,9 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
             Some(GroupBy::GroupKey(_)) => true,
             None => return Err(Status::invalid_argument("invalid group_by")),
         };
-        let held = svc.net.read(|m| m.assets_held(svc.node));
+        // On-chain units only: tapd's default (BIP-86 script keys) leaves channel outputs out;
+        // the node's lnd reports those (`ChannelBalance`, custom_channel_data).
+        let held = svc.net.read(|m| m.assets_on_chain(svc.node));
         let mut resp = taprpc::ListBalancesResponse::default();
         for h in held.map_err(status::query)? {
             let group_key = h.asset.group_key.map(|g| g.0.to_vec()).unwrap_or_default();

@@ -35,8 +35,12 @@ struct Net {
 
 impl Net {
     async fn start() -> Self {
+        Self::start_with(SimnetConfig::default()).await
+    }
+
+    async fn start_with(config: SimnetConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let run = start(dir.path(), SimnetConfig::default(), std::future::pending())
+        let run = start(dir.path(), config, std::future::pending())
             .await
             .unwrap();
         Net { _dir: dir, run }
