@@ -257,7 +257,7 @@ impl Sources {
         if self.env {
             fig = fig.merge(Env::prefixed("TAPGATE_").split("__").filter(|k| {
                 let k = k.as_str().to_ascii_lowercase();
-                !k.starts_with("polar_") && k != "config"
+                !k.starts_with("polar_") && !k.starts_with("regtest_") && k != "config"
             }));
         }
         let mut lines = String::new();
@@ -440,6 +440,7 @@ mod tests {
             jail.create_file("t.toml", "[l402]\nlocation = \"file\"\n")?;
             jail.set_env("TAPGATE_L402__LOCATION", "env");
             jail.set_env("TAPGATE_POLAR_ALICE_HOST", "ignored");
+            jail.set_env("TAPGATE_REGTEST_NETWORK", "/ignored/network.toml");
             let mut src = sources(Some(Path::new("t.toml")), &[]);
             src.env = true;
             assert_eq!(src.load().unwrap().l402.location, "env");

@@ -31,8 +31,11 @@ pub(super) fn is_macaroon_refusal(status: &Status) -> bool {
 }
 
 /// tapd's texts for "no usable asset channel" (`rfq.Manager.FetchChannel`, `checkPeerChannel`,
-/// `AddInvoice`).
+/// `AddInvoice`). tapd v0.8.1 says "no asset channel balance found for AssetSpecifier(…)"
+/// (lightninglabs/taproot-assets rfq/manager.go), with or without a peer given; earlier
+/// versions said "no asset channels found for …".
 pub(super) const NO_CHANNEL: &[&str] = &[
+    "no asset channel balance found",
     "no asset channels found",
     "no asset channels available",
     "no active channel found with peer",

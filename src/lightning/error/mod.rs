@@ -205,6 +205,20 @@ pub enum BackendError {
         what: String,
     },
 
+    /// lnd's `ChannelBalance` carried `custom_channel_data` that is not the JSON tapd writes
+    /// there, so the node's asset units in channels are unknown. A plain lnd (no tapd in its
+    /// process) leaves its own binary encoding in that field.
+    #[error(
+        "{call} returned custom_channel_data that is not tapd's asset channel JSON ({source}); asset channel balances need a node whose lnd runs tapd in-process (litd integrated mode or tapd-integrated) at a supported version"
+    )]
+    InvalidChannelData {
+        /// The RPC.
+        call: &'static str,
+        /// Why the JSON was refused.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// tapgate refused to send a call because its own input cannot be expressed to the node (a
     /// peer that is not a public key, an asset named in a way the call does not take).
     #[error(
@@ -442,6 +456,7 @@ impl BackendError {
             | BackendError::TlsConfig(_)
             | BackendError::NoRuntime
             | BackendError::InvalidResponse { .. }
+            | BackendError::InvalidChannelData { .. }
             | BackendError::InvalidRequest { .. }
             | BackendError::PaymentFailed { .. } => None,
         }
@@ -488,6 +503,18 @@ mod tests {
         }
         assert_eq!(err.code(), Some(Code::Unknown));
         assert!(err.to_string().contains("is it online?"));
+
+        // tapd v0.8.1's text, as the real regtest network returns it for bob, who has no asset
+        // channel (rfq/manager.go `FetchChannel`).
+        let err = unknown(
+            "error finding asset channel to use: no asset channel balance found for \
+             AssetSpecifier(id=4d2dfb6cd4a83a140577119e5bde2f448e49ba40cfa6dde3fcd53eec47c9403f, \
+             group_pub_key=)",
+        );
+        assert!(matches!(
+            err,
+            BackendError::NoAssetChannel { peer: None, .. }
+        ));
 
         let err = unknown("error checking peer channel: no active channel found with peer 02abcd");
         assert!(matches!(

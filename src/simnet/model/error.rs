@@ -211,6 +211,11 @@ pub enum PayError {
         "invoice {0} is already paid (or held in flight); do not pay again, track the payment by its hash instead"
     )]
     AlreadyPaid(PaymentHash),
+    /// Settled, or held, for another payer: the payee rejects this payer's HTLC.
+    #[error(
+        "invoice {0} was already paid by someone else; the payee rejected the payment, nothing was paid"
+    )]
+    SettledByAnother(PaymentHash),
     /// The payee cancelled the invoice.
     #[error("invoice {0} was cancelled by the payee; ask for a new invoice")]
     InvoiceCanceled(PaymentHash),
@@ -302,9 +307,9 @@ impl PayError {
             | Self::AssetInvoiceNeedsAsset(_)
             | Self::NoAssetChannel { .. } => FailureReason::NoRoute,
             Self::InsufficientBalance { .. } => FailureReason::InsufficientBalance,
-            Self::UnknownInvoice { .. } | Self::InvoiceExpired { .. } => {
-                FailureReason::IncorrectPaymentDetails
-            }
+            Self::UnknownInvoice { .. }
+            | Self::InvoiceExpired { .. }
+            | Self::SettledByAnother(_) => FailureReason::IncorrectPaymentDetails,
             Self::InvoiceCanceled(_) => FailureReason::Canceled,
             Self::InvalidPaymentRequest(_)
             | Self::AlreadyPaid(_)

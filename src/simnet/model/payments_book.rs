@@ -126,7 +126,7 @@ impl Payment {
         self.asset.as_ref().map(|a| a.units)
     }
 
-    fn is_failed(&self) -> bool {
+    pub(crate) fn is_failed(&self) -> bool {
         matches!(self.status, PaymentStatus::Failed { .. })
     }
 }

@@ -3,8 +3,8 @@
 //! Codes follow the daemons where they use a specific one (lnd's `NotFound` "unable to locate
 //! invoice", `AlreadyExists` for a paid invoice); elsewhere they say what kind of failure it is.
 //! Messages carry the daemons' wording wherever tapgate's client classifies errors by text
-//! (`lightning::error::BackendError::from_status`): tapd's "no asset channels found for …
-//! and peer=…", "cannot create invoice for N asset units, as the minimal transportable amount
+//! (`lightning::error::BackendError::from_status`): tapd's "no asset channel balance found for
+//! AssetSpecifier(…)", "cannot create invoice for N asset units, as the minimal transportable amount
 //! is M units", "rejecting payment of N mSAT …, minimum amount for an asset payment is M mSAT",
 //! "no quotes with sufficient expiry", "peer … rejected the quote, …" and "quote ID did not
 //! match an accepted quote"; each followed by what to do next.
@@ -31,13 +31,14 @@ fn node_down(node: NodeId) -> Status {
     Status::unavailable(format!("{node} is down; bring it back up and retry"))
 }
 
-/// tapd's `FetchChannel` failure, naming the requested peer as tapd does.
-fn no_asset_channel(asset: &AssetId, peer: Option<&NodePubkey>) -> Status {
-    let peer = peer.map(|p| format!(" and peer={p}")).unwrap_or_default();
-    Status::failed_precondition(format!(
-        "error finding asset channel to use: no asset channels found for \
-         AssetSpecifier(id={asset}, group_pub_key=){peer}; open an asset channel with the edge \
-         node (is it online?) or use sats"
+/// tapd's `FetchChannel` failure, word for word and with tapd's code (a plain error: `Unknown`),
+/// as `tapchannelrpc.AddInvoice` returns it when the node has no asset channel for the asset
+/// with the peer (lightninglabs/taproot-assets rfq/manager.go `FetchChannel`, v0.8.1, behind
+/// "error finding asset channel to use: "). tapd names neither the peer nor a remedy.
+fn no_asset_channel(asset: &AssetId, _peer: Option<&NodePubkey>) -> Status {
+    Status::unknown(format!(
+        "error finding asset channel to use: no asset channel balance found for \
+         AssetSpecifier(id={asset}, group_pub_key=)"
     ))
 }
 
@@ -134,8 +135,14 @@ pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -
     match (e, asset_peer) {
         (PayError::NodeDown(n), _) if *n == payer => Some(Status::unavailable("node is down")),
         (PayError::InvalidPaymentRequest(_), _) => Some(Status::invalid_argument(msg)),
-        (PayError::AlreadyPaid(_), _) => Some(Status::already_exists(format!(
-            "invoice is already paid: {msg}"
+        // lnd's control tower refuses a second payment of a hash it paid, word for word
+        // (lightningnetwork/lnd payments/db/errors.go `ErrAlreadyPaid`, v0.21.0-beta).
+        (PayError::AlreadyPaid(_), _) => Some(Status::already_exists("invoice is already paid")),
+        // lnd's router refuses an expired payment request as an RPC error, in Go's time format
+        // (lightningnetwork/lnd lnrpc/routerrpc/router_backend.go, v0.21.0-beta).
+        (PayError::InvoiceExpired { expired_at }, _) => Some(Status::unknown(format!(
+            "invoice expired. Valid until {}",
+            go_utc_time(*expired_at)
         ))),
         (PayError::Pricing(_), _) => Some(Status::internal(msg)),
         (PayError::UnknownAsset(_), Some(_)) => Some(Status::invalid_argument(msg)),
@@ -153,5 +160,43 @@ pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -
             "retry later or pay in sats",
         )),
         _ => None,
+    }
+}
+
+/// `time.Time.String()` of a UTC instant, as lnd prints it: `2026-11-29 23:47:11 +0000 UTC`.
+fn go_utc_time(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (no negative dates here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000 UTC",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod go_time_tests {
+    #[test]
+    fn formats_like_go() {
+        assert_eq!(super::go_utc_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        // The instant of an expired invoice on the real regtest network.
+        assert_eq!(
+            super::go_utc_time(1_795_995_231),
+            "2026-11-29 23:33:51 +0000 UTC"
+        );
+        assert_eq!(
+            super::go_utc_time(951_782_400),
+            "2000-02-29 00:00:00 +0000 UTC"
+        );
     }
 }

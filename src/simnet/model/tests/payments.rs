@@ -154,14 +154,15 @@ fn paying_twice_fails_and_keeps_the_first_payment() {
     assert_eq!(again.unwrap_err(), PayError::AlreadyPaid(inv.payment_hash));
     let pay = asset_pay(&n, &inv.payment_request, false);
     let by_alice = n.pay_with_asset(NodeId::Alice, &pay, T0 + 1).unwrap_err();
-    assert_eq!(by_alice, PayError::AlreadyPaid(inv.payment_hash));
+    // Not alice's own payment: merchant's lnd rejects her HTLC (INCORRECT_PAYMENT_DETAILS).
+    assert_eq!(by_alice, PayError::SettledByAnother(inv.payment_hash));
     assert_eq!(snapshot(&n), before);
     assert_eq!(n.payment(NodeId::Bob, &inv.payment_hash).unwrap(), &first);
     let alice = n.payment(NodeId::Alice, &inv.payment_hash).unwrap();
     assert!(matches!(
         alice.status,
         PaymentStatus::Failed {
-            reason: FailureReason::Error,
+            reason: FailureReason::IncorrectPaymentDetails,
             ..
         }
     ));
