@@ -7,6 +7,9 @@
 #       bash integration/polar/run.sh
 #   - or a simnet this script starts itself (what CI runs):
 #       bash integration/polar/run.sh --simnet
+#   - or any network with a network.toml, such as the real regtest network that
+#     integration/regtest/up.sh DIR starts (CI runs this too):
+#       bash integration/polar/run.sh --network DIR/network.toml
 # The same commands, the same assertions; it prints "N passed, N failed" and exits non-zero on
 # any failure.
 set -euo pipefail
@@ -40,6 +43,11 @@ if [ "${1:-}" = "--simnet" ]; then
     [ -s "$dir/network.toml" ] || { echo "simnet did not start:"; cat "$dir.log"; exit 1; }
     node() { "$TAPGATE" node --network "$dir/network.toml" "$@"; }
     echo "against simnet ($dir)"
+elif [ "${1:-}" = "--network" ]; then
+    file="${2:?usage: $0 --network DIR/network.toml}"
+    [ -s "$file" ] || { echo "no network file at $file: start one with integration/regtest/up.sh DIR"; exit 2; }
+    node() { "$TAPGATE" node --network "$file" "$@"; }
+    echo "against the network in $file"
 else
     : "${TAPGATE_POLAR_NETWORK_DIR:?set it to your Polar network folder, e.g. ~/.polar/networks/1}"
     : "${TAPGATE_POLAR_ASSET_ID:?set it to the USD asset id minted on the merchant/alice nodes}"
