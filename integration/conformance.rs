@@ -22,7 +22,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tapgate::l402::PaymentHash;
+use tapgate::l402::{PaymentHash, Preimage};
 use tapgate::lightning::error::BackendError;
 use tapgate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Rates};
 use tapgate::lightning::types::{
@@ -312,6 +312,9 @@ conformance!(
     asset_payment_of_a_sats_invoice,
     sats_payment_of_an_asset_invoice,
     no_asset_channel,
+    hold_invoices_settle_and_cancel,
+    a_cancelled_invoice_is_refused,
+    asset_payment_below_the_minimum,
 );
 
 async fn node_identity(net: &Net) {
@@ -787,5 +790,159 @@ async fn no_asset_channel(net: &Net) {
     assert!(
         matches!(err, BackendError::NoAssetChannel { .. }),
         "{err:?}"
+    );
+}
+
+/// lnd's answer to an HTLC for a cancelled (or settled, or unknown) invoice.
+fn incorrect_payment_details(net: &Net, err: &BackendError) {
+    match err {
+        BackendError::PaymentFailed { reason } => {
+            assert_eq!(
+                reason, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS",
+                "{:?}",
+                net.kind
+            )
+        }
+        other => panic!("{:?}: {other:?}", net.kind),
+    }
+}
+
+fn fresh_preimage() -> Preimage {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).unwrap();
+    Preimage::from_bytes(b)
+}
+
+/// Waits until the invoice is in `state` (at most 20 s).
+async fn reaches(net: &Net, node: &Node, hash: &PaymentHash, state: InvoiceState) {
+    let mut last = net.lookup(node, hash).await.state;
+    for _ in 0..80 {
+        if last == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        last = net.lookup(node, hash).await.state;
+    }
+    assert_eq!(last, state, "{:?}", net.kind);
+}
+
+async fn hold_invoices_settle_and_cancel(net: &Net) {
+    let (merchant, bob) = (net.node("merchant"), net.node("bob"));
+    let hold = |preimage: &Preimage| {
+        let hash = preimage.payment_hash();
+        let merchant = merchant.clone();
+        async move {
+            merchant
+                .lnd
+                .create_hold_invoice(
+                    &hash,
+                    &InvoiceRequest {
+                        value_msat: 30_000,
+                        memo: "hold".into(),
+                        expiry_secs: 600,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Settled: the payer's payment completes only once the payee settles.
+    let preimage = fresh_preimage();
+    let inv = hold(&preimage).await;
+    assert_eq!(
+        net.lookup(&merchant, &inv.payment_hash).await.state,
+        InvoiceState::Open
+    );
+    let payer = bob.clone();
+    let request = inv.payment_request.clone();
+    let paying = tokio::spawn(async move { payer.lnd.pay_sats(&request, 10_000).await });
+    reaches(net, &merchant, &inv.payment_hash, InvoiceState::Accepted).await;
+    assert!(
+        !paying.is_finished(),
+        "the payment waits while the invoice is held"
+    );
+    merchant.lnd.settle_invoice(&preimage).await.unwrap();
+    let out = paying.await.unwrap().unwrap();
+    assert!(out.preimage.payment_hash().ct_eq(&inv.payment_hash));
+    let status = net.lookup(&merchant, &inv.payment_hash).await;
+    assert_eq!(
+        (status.state, status.amt_paid_msat),
+        (InvoiceState::Settled, 30_000)
+    );
+
+    // Cancelled while held: the HTLC fails back and nothing is paid.
+    let inv = hold(&fresh_preimage()).await;
+    let payer = bob.clone();
+    let request = inv.payment_request.clone();
+    let paying = tokio::spawn(async move { payer.lnd.pay_sats(&request, 10_000).await });
+    reaches(net, &merchant, &inv.payment_hash, InvoiceState::Accepted).await;
+    merchant
+        .lnd
+        .cancel_invoice(&inv.payment_hash)
+        .await
+        .unwrap();
+    let err = paying.await.unwrap().unwrap_err();
+    incorrect_payment_details(net, &err);
+    reaches(net, &merchant, &inv.payment_hash, InvoiceState::Canceled).await;
+    // lnd keeps the accepted amount in amt_paid after the cancel, though nothing was paid.
+    assert_eq!(
+        net.lookup(&merchant, &inv.payment_hash).await.amt_paid_msat,
+        30_000
+    );
+}
+
+async fn a_cancelled_invoice_is_refused(net: &Net) {
+    let (merchant, bob) = (net.node("merchant"), net.node("bob"));
+    let inv = net.invoice(&merchant, 40_000, 600).await;
+    merchant
+        .lnd
+        .cancel_invoice(&inv.payment_hash)
+        .await
+        .unwrap();
+    assert_eq!(
+        net.lookup(&merchant, &inv.payment_hash).await.state,
+        InvoiceState::Canceled
+    );
+    let err = bob
+        .lnd
+        .pay_sats(&inv.payment_request, 10_000)
+        .await
+        .unwrap_err();
+    incorrect_payment_details(net, &err);
+    assert_eq!(
+        net.lookup(&merchant, &inv.payment_hash).await.amt_paid_msat,
+        0
+    );
+}
+
+async fn asset_payment_below_the_minimum(net: &Net) {
+    let (merchant, alice) = (net.node("merchant"), net.node("alice"));
+    let inv = net.invoice(&merchant, 100_000, 600).await;
+    let err = alice
+        .tapd
+        .pay_with_asset(&inv.payment_request, &net.asset(), &net.edge(), 10_000)
+        .await
+        .unwrap_err();
+    // tapd checks invoice amount + fee limit (110,000 msat) against the quote's minimum, and
+    // without an rfq_id says only "failed to acquire any quotes"; tapgate asks the edge why.
+    let sell = alice
+        .tapd
+        .sell_quote(&net.asset(), 110_000, &net.edge(), 60)
+        .await
+        .unwrap();
+    match err {
+        BackendError::BelowMinTransportableMsat { msat, min_msat, .. } => {
+            assert_eq!(msat, 110_000);
+            assert_eq!(min_msat, sell.min_transportable_msat);
+            assert_eq!(
+                min_msat,
+                pricing::min_transportable_msat(&sell.rate).unwrap()
+            );
+        }
+        other => panic!("{:?}: {other:?}", net.kind),
+    }
+    assert_eq!(
+        net.lookup(&merchant, &inv.payment_hash).await.amt_paid_msat,
+        0
     );
 }

@@ -10,6 +10,7 @@ use tracing::{Instrument, debug, warn};
 use super::channel_data::{self, AssetChannelBalances};
 use super::error::BackendError;
 use super::grpc::{AuthChannel, NodeConnection, connect_lazy, connect_lazy_streaming};
+use super::proto::invoicesrpc::{self, invoices_client::InvoicesClient};
 use super::proto::lnrpc::{self, lightning_client::LightningClient};
 use super::proto::routerrpc::{self, router_client::RouterClient};
 use super::traits::{Invoices, NodeInfoSource};
@@ -74,6 +75,8 @@ pub struct LndNode {
     streaming: LightningClient<AuthChannel>,
     /// `SendPaymentV2` is a stream that ends once the payment is final.
     router: RouterClient<AuthChannel>,
+    /// Hold invoices and cancellation (`invoicesrpc`).
+    invoices: InvoicesClient<AuthChannel>,
     ctx: CallCtx,
 }
 
@@ -84,6 +87,7 @@ impl LndNode {
         let channel = connect_lazy(conn)?;
         let streaming = connect_lazy_streaming(conn)?;
         Ok(Self {
+            invoices: InvoicesClient::new(channel.clone()),
             lightning: LightningClient::new(channel),
             streaming: LightningClient::new(streaming.clone()),
             router: RouterClient::new(streaming),
@@ -99,6 +103,83 @@ impl LndNode {
             .await
             .map_err(|s| self.ctx.err(CHANNEL_BALANCE, s))?
             .into_inner())
+    }
+
+    /// A hold invoice for `hash` (`invoicesrpc.AddHoldInvoice`): lnd accepts the payer's HTLCs
+    /// and keeps them (state ACCEPTED) until [`Self::settle_invoice`] reveals the preimage or
+    /// [`Self::cancel_invoice`] fails them back. The amount goes as `value_msat`.
+    pub async fn create_hold_invoice(
+        &self,
+        hash: &PaymentHash,
+        req: &InvoiceRequest,
+    ) -> Result<CreatedInvoice, BackendError> {
+        const CALL: &str = "AddHoldInvoice";
+        let msg = invoicesrpc::AddHoldInvoiceRequest {
+            memo: req.memo.clone(),
+            hash: hash.0.to_vec(),
+            value_msat: i64::try_from(req.value_msat)
+                .map_err(|_| BackendError::invalid_request(CALL, "amount too large"))?,
+            expiry: i64::try_from(req.expiry_secs).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let resp = self
+            .invoices
+            .clone()
+            .add_hold_invoice(msg)
+            .await
+            .map_err(|s| self.ctx.err(CALL, s))?
+            .into_inner();
+        Ok(CreatedInvoice {
+            payment_hash: *hash,
+            payment_request: resp.payment_request,
+            add_index: resp.add_index,
+        })
+    }
+
+    /// Settles an ACCEPTED hold invoice with its preimage (`invoicesrpc.SettleInvoice`).
+    pub async fn settle_invoice(&self, preimage: &Preimage) -> Result<(), BackendError> {
+        const CALL: &str = "SettleInvoice";
+        let msg = invoicesrpc::SettleInvoiceMsg {
+            preimage: preimage.expose().to_vec(),
+        };
+        self.invoices
+            .clone()
+            .settle_invoice(msg)
+            .await
+            .map_err(|s| self.ctx.err(CALL, s))?;
+        Ok(())
+    }
+
+    /// Cancels an invoice that is not settled (`invoicesrpc.CancelInvoice`); held HTLCs are
+    /// failed back to the payer.
+    pub async fn cancel_invoice(&self, hash: &PaymentHash) -> Result<(), BackendError> {
+        const CALL: &str = "CancelInvoice";
+        let msg = invoicesrpc::CancelInvoiceMsg {
+            payment_hash: hash.0.to_vec(),
+        };
+        self.invoices
+            .clone()
+            .cancel_invoice(msg)
+            .await
+            .map_err(|s| self.ctx.err(CALL, s))?;
+        Ok(())
+    }
+
+    /// The amount a BOLT11 payment request asks for, msat, as lnd decodes it (`DecodePayReq`);
+    /// 0 for an amountless request.
+    pub async fn decode_amount_msat(&self, payment_request: &str) -> Result<u64, BackendError> {
+        const CALL: &str = "DecodePayReq";
+        let req = lnrpc::PayReqString {
+            pay_req: payment_request.to_owned(),
+        };
+        let resp = self
+            .lightning
+            .clone()
+            .decode_pay_req(req)
+            .await
+            .map_err(|s| self.ctx.err(CALL, s))?
+            .into_inner();
+        u64_of(CALL, "num_msat", resp.num_msat)
     }
 
     /// Sums of the node's BTC channel balances, `(local_msat, remote_msat)`.

@@ -251,7 +251,66 @@ impl TapdNode {
 
     /// Pays `payment_request` with the asset through `edge_peer`; the edge converts to sats
     /// on the first hop (`tapchannelrpc.SendPayment`).
+    ///
+    /// Without an `rfq_id`, tapd negotiates the sell quote itself and, when that fails or the
+    /// amount is below the minimum, only logs why and answers "failed to acquire any quotes"
+    /// (lightninglabs/taproot-assets rpcserver/rpcserver.go `SendPayment`, v0.8.1). tapgate then
+    /// asks the edge for the same quote (invoice amount plus fee limit, tapd's
+    /// `paymentMaxAmt`) to say why: [`BackendError::BelowMinTransportableMsat`], or the edge's
+    /// own refusal.
     pub async fn pay_with_asset(
+        &self,
+        payment_request: &str,
+        asset: &AssetRef,
+        edge_peer: &str,
+        max_fee_msat: u64,
+    ) -> Result<PaymentOutcome, BackendError> {
+        match self
+            .send_asset_payment(payment_request, asset, edge_peer, max_fee_msat)
+            .await
+        {
+            Err(e @ BackendError::QuoteRejected { .. }) if e.is_no_quote_at_all() => Err(self
+                .why_no_quote(payment_request, asset, edge_peer, max_fee_msat, e)
+                .await),
+            other => other,
+        }
+    }
+
+    /// The reason behind tapd's bare "failed to acquire any quotes", or `original` when it
+    /// cannot be found out.
+    async fn why_no_quote(
+        &self,
+        payment_request: &str,
+        asset: &AssetRef,
+        edge_peer: &str,
+        max_fee_msat: u64,
+        original: BackendError,
+    ) -> BackendError {
+        let Some(lnd) = &self.lnd else {
+            return original;
+        };
+        let Ok(value_msat) = lnd.decode_amount_msat(payment_request).await else {
+            return original;
+        };
+        let max_msat = value_msat.saturating_add(max_fee_msat);
+        match self.sell_quote(asset, max_msat, edge_peer, 60).await {
+            Ok(q) if q.min_transportable_msat > max_msat => {
+                BackendError::BelowMinTransportableMsat {
+                    msat: max_msat,
+                    min_msat: q.min_transportable_msat,
+                    status: tonic::Status::failed_precondition(format!(
+                        "tapd found no quote; the edge's quote for {max_msat} mSAT (invoice \
+                         amount + fee limit) has a minimum of {} mSAT",
+                        q.min_transportable_msat
+                    )),
+                }
+            }
+            Ok(_) => original,
+            Err(refusal) => refusal,
+        }
+    }
+
+    async fn send_asset_payment(
         &self,
         payment_request: &str,
         asset: &AssetRef,

@@ -316,6 +316,13 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// tapd's `SendPayment` found no quote at all and said no more ("failed to acquire any
+    /// quotes"): it logs the reason instead of returning it.
+    pub fn is_no_quote_at_all(&self) -> bool {
+        matches!(self, Self::QuoteRejected { status, .. }
+            if status.message().to_ascii_lowercase().contains("failed to acquire any quotes"))
+    }
+
     /// Classifies a failed call's status: macaroon refusals, then tapd's domain errors by their
     /// text, then the generic [`BackendError::Status`].
     ///

@@ -310,7 +310,10 @@ impl PayError {
             Self::UnknownInvoice { .. }
             | Self::InvoiceExpired { .. }
             | Self::SettledByAnother(_) => FailureReason::IncorrectPaymentDetails,
-            Self::InvoiceCanceled(_) => FailureReason::Canceled,
+            // lnd's payee rejects an HTLC for a cancelled invoice like one for an unknown
+            // invoice (lightningnetwork/lnd invoices/invoiceregistry.go, v0.21.0-beta):
+            // INCORRECT_PAYMENT_DETAILS, never CANCELED (seen on the real regtest network).
+            Self::InvoiceCanceled(_) => FailureReason::IncorrectPaymentDetails,
             Self::InvalidPaymentRequest(_)
             | Self::AlreadyPaid(_)
             | Self::BelowMinTransportable { .. }

@@ -380,10 +380,13 @@ impl Simnet {
         let bid = self.quoting_rates()?.bid;
         let min_msat = min_transportable_msat(&bid)?;
         let needed = t.value_msat.saturating_add(fee_msat);
-        let overpaid = needed < min_msat;
+        // tapd checks the invoice amount plus the fee *limit* against the minimum
+        // (`paymentMaxAmt` in lightninglabs/taproot-assets rpcserver/rpcserver.go, v0.8.1).
+        let payment_max = t.value_msat.saturating_add(req.fee_limit_msat);
+        let overpaid = payment_max < min_msat;
         if overpaid && !req.allow_overpay {
             return Err(PayError::BelowMinTransportable {
-                msat: needed,
+                msat: payment_max,
                 min_msat,
             });
         }
@@ -439,6 +442,9 @@ impl Simnet {
             None => {
                 let inv = &mut self.nodes[t.payee.index()].invoices.invoices[t.pos];
                 inv.state = InvoiceState::Accepted;
+                // lnd counts accepted HTLCs in amt_paid, and keeps the figure if the payee then
+                // cancels (seen on the real regtest network, lnd v0.21.0-beta).
+                inv.amt_paid_msat = inv.value_msat;
                 inv.pending = Some(Pending {
                     payer,
                     hops: plan.hops,
@@ -466,8 +472,10 @@ impl Simnet {
         if let Some(p) = pending {
             self.refund_hops(&p.hops);
             let message = "the payee cancelled the held invoice".to_owned();
+            // The payee's lnd fails the HTLCs back as for an unknown invoice:
+            // INCORRECT_PAYMENT_DETAILS, as the real regtest network shows (lnd v0.21.0-beta).
             self.update_payment(p.payer, &hash, |pay| {
-                pay.fail(FailureReason::Canceled, message, now)
+                pay.fail(FailureReason::IncorrectPaymentDetails, message, now)
             });
         }
         self.set_canceled(node, pos);

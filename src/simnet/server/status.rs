@@ -118,6 +118,10 @@ pub(crate) enum PayVia<'a> {
     Asset {
         /// The requested RFQ peer.
         peer: Option<&'a NodePubkey>,
+        /// Whether the request named a pre-negotiated quote (`rfq_id`).
+        negotiated: bool,
+        /// The payment hash, for tapd's message when it negotiates the quote itself.
+        hash: String,
     },
 }
 
@@ -130,8 +134,26 @@ pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -
     let msg = e.to_string();
     let asset_peer = match via {
         PayVia::Sats => None,
-        PayVia::Asset { peer } => Some(*peer),
+        PayVia::Asset { peer, .. } => Some(*peer),
     };
+    // Negotiating the quote itself, tapd only logs why no quote would do (a refusal, or an
+    // amount below the minimum) and returns this (lightninglabs/taproot-assets
+    // rpcserver/rpcserver.go `SendPayment`, v0.8.1; seen on the real regtest network).
+    if let PayVia::Asset {
+        negotiated: false,
+        hash,
+        ..
+    } = via
+    {
+        if matches!(
+            e,
+            PayError::BelowMinTransportable { .. } | PayError::RfqRejected(_)
+        ) {
+            return Some(Status::unknown(format!(
+                "payment {hash} (amt=0 BTC) failed to acquire any quotes"
+            )));
+        }
+    }
     match (e, asset_peer) {
         (PayError::NodeDown(n), _) if *n == payer => Some(Status::unavailable("node is down")),
         (PayError::InvalidPaymentRequest(_), _) => Some(Status::invalid_argument(msg)),
@@ -148,10 +170,11 @@ pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -
         (PayError::UnknownAsset(_), Some(_)) => Some(Status::invalid_argument(msg)),
         (PayError::NoAssetChannel { asset, .. }, Some(peer)) => Some(no_asset_channel(asset, peer)),
         (PayError::BelowMinTransportable { msat, min_msat }, Some(_)) => {
-            Some(Status::failed_precondition(format!(
-                "rejecting payment of {msat} mSAT (invoice amount + routing fee), minimum amount \
-                 for an asset payment is {min_msat} mSAT; override this check by specifying the \
-                 allow_overpay flag, or pay in sats"
+            // With an rfq_id, tapd's `checkOverpayment` answers directly.
+            Some(Status::unknown(format!(
+                "rejecting payment of {msat} mSAT (invoice amount + user-defined routing fee \
+                 limit), minimum amount for an asset payment is {min_msat} mSAT; override this \
+                 check by specifying the allow_overpay flag"
             )))
         }
         (PayError::RfqRejected(reason), Some(_)) => Some(quote_rejected(

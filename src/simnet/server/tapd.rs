@@ -346,6 +346,12 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
             &pr,
             &status::PayVia::Asset {
                 peer: peer.as_ref(),
+                negotiated: !r.rfq_id.is_empty(),
+                hash: svc
+                    .net
+                    .read(|m| m.decode_pay_req(svc.node, &pr))
+                    .map(|d| d.payment_hash.to_hex())
+                    .unwrap_or_default(),
             },
         )?;
         // tapd streams the quote it paid under first: the deprecated single-quote arm, then

@@ -174,10 +174,11 @@ fn hold_invoice_cancel_refunds_the_payer() {
         .unwrap();
     assert_eq!(snapshot(&n), before);
     let p = n.payment(NodeId::Bob, &inv.payment_hash).unwrap();
+    // lnd fails a cancelled hold invoice's HTLCs back as INCORRECT_PAYMENT_DETAILS.
     assert!(matches!(
         p.status,
         PaymentStatus::Failed {
-            reason: FailureReason::Canceled,
+            reason: FailureReason::IncorrectPaymentDetails,
             ..
         }
     ));

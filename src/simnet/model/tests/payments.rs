@@ -290,8 +290,9 @@ fn small_asset_payments_need_allow_overpay() {
     let e = n.pay_with_asset(NodeId::Alice, &pay, T0).unwrap_err();
     assert_eq!(
         e,
+        // tapd checks the invoice amount plus the fee limit, not plus the fee.
         PayError::BelowMinTransportable {
-            msat: 11_010,
+            msat: 110_000,
             min_msat: 354_000
         }
     );
