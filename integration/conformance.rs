@@ -307,6 +307,7 @@ conformance!(
     asset_invoice_amounts_and_quote_lifetime,
     asset_invoice_below_the_minimum,
     an_invoice_must_not_outlive_its_quote,
+    asset_invoice_with_expiry_zero,
     preview_of_an_asset_payment,
     asset_payment_of_an_asset_invoice,
     asset_payment_of_a_sats_invoice,
@@ -805,6 +806,17 @@ fn incorrect_payment_details(net: &Net, err: &BackendError) {
         }
         other => panic!("{:?}: {other:?}", net.kind),
     }
+}
+
+async fn asset_invoice_with_expiry_zero(net: &Net) {
+    // 0 means "the default": tapgate sends tapd's own 300 s explicitly, so the invoice lnd
+    // writes is the one tapd checked the quote against.
+    let merchant = net.node("merchant");
+    let t0 = now();
+    let inv = net.asset_invoice(&merchant, 1_000_000, 0).await.unwrap();
+    let status = net.lookup(&merchant, &inv.invoice.payment_hash).await;
+    assert_eq!(status.expiry_secs, 300);
+    assert!(inv.quote.expires_at >= t0 + 300);
 }
 
 fn fresh_preimage() -> Preimage {

@@ -114,6 +114,10 @@ fn sell_quote(
     })
 }
 
+/// tapd's default asset invoice expiry (`rfq.DefaultInvoiceExpiry`, lightninglabs/taproot-assets
+/// rfq/manager.go, v0.8.1).
+pub const TAPD_DEFAULT_INVOICE_EXPIRY_SECS: u64 = 300;
+
 /// The fewest units worth at least `msat` at `rate`: what the edge takes for forwarding `msat`
 /// (it is never short-changed by truncation). Computed from the accepted sell quote.
 fn units_covering(msat: u64, rate: &FixedPoint) -> Result<u64, pricing::PricingError> {
@@ -413,6 +417,11 @@ impl AssetInvoices for TapdNode {
     ) -> Result<AssetInvoice, BackendError> {
         const CALL: &str = "TaprootAssetChannels.AddInvoice";
         let sent = now();
+        let expiry_secs = if req.expiry_secs == 0 {
+            TAPD_DEFAULT_INVOICE_EXPIRY_SECS
+        } else {
+            req.expiry_secs
+        };
         let (asset_id, group_key) = id_or_group(&req.asset);
         let peer_pubkey = match &req.edge_peer {
             Some(p) => peer_bytes(CALL, p)?,
@@ -425,9 +434,12 @@ impl AssetInvoices for TapdNode {
             peer_pubkey,
             invoice_request: Some(lnrpc::Invoice {
                 memo: req.memo.clone(),
-                // Always explicit: with 0, tapd ≤ 0.7 would give lnd's 24 h default to an invoice
-                // whose quote lives minutes (taproot-assets#1341).
-                expiry: i64::try_from(req.expiry_secs.max(1)).unwrap_or(i64::MAX),
+                // Always explicit. Given 0, tapd 0.8.1 checks the quotes against its 300 s
+                // default (`rfq.DefaultInvoiceExpiry`, rpcserver/rpcserver.go `AddInvoice`) but
+                // leaves 0 in the request, so lnd writes its 24 h default into the invoice, which
+                // then outlives its quote (and tapd ≤ 0.7 does not check at all,
+                // taproot-assets#1341). So 0 ("the default") becomes tapd's 300 s, explicitly.
+                expiry: i64::try_from(expiry_secs).unwrap_or(i64::MAX),
                 ..Default::default()
             }),
             ..Default::default()
@@ -452,7 +464,7 @@ impl AssetInvoices for TapdNode {
         // invoice was created after `sent`, so it lives until at least `sent + expiry`;
         // comparing with the time after the answer would refuse good invoices whenever the call
         // straddles a second boundary.
-        let lives_until = sent.saturating_add(req.expiry_secs);
+        let lives_until = sent.saturating_add(expiry_secs);
         if quote.expires_at < lives_until {
             return Err(BackendError::QuoteOutlivedByInvoice {
                 status: tonic::Status::failed_precondition(format!(
