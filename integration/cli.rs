@@ -322,3 +322,477 @@ fn polar_script_passes_against_simnet() {
         "{stdout}"
     );
 }
+
+#[test]
+fn amounts_are_checked_where_they_are_read_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    // No network file exists: a value that got past the parser would fail on reading it.
+    let node = |args: &[&str]| {
+        let mut all = vec!["node", "--network", "missing.toml", "--node", "merchant"];
+        all.extend_from_slice(args);
+        fails(p, &all)
+    };
+    for usd in ["-1.00", "0", "0.00"] {
+        for (flag, args) in [
+            ("--usd", vec!["invoice", "--usd", usd]),
+            ("--usd", vec!["quote", "--usd", usd]),
+            ("--max-usd", vec!["pay", "lnbcrt1", "--max-usd", usd]),
+        ] {
+            let err = node(&args);
+            assert!(
+                err.contains(flag) && err.contains("not a positive dollar amount"),
+                "{args:?}: {err}"
+            );
+        }
+        let err = fails(
+            p,
+            &["price", "convert", "--usd", usd, "--usd-per-btc", "100000"],
+        );
+        assert!(err.contains("not a positive dollar amount"), "{err}");
+    }
+    let err = fails(
+        p,
+        &["price", "convert", "--usd", "1", "--usd-per-btc", "-100000"],
+    );
+    assert!(
+        err.contains("--usd-per-btc") && err.contains("not a positive price"),
+        "{err}"
+    );
+    // Beyond u64, and beyond lnd's int64: both are input errors that name --msat.
+    for msat in ["99999999999999999999999", "18446744073709551615"] {
+        let err = node(&["invoice", "--msat", msat]);
+        assert!(
+            err.contains("--msat") && err.contains("more than a node accepts"),
+            "{err}"
+        );
+    }
+    let err = node(&[
+        "pay",
+        "lnbcrt1",
+        "--max-fee-msat",
+        "99999999999999999999999",
+    ]);
+    assert!(err.contains("--max-fee-msat"), "{err}");
+}
+
+#[test]
+fn contradicting_flags_are_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let err = fails(
+        p,
+        &[
+            "node",
+            "--network",
+            "missing.toml",
+            "--node",
+            "merchant",
+            "invoice",
+            "--msat",
+            "5000",
+            "--asset",
+            "default",
+        ],
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = fails(
+        p,
+        &[
+            "price",
+            "convert",
+            "--usd",
+            "1",
+            "--usd-per-btc",
+            "100000",
+            "--scale",
+            "3",
+        ],
+    );
+    assert!(
+        err.contains("--scale") && err.contains("cannot be used with"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "node")]
+#[test]
+fn node_without_a_network_says_what_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(dir.path(), &["node", "--node", "alice", "info"]);
+    for part in [
+        "--network DIR/network.toml",
+        "tapgate simnet --dir DIR",
+        "integration/regtest/up.sh DIR",
+        "--config FILE",
+        "[nodes.alice]",
+    ] {
+        assert!(err.contains(part), "{part:?} missing: {err}");
+    }
+}
+
+#[test]
+fn token_mint_and_attenuate_refuse_bad_caveats_accurately() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let hash = "9f72ea0cf49536e3c66c787f705186df9a4378083753ae9536d65b3ad7fcddc4";
+    for caveat in ["color=blue", "svc_max_calls=ten"] {
+        let err = fails(
+            p,
+            &[
+                "token",
+                "mint",
+                "--payment-hash",
+                hash,
+                "--service",
+                "svc",
+                "--caveat",
+                caveat,
+            ],
+        );
+        // mint has no --allow-unknown, so it must not suggest it.
+        assert!(!err.contains("--allow-unknown"), "{err}");
+        assert!(err.contains("caveat refused"), "{err}");
+    }
+    // Nothing was stored for refused input.
+    assert!(!p.join("data").exists());
+
+    let err = fails(
+        p,
+        &[
+            "token",
+            "attenuate",
+            MAC,
+            "--caveat",
+            "svc_max_calls=5",
+            "--caveat",
+            "svc_max_calls=10",
+        ],
+    );
+    assert!(
+        err.contains("svc_max_calls") && err.contains("widens an earlier caveat"),
+        "{err}"
+    );
+    let err = fails(
+        p,
+        &[
+            "token",
+            "attenuate",
+            MAC,
+            "--allow-unknown",
+            "--caveat",
+            "services=svc:0,extra:0",
+        ],
+    );
+    assert!(err.contains("widens an earlier caveat"), "{err}");
+}
+
+#[test]
+fn verify_and_revoke_without_a_store_say_where_they_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let header = format!("L402 {MAC}:{}", "22".repeat(32));
+    let err = fails(
+        p,
+        &["token", "verify", "--header", &header, "--service", "svc"],
+    );
+    for part in ["data/tapgate.sqlite", "--set data_dir=DIR", "--config FILE"] {
+        assert!(err.contains(part), "{part:?} missing: {err}");
+    }
+    let err = fails(p, &["token", "revoke", &"33".repeat(32)]);
+    assert!(err.contains("data/tapgate.sqlite"), "{err}");
+    // And nothing was created in the working directory.
+    assert!(!p.join("data").exists(), "an empty store was created");
+    // Pointed elsewhere, it looks there.
+    let err = fails(
+        p,
+        &[
+            "--set",
+            "data_dir=elsewhere",
+            "token",
+            "verify",
+            "--header",
+            &header,
+            "--service",
+            "svc",
+        ],
+    );
+    assert!(err.contains("elsewhere/tapgate.sqlite"), "{err}");
+}
+
+#[test]
+fn config_check_validates_network_ids_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let g = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    let set = |k: &str, v: &str| format!("{k}=\"{v}\"");
+    let out = tapgate(
+        p,
+        &[
+            "--set",
+            &set("network.asset_id", &"7e".repeat(32)),
+            "--set",
+            &set("network.edge_pubkey", g),
+            "config",
+            "check",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (key, value) in [
+        ("network.asset_id", "zz".to_string()),
+        ("network.asset_id", "7e".repeat(31)),
+        ("network.edge_pubkey", "00".to_string()),
+        ("network.edge_pubkey", format!("04{}", &g[2..])),
+    ] {
+        let err = fails(p, &["--set", &set(key, &value), "config", "check"]);
+        assert!(err.contains(key), "{key}={value}: {err}");
+    }
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tapgate(
+        dir.path(),
+        &[
+            "token",
+            "mint",
+            "--payment-hash",
+            "9f72ea0cf49536e3c66c787f705186df9a4378083753ae9536d65b3ad7fcddc4",
+            "--service",
+            "svc",
+        ],
+    );
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    // The store logs its migration at info level: there is a log line to look at.
+    assert!(log.contains("migrated"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
+
+/// A `tapgate simnet` process for one test, stopped (by its own pid) when dropped.
+#[cfg(feature = "node")]
+struct Simnet {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    info: Value,
+}
+
+#[cfg(feature = "node")]
+impl Simnet {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tapgate"))
+            .current_dir(dir.path())
+            .env_remove("TAPGATE_CONFIG")
+            .args(["simnet", "--dir", "net"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The start-up JSON is printed once the nodes listen; it ends with a lone "}".
+        let mut text = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            text.push_str(&line);
+            if line == "}" {
+                break;
+            }
+        }
+        let info = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        Simnet { child, dir, info }
+    }
+
+    fn network(&self) -> String {
+        self.dir
+            .path()
+            .join("net/network.toml")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn run(&self, node: &str, args: &[&str]) -> Output {
+        let network = self.network();
+        let mut all = vec!["node", "--network", &network, "--node", node];
+        all.extend_from_slice(args);
+        tapgate(self.dir.path(), &all)
+    }
+
+    fn ok(&self, node: &str, args: &[&str]) -> Value {
+        let out = self.run(node, args);
+        assert!(
+            out.status.success(),
+            "{node} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn fails(&self, node: &str, args: &[&str]) -> String {
+        let out = self.run(node, args);
+        assert!(
+            !out.status.success(),
+            "{node} {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// A new invoice from `payee`: `--usd X` (asset) or `--msat N` (sats), with extra flags.
+    fn invoice(&self, payee: &str, args: &[&str]) -> String {
+        let mut all = vec!["invoice"];
+        all.extend_from_slice(args);
+        let v = self.ok(payee, &all);
+        let inv = &v["invoice"];
+        inv["invoice"]["payment_request"]
+            .as_str()
+            .or_else(|| inv["payment_request"].as_str())
+            .unwrap()
+            .to_owned()
+    }
+
+    fn units(&self, node: &str) -> u64 {
+        self.ok(node, &["balance"])["asset"]["units"]
+            .as_u64()
+            .unwrap()
+    }
+
+    fn sats_msat(&self, node: &str) -> u64 {
+        self.ok(node, &["balance"])["sats"]["local_msat"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+#[cfg(feature = "node")]
+impl Drop for Simnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(feature = "node")]
+fn usd(v: &Value) -> rust_decimal::Decimal {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// simnet's edge charges 1,000 msat + 1,000 ppm and sells at 101e9 units per BTC: a $1.00 asset
+/// invoice is 1,010,101 msat, its fee 2,010 msat, and paying it spends $1.022233. Before the
+/// fix, `--max-usd 1.0205` checked the fee-free preview ($1.020202) and paid $1.022233.
+#[cfg(feature = "node")]
+#[test]
+fn node_pay_max_usd_is_a_hard_cap_that_includes_routing_fees() {
+    let net = Simnet::start();
+    let a0 = net.units("alice");
+    let inv = net.invoice("merchant", &["--usd", "1.00"]);
+
+    // The fee the edge charges does not fit under the cap: the fee limit is lowered to what
+    // the cap leaves (295 msat), the node finds no route within it, nothing is spent.
+    let err = net.fails(
+        "alice",
+        &["pay", &inv, "--asset", "default", "--max-usd", "1.0205"],
+    );
+    assert!(
+        err.contains("routing fee limited to 295 msat") && err.contains("nothing was paid"),
+        "{err}"
+    );
+    assert_eq!(net.units("alice"), a0);
+
+    // The invoice alone is over the cap: refused before paying, naming cap, price and fee.
+    let err = net.fails(
+        "alice",
+        &["pay", &inv, "--asset", "default", "--max-usd", "1.00"],
+    );
+    for part in [
+        "more than --max-usd 1.00",
+        "$1.020203",
+        "10000 msat",
+        "nothing was paid",
+    ] {
+        assert!(err.contains(part), "{part:?} missing: {err}");
+    }
+    assert_eq!(net.units("alice"), a0);
+
+    // Room for the fee but not for the whole --max-fee-msat: paid, within the cap.
+    let v = net.ok(
+        "alice",
+        &["pay", &inv, "--asset", "default", "--max-usd", "1.025"],
+    );
+    assert_eq!(v["fee_limit_msat"], 4_750);
+    let spent = v["payment"]["units_spent"].as_u64().unwrap();
+    assert!(usd(&v["usd_spent"]) <= "1.025".parse().unwrap(), "{v}");
+    assert!(usd(&v["cap"]["worst_case_usd"]) <= "1.025".parse().unwrap());
+    assert_eq!(net.units("alice"), a0 - spent);
+
+    // Sats under a dollar cap: bob has no asset channel, so sats are valued at the edge's
+    // price oracle. 500,000 msat + 10,000 msat of fee limit is $0.5151 at 101e9 units per BTC.
+    let inv = net.invoice("merchant", &["--msat", "500000"]);
+    let b0 = net.sats_msat("bob");
+    let err = net.fails("bob", &["pay", &inv, "--max-usd", "0.40"]);
+    assert!(err.contains("more than --max-usd 0.40"), "{err}");
+    assert_eq!(net.sats_msat("bob"), b0);
+    let v = net.ok("bob", &["pay", &inv, "--max-usd", "0.60"]);
+    assert_eq!(v["cap"]["rate_source"], "price_oracle");
+    assert_eq!(v["cap"]["worst_case_usd"], "0.515100");
+    let paid =
+        v["payment"]["value_msat"].as_u64().unwrap() + v["payment"]["fee_msat"].as_u64().unwrap();
+    assert_eq!(net.sats_msat("bob"), b0 - paid);
+}
+
+#[cfg(feature = "node")]
+#[test]
+fn paying_an_expired_invoice_says_it_expired() {
+    let net = Simnet::start();
+    let inv = net.invoice("merchant", &["--msat", "500000", "--expiry", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    for (payer, extra) in [("bob", &[][..]), ("alice", &["--asset", "default"][..])] {
+        let mut args = vec!["pay", inv.as_str()];
+        args.extend_from_slice(extra);
+        let err = net.fails(payer, &args);
+        assert!(
+            err.starts_with("error: the invoice expired at ")
+                && err.contains(" UTC; nothing was paid: ask the payee for a new one"),
+            "{payer}: {err}"
+        );
+    }
+}
+
+#[cfg(feature = "node")]
+#[test]
+fn node_errors_do_not_repeat_themselves() {
+    let net = Simnet::start();
+    // A status from the node: its message once, no "caused by: code: '…', message: …".
+    let err = net.fails("bob", &["pay", "lnbcrt1notaninvoice"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("caused by"), "{err}");
+
+    // A transport failure: alice's endpoint moved to a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let alice = net.info["nodes"][0]["endpoint"].as_str().unwrap();
+    let text = std::fs::read_to_string(net.network()).unwrap();
+    let moved = net.dir.path().join("moved.toml");
+    std::fs::write(&moved, text.replace(alice, &format!("127.0.0.1:{port}"))).unwrap();
+    let err = fails(
+        net.dir.path(),
+        &[
+            "node",
+            "--network",
+            moved.to_str().unwrap(),
+            "--node",
+            "alice",
+            "info",
+        ],
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert!(!err.contains("transport error"), "{err}");
+}

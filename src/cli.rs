@@ -1,22 +1,34 @@
 //! The `tapgate` command line: argument parsing and one function per command.
 //!
-//! Commands print JSON (or TOML for `config check`) on stdout and errors on stderr, and exit
-//! non-zero on any error. Nothing secret is printed: root keys and preimages never are, and
-//! `token inspect` shows a macaroon's contents, not its signature.
+//! Commands print their result on stdout (JSON; TOML for `config check`; the bare macaroon for
+//! `token attenuate`) and errors on stderr, and exit non-zero on any error. Root keys are never
+//! printed. The only preimage printed is the one `node pay` obtains: it is the payer's proof of
+//! payment, which the payer needs. `token inspect` shows a macaroon's contents, not its
+//! signature; `token mint` and `token attenuate` print whole macaroons, which are bearer
+//! credentials.
+//!
+//! Input is checked before anything is written or dialled: flag values by the parsers in
+//! [`parse`], arguments that contradict each other by clap, caveats before the store is opened.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{ConfigError, Settings, Sources};
-use crate::l402::caveat::{Caveat, CaveatError};
+use crate::l402::caveat::{self, Caveat, CaveatError, Condition};
 use crate::l402::header::{self, HeaderError};
 use crate::l402::verify::{self, VerifyError};
 use crate::l402::{
     Identifier, IdentifierError, Macaroon, MacaroonError, PaymentHash, RequestContext, TokenId,
 };
 use crate::store::{AnyStore, RootKeyStore, StoreError};
+
+pub mod parse;
+pub mod report;
+#[cfg(feature = "node")]
+pub mod spend_cap;
 
 /// tapgate: L402 for APIs priced in dollars, paid in sats or a Taproot Assets stablecoin.
 #[derive(Debug, Parser)]
@@ -65,26 +77,21 @@ pub enum PriceCommand {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("rate_source").required(true).args(["usd_per_btc", "rate"])))]
 pub struct ConvertArgs {
-    /// The price in dollars, e.g. 1.00.
-    #[arg(long, value_parser = parse_decimal)]
+    /// The price in dollars, above zero, e.g. 1.00.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse::positive_usd)]
     pub usd: rust_decimal::Decimal,
     /// The dollar price of one bitcoin, e.g. 97123.45.
-    #[arg(long, value_parser = parse_decimal)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse::positive_usd_per_btc)]
     pub usd_per_btc: Option<rust_decimal::Decimal>,
     /// Or the rate as tapd's RFQ gives it: FixedPoint coefficient (asset units per BTC) …
     #[arg(long, value_name = "COEFF")]
     pub rate: Option<String>,
-    /// … and its scale.
-    #[arg(long, default_value_t = 0, requires = "rate")]
-    pub scale: u32,
+    /// … and its scale (default 0; only with --rate).
+    #[arg(long, requires = "rate", conflicts_with = "usd_per_btc")]
+    pub scale: Option<u32>,
     /// The stablecoin's decimal display.
     #[arg(long, default_value_t = 6)]
     pub decimals: u8,
-}
-
-fn parse_decimal(s: &str) -> Result<rust_decimal::Decimal, String> {
-    rust_decimal::Decimal::from_str_exact(s.trim())
-        .map_err(|e| format!("{s:?} is not a decimal amount like 1.25 ({e})"))
 }
 
 /// `tapgate config …`
@@ -177,9 +184,16 @@ pub enum CliError {
     /// The input is not an L402 header.
     #[error("input is not a valid L402 header: {0}")]
     Header(#[from] HeaderError),
-    /// A caveat given on the command line is invalid.
-    #[error("caveat refused: {0} (use --allow-unknown to add it anyway)")]
-    Caveat(#[from] CaveatError),
+    /// A caveat given on the command line is invalid, or widens an earlier one.
+    #[error("caveat refused: {source}{}", if *.allow_unknown_helps { "; pass --allow-unknown to add it anyway (tapgate itself will then refuse the token)" } else { "" })]
+    Caveat {
+        /// Why.
+        #[source]
+        source: CaveatError,
+        /// Whether `--allow-unknown` would let it through: only for `token attenuate`, and
+        /// only for a caveat tapgate does not recognise (never for a widening).
+        allow_unknown_helps: bool,
+    },
     /// Bad hex argument.
     #[error("{what}: {source}")]
     Identifier {
@@ -198,6 +212,71 @@ pub enum CliError {
     /// A price that cannot be converted.
     #[error("cannot convert the price: {0}")]
     Pricing(#[from] crate::pricing::PricingError),
+    /// `token verify` or `token revoke` found no root-key store where the settings point.
+    #[error(
+        "no root-key store at {}: tokens are verified and revoked against the store that minted them. Run where `tapgate token mint` ran, or point at its data directory with --set data_dir=DIR, TAPGATE_DATA_DIR=DIR or data_dir in --config FILE (default ./data)", path.display()
+    )]
+    NoStore {
+        /// Where the store was looked for (`data_dir/tapgate.sqlite`).
+        path: PathBuf,
+    },
+    /// `tapgate node` without a network file or configured nodes.
+    #[cfg(feature = "node")]
+    #[error(
+        "no nodes are configured, so node {node:?} cannot be found: pass --network DIR/network.toml (written by `tapgate simnet --dir DIR` or integration/regtest/up.sh DIR) or --config FILE with a [nodes.{node}] section (e.g. config/polar.toml)"
+    )]
+    NoNodes {
+        /// The node asked for.
+        node: String,
+    },
+    /// The node refused to pay an expired invoice.
+    #[cfg(feature = "node")]
+    #[error("the invoice expired at {valid_until}; nothing was paid: ask the payee for a new one")]
+    InvoiceExpired {
+        /// The expiry, as the node reports it (lnd: `2026-11-29 23:47:11 +0000 UTC`).
+        valid_until: String,
+        /// The node's error.
+        #[source]
+        source: Box<crate::lightning::error::BackendError>,
+    },
+    /// `--max-usd` refuses the payment before paying.
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    Cap(#[from] spend_cap::CapError),
+    /// A payment under `--max-usd` failed after its fee limit was lowered to keep the cap.
+    #[cfg(feature = "node")]
+    #[error(
+        "the payment failed with its routing fee limited to {} msat, all that --max-usd {} leaves after the invoice's ${}; nothing was paid. The route may need a higher fee: --max-usd {} would allow the whole --max-fee-msat {}",
+        .cap.fee_limit_msat, .cap.max_usd, .cap.invoice_usd, .cap.usd_for_requested_fee_limit, .cap.requested_fee_limit_msat
+    )]
+    FailedUnderCap {
+        /// The payment as planned under the cap.
+        cap: Box<spend_cap::CappedPayment>,
+        /// The node's error.
+        #[source]
+        source: Box<crate::lightning::error::BackendError>,
+    },
+    /// The payment succeeded but cost more than `--max-usd`: the edge's rate moved between
+    /// tapgate's check and the quote tapd negotiated for the payment.
+    #[cfg(feature = "node")]
+    #[error(
+        "the payment succeeded (its result, with the preimage, is on stdout) but cost ${spent_usd}, more than --max-usd {max_usd}: the edge's rate changed between tapgate's quote and the one tapd negotiated for the payment"
+    )]
+    CapBrokenAfterPayment {
+        /// What was spent.
+        spent_usd: rust_decimal::Decimal,
+        /// The cap.
+        max_usd: rust_decimal::Decimal,
+    },
+    /// `--max-usd` on a sats payment, with no rate to value sats in dollars.
+    #[cfg(feature = "node")]
+    #[error(
+        "--max-usd on a sats payment needs the dollar value of a sat, and neither source has it: {node} has no asset channel to ask the edge for a quote, and the network names no price oracle (oracle_endpoint in network.toml); pay without --max-usd (--max-fee-msat still bounds the fee) or from a node with an asset channel"
+    )]
+    NoUsdRate {
+        /// The paying node.
+        node: String,
+    },
     /// Node wiring problem (unknown node, unreadable network file, bad asset id).
     #[cfg(feature = "node")]
     #[error(transparent)]
@@ -205,7 +284,7 @@ pub enum CliError {
     /// A node call failed.
     #[cfg(feature = "node")]
     #[error(transparent)]
-    Backend(#[from] crate::lightning::error::BackendError),
+    Backend(crate::lightning::error::BackendError),
     /// The simnet failed to start or stop.
     #[cfg(feature = "node")]
     #[error(transparent)]
@@ -217,20 +296,57 @@ pub enum CliError {
     /// Something the command needs is not given.
     #[error("{0}")]
     Missing(&'static str),
-    /// A payment would cost more than allowed.
-    #[error("paying would cost ${cost}, more than --max-usd {max}; nothing was paid")]
-    OverBudget {
-        /// What it would cost.
-        cost: rust_decimal::Decimal,
-        /// The limit.
-        max: rust_decimal::Decimal,
-    },
     /// Random source failure.
     #[error("cannot draw a token id from the OS random source")]
     Random(#[source] getrandom::Error),
     /// Writing to stdout failed.
     #[error("cannot print the result: {0}")]
     Output(#[from] serde_json::Error),
+}
+
+impl CliError {
+    fn caveat(source: CaveatError) -> Self {
+        CliError::Caveat {
+            source,
+            allow_unknown_helps: false,
+        }
+    }
+}
+
+#[cfg(feature = "node")]
+impl From<crate::lightning::error::BackendError> for CliError {
+    /// Node errors, with the ones a user acts on differently recognised by their text.
+    fn from(e: crate::lightning::error::BackendError) -> Self {
+        match expired_until(&e) {
+            Some(valid_until) => CliError::InvoiceExpired {
+                valid_until,
+                source: Box::new(e),
+            },
+            None => CliError::Backend(e),
+        }
+    }
+}
+
+/// lnd refuses to pay an expired invoice with an RPC error "invoice expired. Valid until
+/// 2026-11-29 23:47:11 +0000 UTC" (lightningnetwork/lnd lnrpc/routerrpc/router_backend.go,
+/// v0.21.0-beta; tapd passes it on). The text sits in the gRPC status the error keeps as a
+/// source; this returns the time after "Valid until".
+#[cfg(feature = "node")]
+fn expired_until(e: &crate::lightning::error::BackendError) -> Option<String> {
+    const MARK: &str = "invoice expired. valid until ";
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(status) = err.downcast_ref::<tonic::Status>() {
+            let message = status.message();
+            // ASCII lower-casing keeps byte offsets, so the index applies to the original.
+            if let Some(at) = message.to_ascii_lowercase().find(MARK) {
+                let rest = message.get(at + MARK.len()..).unwrap_or_default();
+                return Some(rest.trim().to_owned());
+            }
+        }
+        next = err.source();
+    }
+    None
 }
 
 impl Cli {
@@ -253,13 +369,16 @@ pub fn init_tracing(cli: &Cli) {
         .unwrap_or_else(|_| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a terminal: escape codes in a log file or a pipe are noise.
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
-fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -288,12 +407,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Token(TokenCommand::Mint(args)) => {
             let settings = sources.load()?;
+            // Refuse bad input before the store (and its file) is created.
+            let request = MintRequest::parse(&args)?;
             let store = AnyStore::open(&settings).await?;
-            print_json(&mint(&settings, &store, &args).await?)
+            print_json(&mint(&settings, &store, &request).await?)
         }
         Command::Token(TokenCommand::Verify(args)) => {
             let settings = sources.load()?;
-            let store = AnyStore::open(&settings).await?;
+            let store = open_existing_store(&settings).await?;
             print_json(&verify_cmd(&store, &args).await?)
         }
         Command::Token(TokenCommand::Revoke { token_id }) => {
@@ -302,18 +423,34 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 source,
             })?;
             let settings = sources.load()?;
-            let store = AnyStore::open(&settings).await?;
+            let store = open_existing_store(&settings).await?;
             let revoked = store.revoke(&id).await?;
             print_json(&json!({ "token_id": id, "revoked": revoked }))
         }
     }
 }
 
+/// The configured store for a command that only reads or deletes keys: a SQLite store must
+/// already exist, since opening one that does not would create an empty database (in the
+/// current directory, by default) and then report every token as unknown.
+async fn open_existing_store(settings: &Settings) -> Result<AnyStore, CliError> {
+    #[cfg(feature = "sqlite")]
+    if settings.store.backend == crate::config::StoreBackend::Sqlite {
+        let path = settings.data_dir.join(crate::store::sqlite::FILE_NAME);
+        if !path.exists() {
+            return Err(CliError::NoStore { path });
+        }
+    }
+    Ok(AnyStore::open(settings).await?)
+}
+
 /// `price convert`: the [`crate::pricing::Quote`] as JSON.
 pub fn price_convert(args: &ConvertArgs) -> Result<serde_json::Value, CliError> {
     use crate::pricing::{FixedPoint, quote_usd, rate_from_usd_per_btc};
     let rate = match (&args.rate, args.usd_per_btc) {
-        (Some(coefficient), _) => FixedPoint::from_parts(coefficient.trim(), args.scale)?,
+        (Some(coefficient), _) => {
+            FixedPoint::from_parts(coefficient.trim(), args.scale.unwrap_or(0))?
+        }
         (None, Some(usd_per_btc)) => rate_from_usd_per_btc(usd_per_btc, args.decimals)?,
         (None, None) => return Err(crate::pricing::PricingError::ZeroRate.into()),
     };
@@ -399,15 +536,61 @@ pub fn inspect(input: &str) -> Result<serde_json::Value, CliError> {
 }
 
 /// `token attenuate`: the narrower macaroon, standard base64.
+///
+/// Each caveat must parse (unless `--allow-unknown`) and must not widen an earlier one, by the
+/// rules verification applies: a widened token would be refused by every tapgate anyway.
 pub fn attenuate(args: &AttenuateArgs) -> Result<String, CliError> {
     let mut m = Macaroon::from_base64(args.macaroon.trim())?;
+    let mut chain: Vec<Vec<u8>> = m
+        .caveats()
+        .filter(|c| !c.is_third_party())
+        .map(|c| c.id.to_vec())
+        .collect();
     for c in &args.caveats {
         if !args.allow_unknown {
-            Caveat::parse(c)?;
+            Caveat::parse(c).map_err(|source| CliError::Caveat {
+                allow_unknown_helps: matches!(
+                    source,
+                    CaveatError::Unrecognized(_) | CaveatError::UnknownForService(_)
+                ),
+                source,
+            })?;
         }
+        chain.push(c.as_bytes().to_vec());
+        check_narrowing(&chain).map_err(CliError::caveat)?;
         m.add_first_party_caveat(c.as_bytes())?;
     }
     Ok(m.to_base64())
+}
+
+/// Refuses a caveat chain in which a caveat widens an earlier one, using the L402 core's own
+/// rules ([`caveat::evaluate`], as verification does). `evaluate` judges the `services`
+/// caveats and the caveats of one service, so it runs once for every service the chain names;
+/// its other refusals (a service missing, say) are for verification to report, not this.
+fn check_narrowing(chain: &[Vec<u8>]) -> Result<(), CaveatError> {
+    let mut services = BTreeSet::new();
+    for text in chain.iter().filter_map(|c| std::str::from_utf8(c).ok()) {
+        match Caveat::parse(text) {
+            Ok(Caveat {
+                service: Some(svc), ..
+            }) => {
+                services.insert(svc);
+            }
+            Ok(Caveat {
+                condition: Condition::Services(list),
+                ..
+            }) => services.extend(list.into_iter().map(|s| s.name)),
+            _ => {}
+        }
+    }
+    for svc in &services {
+        if let Err(e @ CaveatError::Widening(_)) =
+            caveat::evaluate(chain.iter().map(Vec::as_slice), svc)
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn parse_service(s: &str) -> Result<String, CliError> {
@@ -419,32 +602,58 @@ fn parse_service(s: &str) -> Result<String, CliError> {
     }
 }
 
+/// `token mint`'s input, checked: nothing is stored until all of it is valid.
+#[derive(Debug)]
+pub struct MintRequest {
+    payment_hash: PaymentHash,
+    caveats: Vec<String>,
+}
+
+impl MintRequest {
+    /// Checks the payment hash, the services and the caveats, including that no caveat
+    /// widens an earlier one.
+    pub fn parse(args: &MintArgs) -> Result<Self, CliError> {
+        let payment_hash = PaymentHash::from_hex(args.payment_hash.trim()).map_err(|source| {
+            CliError::Identifier {
+                what: "payment hash",
+                source,
+            }
+        })?;
+        let services = args
+            .services
+            .iter()
+            .map(|s| parse_service(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut caveats = vec![format!("services={}", services.join(","))];
+        for c in &args.caveats {
+            Caveat::parse(c).map_err(CliError::caveat)?;
+            caveats.push(c.clone());
+        }
+        let chain: Vec<Vec<u8>> = caveats.iter().map(|c| c.as_bytes().to_vec()).collect();
+        check_narrowing(&chain).map_err(CliError::caveat)?;
+        Ok(Self {
+            payment_hash,
+            caveats,
+        })
+    }
+}
+
 /// `token mint`: a fresh token with its root key stored.
 pub async fn mint(
     settings: &Settings,
     store: &impl RootKeyStore,
-    args: &MintArgs,
+    request: &MintRequest,
 ) -> Result<serde_json::Value, CliError> {
-    let payment_hash =
-        PaymentHash::from_hex(args.payment_hash.trim()).map_err(|source| CliError::Identifier {
-            what: "payment hash",
-            source,
-        })?;
-    let services = args
-        .services
-        .iter()
-        .map(|s| parse_service(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut caveats = vec![format!("services={}", services.join(","))];
-    for c in &args.caveats {
-        Caveat::parse(c)?;
-        caveats.push(c.clone());
-    }
+    let MintRequest {
+        payment_hash,
+        caveats,
+    } = request;
+    let payment_hash = *payment_hash;
     let token_id = TokenId::generate().map_err(CliError::Random)?;
     let id = Identifier::new(payment_hash, token_id);
     let root_key = store.create(&token_id).await?;
     let mut m = Macaroon::new(&root_key, &id.encode(), &settings.l402.location);
-    for c in &caveats {
+    for c in caveats {
         m.add_first_party_caveat(c.as_bytes())?;
     }
     Ok(json!({
@@ -524,12 +733,109 @@ mod tests {
         );
         assert!(matches!(
             attenuate(&args("svc_methods=get", false)),
-            Err(CliError::Caveat(_))
+            Err(CliError::Caveat { .. })
         ));
         assert!(matches!(
             attenuate(&args("color=blue", false)),
-            Err(CliError::Caveat(_))
+            Err(CliError::Caveat { .. })
         ));
         assert!(attenuate(&args("color=blue", true)).is_ok());
+    }
+
+    fn attenuate_with(caveats: &[&str], allow_unknown: bool) -> Result<String, CliError> {
+        attenuate(&AttenuateArgs {
+            macaroon: MAC.into(),
+            caveats: caveats.iter().map(|c| c.to_string()).collect(),
+            allow_unknown,
+        })
+    }
+
+    #[test]
+    fn attenuate_refuses_a_widening_caveat() {
+        for caveats in [
+            &["svc_max_calls=5", "svc_max_calls=10"][..],
+            &["svc_methods=GET", "svc_methods=GET,POST"],
+            &["svc_valid_until=100", "svc_valid_until=101"],
+            // MAC grants services=svc:0; adding a service or a tier widens it.
+            &["services=svc:0,b:0"],
+            &["services=svc:1"],
+        ] {
+            for allow_unknown in [false, true] {
+                match attenuate_with(caveats, allow_unknown) {
+                    Err(
+                        e @ CliError::Caveat {
+                            source: CaveatError::Widening(_),
+                            ..
+                        },
+                    ) => assert!(!e.to_string().contains("--allow-unknown"), "{e}"),
+                    other => panic!("{caveats:?}: {other:?}"),
+                }
+            }
+        }
+        // Narrowing, and caveats for different services, are fine.
+        let out = attenuate_with(
+            &["svc_max_calls=10", "svc_max_calls=5", "other_max_calls=50"],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            inspect(&out).unwrap()["caveats"].as_array().unwrap().len(),
+            4
+        );
+    }
+
+    #[test]
+    fn mint_refuses_bad_caveats_without_suggesting_a_flag_it_lacks() {
+        let args = |c: &str| MintArgs {
+            payment_hash: "9f".repeat(32),
+            services: vec!["svc".into()],
+            caveats: vec![c.into()],
+        };
+        for c in ["color=blue", "svc_methods=get", "svc_region=eu"] {
+            let e = MintRequest::parse(&args(c)).unwrap_err();
+            assert!(matches!(e, CliError::Caveat { .. }), "{c}: {e:?}");
+            assert!(!e.to_string().contains("--allow-unknown"), "{c}: {e}");
+        }
+        // `token attenuate` has the flag, and says so for what it would let through.
+        let e = attenuate_with(&["color=blue"], false).unwrap_err();
+        assert!(e.to_string().contains("--allow-unknown"), "{e}");
+        let e = attenuate_with(&["svc_methods=get"], false).unwrap_err();
+        assert!(!e.to_string().contains("--allow-unknown"), "{e}");
+        let mut widening = args("svc_max_calls=5");
+        widening.caveats.push("svc_max_calls=6".into());
+        assert!(matches!(
+            MintRequest::parse(&widening),
+            Err(CliError::Caveat {
+                source: CaveatError::Widening(_),
+                ..
+            })
+        ));
+    }
+
+    #[cfg(feature = "node")]
+    #[test]
+    fn an_expired_invoice_is_reported_as_expired() {
+        use crate::lightning::error::BackendError;
+        for message in [
+            // lnd's router, word for word.
+            "invoice expired. Valid until 2026-11-29 23:47:11 +0000 UTC",
+            // The same passed on inside another message.
+            "unable to send payment: invoice expired. Valid until 2026-11-29 23:47:11 +0000 UTC",
+        ] {
+            let e = BackendError::from_status("SendPaymentV2", tonic::Status::unknown(message));
+            let e = CliError::from(e);
+            match &e {
+                CliError::InvoiceExpired { valid_until, .. } => {
+                    assert_eq!(valid_until, "2026-11-29 23:47:11 +0000 UTC")
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                e.to_string(),
+                "the invoice expired at 2026-11-29 23:47:11 +0000 UTC; nothing was paid: ask the payee for a new one"
+            );
+        }
+        let other = BackendError::from_status("SendPaymentV2", tonic::Status::unknown("boom"));
+        assert!(matches!(CliError::from(other), CliError::Backend(_)));
     }
 }

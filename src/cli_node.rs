@@ -1,19 +1,31 @@
 //! `tapgate simnet` and `tapgate node …`: the operator's commands over the node adapters.
 //! They print JSON and work the same against simnet (`--network DIR/network.toml`) and a
 //! Polar or real network (`--config config/polar.toml`).
+//!
+//! `node … pay --max-usd` is a hard cap, routing fees included: the fee limit handed to the
+//! node is chosen so that the invoice plus the whole fee limit, at the edge's rate, stays
+//! within the cap (`cli::spend_cap`), or the payment is refused before anything is sent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::cli::CliError;
+use crate::cli::spend_cap::{self, CapRate, CappedPayment, RateSource};
+use crate::cli::{CliError, parse};
 use crate::config::Settings;
+use crate::lightning::error::BackendError;
+use crate::lightning::grpc::NodeConnection;
+use crate::lightning::oracle::{OracleClient, OracleSide};
 use crate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Payments, Rates};
 use crate::lightning::types::{AssetInvoiceRequest, AssetRef, InvoiceRequest};
+use crate::network_file::NetworkFile;
 use crate::nodes::{NetworkAddresses, Node, NodeSetupError};
 use crate::pricing;
+
+/// How long the quotes tapgate asks for itself (to price a `--max-usd` check) live.
+const CHECK_QUOTE_SECS: u64 = 60;
 
 /// `tapgate simnet`
 #[derive(Debug, Args)]
@@ -22,7 +34,7 @@ pub struct SimnetArgs {
     #[arg(long)]
     pub dir: PathBuf,
     /// Dollar price of one bitcoin at the edge's oracle.
-    #[arg(long, default_value = "100000")]
+    #[arg(long, default_value = "100000", allow_negative_numbers = true, value_parser = parse::positive_usd_per_btc)]
     pub usd_per_btc: Decimal,
     /// Listen on this port and the three after it (alice, bob, edge, merchant) instead of
     /// ports the OS picks.
@@ -59,14 +71,14 @@ pub enum NodeCommand {
     },
     /// Create an invoice: `--msat N` (sats) or `--usd X` (the stablecoin, through the edge).
     Invoice {
-        /// Amount in msat for a plain invoice.
-        #[arg(long, conflicts_with = "usd", required_unless_present = "usd")]
+        /// Amount in msat for a plain invoice (1 to 9223372036854775807).
+        #[arg(long, conflicts_with = "usd", required_unless_present = "usd", allow_negative_numbers = true, value_parser = parse::amount_msat)]
         msat: Option<u64>,
-        /// Amount in dollars for an asset invoice.
-        #[arg(long)]
+        /// Amount in dollars for an asset invoice, above zero.
+        #[arg(long, allow_negative_numbers = true, value_parser = parse::positive_usd)]
         usd: Option<Decimal>,
-        /// The asset (default: the network's stablecoin).
-        #[arg(long)]
+        /// The asset, for a --usd invoice (default: the network's stablecoin).
+        #[arg(long, conflicts_with = "msat")]
         asset: Option<String>,
         /// Memo.
         #[arg(long, default_value = "tapgate")]
@@ -77,8 +89,8 @@ pub enum NodeCommand {
     },
     /// The edge's buy and sell quotes for a dollar amount, and what it costs in units and msat.
     Quote {
-        /// Dollars.
-        #[arg(long)]
+        /// Dollars, above zero.
+        #[arg(long, allow_negative_numbers = true, value_parser = parse::positive_usd)]
         usd: Decimal,
         /// The asset (default: the network's stablecoin).
         #[arg(long)]
@@ -91,11 +103,13 @@ pub enum NodeCommand {
         /// Pay with this asset through the edge (use `default` for the network's stablecoin).
         #[arg(long)]
         asset: Option<String>,
-        /// Refuse to pay if the asset cost exceeds this many dollars.
-        #[arg(long, requires = "asset")]
+        /// Never spend more than this many dollars, routing fees included: the fee limit is
+        /// lowered to what the cap leaves, and an invoice above the cap is refused unpaid. For
+        /// a sats payment, sats are valued at the edge's sell quote (or the network's oracle).
+        #[arg(long, allow_negative_numbers = true, value_parser = parse::positive_usd)]
         max_usd: Option<Decimal>,
         /// Routing fee limit in msat.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, allow_negative_numbers = true, value_parser = parse::fee_msat)]
         max_fee_msat: u64,
     },
 }
@@ -161,6 +175,11 @@ pub async fn simnet(args: &SimnetArgs) -> Result<(), CliError> {
 pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Value, CliError> {
     let net = match &args.network {
         Some(path) => NetworkAddresses::from_network_file(path)?,
+        None if settings.nodes.is_empty() => {
+            return Err(CliError::NoNodes {
+                node: args.node.clone(),
+            });
+        }
         None => NetworkAddresses::from_settings(settings)?,
     };
     let node = Node::connect(net.node(&args.node)?)?;
@@ -247,48 +266,230 @@ pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Va
         }
         NodeCommand::Pay {
             payment_request,
-            asset: None,
-            max_fee_msat,
-            ..
-        } => {
-            let out = node.pay_sats(payment_request, *max_fee_msat).await?;
-            Ok(json!({"node": node.name, "paid_with": "sats", "payment": out}))
-        }
-        NodeCommand::Pay {
-            payment_request,
-            asset: Some(a),
+            asset,
             max_usd,
             max_fee_msat,
         } => {
-            let asset = pick_asset(&net, Some(a))?;
-            let edge = edge(&net)?;
-            let decimals = node.tapd.decimal_display(&asset).await?;
-            let preview_units = node.preview_asset_payment(payment_request, &asset).await?;
-            let preview_usd = pricing::units_to_usd(preview_units, decimals)?;
-            if let Some(max) = max_usd {
-                if preview_usd > *max {
-                    return Err(CliError::OverBudget {
-                        cost: preview_usd,
-                        max: *max,
-                    });
-                }
+            let pay = PayRequest {
+                payment_request,
+                max_usd: *max_usd,
+                max_fee_msat: *max_fee_msat,
+            };
+            match asset {
+                None => pay_sats(&node, &net, args.network.as_deref(), &pay).await,
+                Some(a) => pay_with_asset(&node, &net, a, &pay).await,
             }
-            let out = node
-                .tapd
-                .pay_with_asset(payment_request, &asset, &edge, *max_fee_msat)
-                .await?;
-            let spent_usd = out
-                .units_spent
-                .map(|u| pricing::units_to_usd(u, decimals))
-                .transpose()?;
-            Ok(json!({
-                "node": node.name,
-                "paid_with": "asset",
-                "preview_units": preview_units,
-                "preview_usd": preview_usd,
-                "usd_spent": spent_usd,
-                "payment": out,
-            }))
         }
     }
+}
+
+/// What `node … pay` was asked to do.
+struct PayRequest<'a> {
+    payment_request: &'a str,
+    max_usd: Option<Decimal>,
+    max_fee_msat: u64,
+}
+
+impl PayRequest<'_> {
+    /// The invoice amount, refusing an amountless invoice before anything is quoted.
+    async fn invoice_msat(&self, node: &Node) -> Result<u64, CliError> {
+        match node.lnd.decode_amount_msat(self.payment_request).await? {
+            0 => Err(spend_cap::CapError::NoAmount.into()),
+            msat => Ok(msat),
+        }
+    }
+}
+
+/// The node's error, explained when the fee limit was lowered to keep `--max-usd`: a payment
+/// that failed may have needed the fee the cap left no room for.
+fn under_cap(e: BackendError, cap: Option<&CappedPayment>) -> CliError {
+    match (cap, e) {
+        (Some(cap), e @ BackendError::PaymentFailed { .. }) if cap.fee_limit_lowered() => {
+            CliError::FailedUnderCap {
+                cap: Box::new(cap.clone()),
+                source: Box::new(e),
+            }
+        }
+        (_, e) => e.into(),
+    }
+}
+
+/// `pay` without `--asset`: sats, under `--max-usd` if given.
+async fn pay_sats(
+    node: &Node,
+    net: &NetworkAddresses,
+    network_file: Option<&Path>,
+    pay: &PayRequest<'_>,
+) -> Result<serde_json::Value, CliError> {
+    let cap = match pay.max_usd {
+        Some(max_usd) => {
+            let invoice_msat = pay.invoice_msat(node).await?;
+            let worst_msat = invoice_msat.saturating_add(pay.max_fee_msat);
+            let rate = sats_rate(node, net, network_file, worst_msat, max_usd).await?;
+            Some(spend_cap::plan(
+                invoice_msat,
+                pay.max_fee_msat,
+                max_usd,
+                &rate,
+            )?)
+        }
+        None => None,
+    };
+    let fee_limit_msat = cap.as_ref().map_or(pay.max_fee_msat, |c| c.fee_limit_msat);
+    let out = node
+        .pay_sats(pay.payment_request, fee_limit_msat)
+        .await
+        .map_err(|e| under_cap(e, cap.as_ref()))?;
+    Ok(json!({
+        "node": node.name,
+        "paid_with": "sats",
+        "fee_limit_msat": fee_limit_msat,
+        "cap": cap,
+        "payment": out,
+    }))
+}
+
+/// The rate to value a sats payment in dollars: the edge's sell quote to this node (what the
+/// same payment would cost in the stablecoin), or, for a node without an asset channel, the
+/// network's price oracle at the higher of its two rates.
+async fn sats_rate(
+    node: &Node,
+    net: &NetworkAddresses,
+    network_file: Option<&Path>,
+    msat: u64,
+    max_usd: Decimal,
+) -> Result<CapRate, CliError> {
+    let asset = net.asset.clone().ok_or(CliError::Missing(
+        "--max-usd on a sats payment values sats in the network's stablecoin, and the network has none; set network.asset_id or pay without --max-usd",
+    ))?;
+    let edge = edge(net)?;
+    let decimals = node.tapd.decimal_display(&asset).await?;
+    match node
+        .tapd
+        .sell_quote(&asset, msat, &edge, CHECK_QUOTE_SECS)
+        .await
+    {
+        Ok(q) => Ok(CapRate {
+            rate: q.rate,
+            decimals,
+            source: RateSource::EdgeSellQuote,
+        }),
+        Err(BackendError::NoAssetChannel { .. }) => {
+            let Some(oracle) = network_file.map(oracle_of).transpose()?.flatten() else {
+                return Err(CliError::NoUsdRate {
+                    node: node.name.clone(),
+                });
+            };
+            let units = spend_cap::cap_units(max_usd, decimals)?;
+            Ok(CapRate {
+                rate: cautious_oracle_rate(&oracle, &asset, units).await?,
+                decimals,
+                source: RateSource::PriceOracle,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The price oracle a network file names, if any (the real regtest network's nodes use
+/// tapd's built-in mock oracle, which has no endpoint).
+fn oracle_of(network_file: &Path) -> Result<Option<OracleClient>, CliError> {
+    let file = NetworkFile::read(network_file).map_err(NodeSetupError::from)?;
+    let Some((endpoint, cert)) = file.oracle_endpoint.zip(file.oracle_tls_cert_path) else {
+        return Ok(None);
+    };
+    // Oracles take no macaroon.
+    Ok(Some(OracleClient::connect(&NodeConnection::new(
+        endpoint, cert, "",
+    ))?))
+}
+
+/// The higher of the oracle's two rates for `units` of `asset`: more units per BTC values a
+/// sat higher, so the cap holds whichever side of the trade the payment is counted on.
+async fn cautious_oracle_rate(
+    oracle: &OracleClient,
+    asset: &AssetRef,
+    units: u64,
+) -> Result<pricing::FixedPoint, CliError> {
+    let purchase = oracle
+        .query_rate(asset, OracleSide::Purchase, units)
+        .await?;
+    let sale = oracle.query_rate(asset, OracleSide::Sale, units).await?;
+    let per_btc = |r: &pricing::FixedPoint| pricing::msat_to_units(pricing::MSAT_PER_BTC, r);
+    Ok(if per_btc(&sale.rate)? > per_btc(&purchase.rate)? {
+        sale.rate
+    } else {
+        purchase.rate
+    })
+}
+
+/// `pay --asset`: the stablecoin through the edge, under `--max-usd` if given.
+async fn pay_with_asset(
+    node: &Node,
+    net: &NetworkAddresses,
+    asset: &str,
+    pay: &PayRequest<'_>,
+) -> Result<serde_json::Value, CliError> {
+    let asset = pick_asset(net, Some(asset))?;
+    let edge = edge(net)?;
+    let decimals = node.tapd.decimal_display(&asset).await?;
+    let cap = match pay.max_usd {
+        Some(max_usd) => {
+            let invoice_msat = pay.invoice_msat(node).await?;
+            // The quote tapd itself asks for: invoice amount plus fee limit (`paymentMaxAmt`).
+            let worst_msat = invoice_msat.saturating_add(pay.max_fee_msat);
+            let quote = node
+                .tapd
+                .sell_quote(&asset, worst_msat, &edge, CHECK_QUOTE_SECS)
+                .await?;
+            let rate = CapRate {
+                rate: quote.rate,
+                decimals,
+                source: RateSource::EdgeSellQuote,
+            };
+            Some(spend_cap::plan(
+                invoice_msat,
+                pay.max_fee_msat,
+                max_usd,
+                &rate,
+            )?)
+        }
+        None => None,
+    };
+    let fee_limit_msat = cap.as_ref().map_or(pay.max_fee_msat, |c| c.fee_limit_msat);
+    let preview_units = node
+        .preview_asset_payment(pay.payment_request, &asset)
+        .await?;
+    let preview_usd = pricing::units_to_usd(preview_units, decimals)?;
+    let out = node
+        .tapd
+        .pay_with_asset(pay.payment_request, &asset, &edge, fee_limit_msat)
+        .await
+        .map_err(|e| under_cap(e, cap.as_ref()))?;
+    let spent_usd = out
+        .units_spent
+        .map(|u| pricing::units_to_usd(u, decimals))
+        .transpose()?;
+    let result = json!({
+        "node": node.name,
+        "paid_with": "asset",
+        "fee_limit_msat": fee_limit_msat,
+        "cap": cap,
+        "preview_units": preview_units,
+        "preview_usd": preview_usd,
+        "usd_spent": spent_usd,
+        "payment": out,
+    });
+    // tapd negotiates its own quote for the payment; should the edge's rate have moved since
+    // the check, say so loudly, after printing what the payer needs (the preimage).
+    if let (Some(cap), Some(units), Some(spent_usd)) = (&cap, out.units_spent, spent_usd) {
+        if !cap.holds_for(units) {
+            crate::cli::print_json(&result)?;
+            return Err(CliError::CapBrokenAfterPayment {
+                spent_usd,
+                max_usd: cap.max_usd,
+            });
+        }
+    }
+    Ok(result)
 }

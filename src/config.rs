@@ -13,7 +13,7 @@
 //! | `l402.location` | `tapgate` | the location hint written into minted macaroons |
 //! | `log.filter` | `info` | tracing filter, e.g. `tapgate=debug` |
 //! | `nodes.<name>.lnd` / `.tapd` | none | `endpoint`, `tls_cert_path`, `macaroon_path`, `timeout_secs` (60) |
-//! | `network.asset_id`, `network.edge_pubkey` | none | the stablecoin and the edge node (RFQ peer) |
+//! | `network.asset_id`, `network.edge_pubkey` | none | the stablecoin (64 hex asset id, or a 66 hex group key) and the edge node (66 hex compressed public key) |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,10 +79,11 @@ fn default_timeout_secs() -> u64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSettings {
-    /// The USD stablecoin's asset id (hex).
+    /// The USD stablecoin: its asset id (64 hex characters), or the group key of a grouped
+    /// asset (66 hex characters, a compressed secp256k1 key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset_id: Option<String>,
-    /// The edge node's public key (hex): the RFQ peer.
+    /// The edge node's public key (66 hex characters, compressed secp256k1): the RFQ peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_pubkey: Option<String>,
 }
@@ -320,6 +321,18 @@ impl Settings {
                 reason: format!("not a tracing filter ({e}); try \"info\" or \"tapgate=debug\""),
             });
         }
+        if let Some(id) = &self.network.asset_id {
+            check_asset_id(id).map_err(|reason| ConfigError::Value {
+                key: "network.asset_id",
+                reason,
+            })?;
+        }
+        if let Some(key) = &self.network.edge_pubkey {
+            check_pubkey(key).map_err(|reason| ConfigError::Value {
+                key: "network.edge_pubkey",
+                reason,
+            })?;
+        }
         Ok(())
     }
 
@@ -330,10 +343,105 @@ impl Settings {
     }
 }
 
+/// Hex characters of a 32-byte asset id and of a 33-byte compressed public key.
+const ASSET_ID_HEX: usize = 64;
+const PUBKEY_HEX: usize = 66;
+
+fn decode_hex(value: &str) -> Result<Vec<u8>, String> {
+    hex::decode(value.trim()).map_err(|e| format!("{value:?} is not hex ({e})"))
+}
+
+/// An asset id (32 bytes) or, for a grouped asset, its group key (a 33-byte compressed key):
+/// the two forms tapgate's asset references take.
+fn check_asset_id(value: &str) -> Result<(), String> {
+    let len = value.trim().len();
+    if len != ASSET_ID_HEX && len != PUBKEY_HEX {
+        return Err(format!(
+            "{value:?} has {len} characters; an asset id is {ASSET_ID_HEX} hex characters (32 bytes; tapcli assets list shows it), a group key {PUBKEY_HEX}"
+        ));
+    }
+    let bytes = decode_hex(value)?;
+    if bytes.len() == PUBKEY_HEX / 2 {
+        check_point(&bytes).map_err(|why| format!("{value:?} is not a group key: {why}"))?;
+    }
+    Ok(())
+}
+
+/// A node's identity key: 33 bytes, a compressed secp256k1 point.
+fn check_pubkey(value: &str) -> Result<(), String> {
+    let len = value.trim().len();
+    if len != PUBKEY_HEX {
+        return Err(format!(
+            "{value:?} has {len} characters; a node public key is {PUBKEY_HEX} hex characters (33 bytes, starting 02 or 03; lncli getinfo shows it as identity_pubkey)"
+        ));
+    }
+    let bytes = decode_hex(value)?;
+    check_point(&bytes).map_err(|why| format!("{value:?} is not a node public key: {why}"))
+}
+
+/// A compressed secp256k1 point: prefix 02 or 03, then an x below the field prime for which
+/// x³ + 7 is a square (Euler's criterion), so that some y lies on the curve.
+fn check_point(bytes: &[u8]) -> Result<(), &'static str> {
+    use num_bigint::BigUint;
+    let (prefix, x) = bytes.split_first().ok_or("it is empty")?;
+    if *prefix != 0x02 && *prefix != 0x03 {
+        return Err("a compressed key starts with 02 or 03");
+    }
+    // p = 2^256 - 2^32 - 977
+    let p = (BigUint::from(1u8) << 256u32) - (BigUint::from(1u8) << 32u32) - 977u32;
+    let x = BigUint::from_bytes_be(x);
+    if x >= p {
+        return Err("its x coordinate is outside the curve's field");
+    }
+    let rhs = (x.modpow(&BigUint::from(3u8), &p) + 7u32) % &p;
+    let exponent = (&p - 1u32) >> 1u32;
+    if rhs.modpow(&exponent, &p) != BigUint::from(1u8) {
+        return Err("no point on secp256k1 has that x coordinate");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// The secp256k1 generator, compressed.
+    const G: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+
+    #[test]
+    fn network_ids_are_checked_and_named() {
+        let id = "7e".repeat(32);
+        let ok = |k: &str, v: &str| sources(None, &[&format!("{k}=\"{v}\"")]).load();
+        assert!(ok("network.asset_id", &id).is_ok());
+        assert!(ok("network.asset_id", G).is_ok(), "a group key");
+        assert!(ok("network.edge_pubkey", G).is_ok());
+        assert!(ok("network.edge_pubkey", &G.to_uppercase()).is_ok());
+        for (key, value, why) in [
+            ("network.asset_id", "00".to_string(), "64 hex characters"),
+            ("network.asset_id", "zz".repeat(32), "not hex"),
+            ("network.asset_id", format!("04{}", &G[2..]), "02 or 03"),
+            ("network.edge_pubkey", id.clone(), "66 hex characters"),
+            ("network.edge_pubkey", format!("04{}", &G[2..]), "02 or 03"),
+            (
+                "network.edge_pubkey",
+                format!("02{}", "ff".repeat(32)),
+                "field",
+            ),
+            // x = 5: 5³ + 7 = 132 is not a square modulo p.
+            (
+                "network.edge_pubkey",
+                format!("02{}05", "00".repeat(31)),
+                "no point",
+            ),
+        ] {
+            let err = ok(key, &value).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(why),
+                "{key}={value}: {err}"
+            );
+        }
+    }
 
     fn sources(file: Option<&Path>, overrides: &[&str]) -> Sources {
         Sources {
@@ -459,9 +567,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/polar.toml");
         figment::Jail::expect_with(|jail| {
             jail.set_env("TAPGATE_POLAR_NETWORK_DIR", "/polar/net");
-            let s = sources(Some(&path), &["network.asset_id=00"])
-                .load()
-                .unwrap();
+            let asset_id = format!("network.asset_id={}", "00".repeat(32));
+            let s = sources(Some(&path), &[&asset_id]).load().unwrap();
             assert_eq!(
                 s.nodes.keys().collect::<Vec<_>>(),
                 ["alice", "bob", "edge", "merchant"]

@@ -22,17 +22,14 @@ fn main() -> ExitCode {
     match runtime.block_on(tapgate::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            // Print the causes the message does not already include.
-            let mut shown = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                let text = cause.to_string();
-                if !shown.contains(&text) {
-                    eprintln!("  caused by: {text}");
-                    shown.push_str(&text);
-                }
-                source = cause.source();
+            // The message, then only the causes that add to it (`cli::report`).
+            let lines = tapgate::cli::report::error_lines(&e);
+            let mut lines = lines.iter();
+            if let Some(first) = lines.next() {
+                eprintln!("error: {first}");
+            }
+            for cause in lines {
+                eprintln!("  caused by: {cause}");
             }
             ExitCode::FAILURE
         }

@@ -118,16 +118,6 @@ fn sell_quote(
 /// rfq/manager.go, v0.8.1).
 pub const TAPD_DEFAULT_INVOICE_EXPIRY_SECS: u64 = 300;
 
-/// The fewest units worth at least `msat` at `rate`: what the edge takes for forwarding `msat`
-/// (it is never short-changed by truncation). Computed from the accepted sell quote.
-fn units_covering(msat: u64, rate: &FixedPoint) -> Result<u64, pricing::PricingError> {
-    let mut units = pricing::msat_to_units(msat, rate)?;
-    while pricing::units_to_msat(units, rate)? < msat {
-        units += 1;
-    }
-    Ok(units)
-}
-
 /// `asset`'s balance from tapd's on-chain units and lnd's asset channel balances: the node's
 /// side of its open channels counts, its peers' side and channels still opening do not.
 fn asset_balance(
@@ -368,7 +358,7 @@ impl TapdNode {
                         let msat = outcome.value_msat.saturating_add(outcome.fee_msat);
                         outcome.units_spent = bid_rate
                             .as_ref()
-                            .map(|r| units_covering(msat, r))
+                            .map(|r| pricing::units_covering(msat, r))
                             .transpose()
                             .map_err(|e| {
                                 BackendError::invalid_response(

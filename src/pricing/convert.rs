@@ -166,8 +166,67 @@ pub fn quote_usd(usd: Decimal, decimals: u8, rate: &FixedPoint) -> Result<Quote,
     })
 }
 
+/// The fewest units whose value at `rate` covers `msat` (`units_to_msat(units) ≥ msat`): what
+/// an edge takes for forwarding `msat`, never short-changed by truncation. The one copy used by
+/// the tapd adapter (units spent), simnet (units debited) and the CLI (the `--max-usd` cap).
+pub fn units_covering(msat: u64, rate: &FixedPoint) -> Result<u64, PricingError> {
+    // A value too large for msat certainly covers `msat`.
+    let covers = |units: u64| match units_to_msat(units, rate) {
+        Ok(m) => Ok(m >= msat),
+        Err(PricingError::Overflow(_)) => Ok(true),
+        Err(e) => Err(e),
+    };
+    // `msat_to_units` rounds down, so the answer is at or above it: gallop, then bisect.
+    let mut lo = msat_to_units(msat, rate)?;
+    if covers(lo)? {
+        return Ok(lo);
+    }
+    let overflow = || PricingError::Overflow("asset units");
+    let mut step = 1u64;
+    let mut hi = lo.checked_add(step).ok_or_else(overflow)?;
+    while !covers(hi)? {
+        lo = hi;
+        step = step.saturating_mul(2);
+        hi = lo.checked_add(step).ok_or_else(overflow)?;
+    }
+    // Invariant: `lo` does not cover, `hi` does.
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if covers(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn units_covering_is_the_least_covering_amount() {
+        let r = FixedPoint::from_parts("101000000000", 0).unwrap();
+        assert_eq!(units_covering(1_010_101, &r).unwrap(), 1_020_203);
+        assert_eq!(units_covering(0, &r).unwrap(), 0);
+        // A unit worth 1,000 msat: 1 msat still takes a whole unit.
+        let coarse = FixedPoint::from_parts("100000000", 0).unwrap();
+        assert_eq!(units_covering(1, &coarse).unwrap(), 1);
+        assert_eq!(units_covering(1_001, &coarse).unwrap(), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn units_covering_covers_and_is_minimal(msat in 0u64..10_000_000_000_000, c in 1_000u64..1_000_000_000_000_000, s in 0u32..13) {
+            let r = FixedPoint::from_parts(&c.to_string(), s).unwrap();
+            let u = units_covering(msat, &r).unwrap();
+            prop_assert!(units_to_msat(u, &r).unwrap() >= msat);
+            if u > 0 {
+                prop_assert!(units_to_msat(u - 1, &r).unwrap() < msat);
+            }
+        }
+
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::str::FromStr;

@@ -13,8 +13,8 @@ mod fixed_point;
 
 pub use convert::{
     DUST_LIMIT_MSAT, MAX_DECIMALS, MSAT_PER_BTC, Quote, min_transportable_msat,
-    min_transportable_units, msat_to_units, quote_usd, rate_from_usd_per_btc, units_to_msat,
-    units_to_usd, usd_to_units,
+    min_transportable_units, msat_to_units, quote_usd, rate_from_usd_per_btc, units_covering,
+    units_to_msat, units_to_usd, usd_to_units,
 };
 pub use fixed_point::FixedPoint;
 

@@ -253,7 +253,7 @@ proptest! {
     ) {
         use crate::pricing::{FixedPoint, units_to_msat};
         let rate = FixedPoint::from_parts(&coefficient.to_string(), scale).unwrap();
-        if let Ok(u) = super::payments::units_covering(msat, &rate) {
+        if let Ok(u) = crate::pricing::units_covering(msat, &rate) {
             prop_assert!(units_to_msat(u, &rate).unwrap() >= msat);
             prop_assert!(u == 0 || units_to_msat(u - 1, &rate).unwrap() < msat);
         }

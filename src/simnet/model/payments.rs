@@ -26,9 +26,7 @@ use super::payreq;
 use super::rfq::SellQuote;
 use super::route::{Hop, Pending};
 use super::types::{AssetId, NodeId, NodePubkey, PaymentHash, Preimage};
-use crate::pricing::{
-    FixedPoint, PricingError, min_transportable_msat, msat_to_units, units_to_msat,
-};
+use crate::pricing::{FixedPoint, min_transportable_msat, units_covering};
 
 /// tapd's `SendPayment` inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,29 +92,6 @@ struct Plan {
 enum Method<'a> {
     Sats { max_fee_msat: u64 },
     Asset(&'a AssetPayment<'a>),
-}
-
-/// Fewest units whose msat value at `rate` covers `msat` (see the module docs).
-pub(crate) fn units_covering(msat: u64, rate: &FixedPoint) -> Result<u64, PricingError> {
-    let covers = |u: u64| units_to_msat(u, rate).map(|m| m >= msat);
-    let overflow = PricingError::Overflow("asset units");
-    // `msat_to_units` floors, so the answer is at or above it; gallop, then bisect.
-    let mut lo = msat_to_units(msat, rate)?;
-    if covers(lo)? {
-        return Ok(lo);
-    }
-    let mut step = 1u64;
-    let mut hi = lo.checked_add(step).ok_or(overflow.clone())?;
-    while !covers(hi)? {
-        lo = hi;
-        step = step.saturating_mul(2);
-        hi = lo.checked_add(step).ok_or(overflow.clone())?;
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if covers(mid)? { hi = mid } else { lo = mid }
-    }
-    Ok(hi)
 }
 
 impl Simnet {
