@@ -84,7 +84,7 @@ impl Profile {
 }
 
 /// A deliberate difference between simnet and the real daemons, named where a check meets it.
-/// Each is listed in README's "simnet and the real daemons" section.
+/// Each is named in README's section "One conformance suite, three networks".
 #[derive(Clone, Copy, Debug)]
 #[allow(dead_code)]
 enum Difference {
