@@ -433,7 +433,9 @@ async fn pay_with_asset(
     let asset = pick_asset(net, Some(asset))?;
     let edge = edge(net)?;
     let decimals = node.tapd.decimal_display(&asset).await?;
-    let cap = match pay.max_usd {
+    // With a cap, the payment goes under the very quote the cap was checked against (tapd's
+    // `rfq_id`), so tapd cannot spend at another rate.
+    let (cap, checked_quote) = match pay.max_usd {
         Some(max_usd) => {
             let invoice_msat = pay.invoice_msat(node).await?;
             // The quote tapd itself asks for: invoice amount plus fee limit (`paymentMaxAmt`).
@@ -443,29 +445,33 @@ async fn pay_with_asset(
                 .sell_quote(&asset, worst_msat, &edge, CHECK_QUOTE_SECS)
                 .await?;
             let rate = CapRate {
-                rate: quote.rate,
+                rate: quote.rate.clone(),
                 decimals,
                 source: RateSource::EdgeSellQuote,
             };
-            Some(spend_cap::plan(
-                invoice_msat,
-                pay.max_fee_msat,
-                max_usd,
-                &rate,
-            )?)
+            let plan = spend_cap::plan(invoice_msat, pay.max_fee_msat, max_usd, &rate)?;
+            (Some(plan), Some(quote))
         }
-        None => None,
+        None => (None, None),
     };
     let fee_limit_msat = cap.as_ref().map_or(pay.max_fee_msat, |c| c.fee_limit_msat);
     let preview_units = node
         .preview_asset_payment(pay.payment_request, &asset)
         .await?;
     let preview_usd = pricing::units_to_usd(preview_units, decimals)?;
-    let out = node
-        .tapd
-        .pay_with_asset(pay.payment_request, &asset, &edge, fee_limit_msat)
-        .await
-        .map_err(|e| under_cap(e, cap.as_ref()))?;
+    let paid = match &checked_quote {
+        Some(quote) => {
+            node.tapd
+                .pay_with_asset_quote(pay.payment_request, &asset, &edge, fee_limit_msat, quote)
+                .await
+        }
+        None => {
+            node.tapd
+                .pay_with_asset(pay.payment_request, &asset, &edge, fee_limit_msat)
+                .await
+        }
+    };
+    let out = paid.map_err(|e| under_cap(e, cap.as_ref()))?;
     let spent_usd = out
         .units_spent
         .map(|u| pricing::units_to_usd(u, decimals))
@@ -480,8 +486,8 @@ async fn pay_with_asset(
         "usd_spent": spent_usd,
         "payment": out,
     });
-    // tapd negotiates its own quote for the payment; should the edge's rate have moved since
-    // the check, say so loudly, after printing what the payer needs (the preimage).
+    // Paid under the checked quote, the cap holds; checked once more, and should it not hold,
+    // said loudly after printing what the payer needs (the preimage).
     if let (Some(cap), Some(units), Some(spent_usd)) = (&cap, out.units_spent, spent_usd) {
         if !cap.holds_for(units) {
             crate::cli::print_json(&result)?;

@@ -23,7 +23,7 @@ tags="signrpc walletrpc chainrpc invoicesrpc peersrpc"
 say() { printf 'regtest-build: %s\n' "$*"; }
 
 command -v go >/dev/null 2>&1 || {
-    say "no 'go' on PATH: install Go 1.25 or newer (https://go.dev/doc/install), then run this again"
+    say "no 'go' on PATH: install Go 1.25.10 or newer (the go line of integration/regtest/go.mod), then run this again"
     exit 1
 }
 

@@ -14,8 +14,13 @@ if [ ! -f "$pids" ]; then
     echo "down.sh: no $pids: nothing started there (or already stopped)"
     exit 0
 fi
-# Running, and not a zombie (up.sh's daemons are detached; a dead one may wait to be reaped).
-alive() { [ -r "/proc/$1/stat" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+bin="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/regtest/bin"
+# Running, not a zombie (up.sh's daemons are detached; a dead one may wait to be reaped), and
+# still one of our daemons: a pids file left by a crash must not kill whatever reused the pid.
+alive() {
+    [ -r "/proc/$1/stat" ] && [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ] &&
+        case "$(readlink "/proc/$1/exe" 2>/dev/null)" in "$bin"/*) true ;; *) false ;; esac
+}
 # stop NAME... : SIGINT to each, then wait up to 30 s for all, then SIGKILL what is left.
 stop() {
     local name pid left

@@ -260,7 +260,7 @@ impl TapdNode {
         max_fee_msat: u64,
     ) -> Result<PaymentOutcome, BackendError> {
         match self
-            .send_asset_payment(payment_request, asset, edge_peer, max_fee_msat)
+            .send_asset_payment(payment_request, asset, edge_peer, max_fee_msat, None)
             .await
         {
             Err(e @ BackendError::QuoteRejected { .. }) if e.is_no_quote_at_all() => Err(self
@@ -300,8 +300,47 @@ impl TapdNode {
                 }
             }
             Ok(_) => original,
-            Err(refusal) => refusal,
+            // The edge's own refusal says why; any other failure of this second call (a
+            // timeout, say) says nothing about the payment, so tapd's answer stands.
+            Err(
+                refusal
+                @ (BackendError::QuoteRejected { .. } | BackendError::NoAssetChannel { .. }),
+            ) => refusal,
+            Err(_) => original,
         }
+    }
+
+    /// Pays `payment_request` with the asset under `quote`, a sell quote this node holds from
+    /// [`Rates::sell_quote`] (tapd's `SendPaymentRequest.rfq_id`): tapd spends at exactly that
+    /// quote's rate, and refuses with `checkOverpayment`'s reason when the invoice amount plus
+    /// the fee limit is below its minimum (lightninglabs/taproot-assets rpcserver/rpcserver.go
+    /// `SendPayment`, v0.8.1). A spending cap checked against the quote therefore holds.
+    pub async fn pay_with_asset_quote(
+        &self,
+        payment_request: &str,
+        asset: &AssetRef,
+        edge_peer: &str,
+        max_fee_msat: u64,
+        quote: &SellQuote,
+    ) -> Result<PaymentOutcome, BackendError> {
+        const CALL: &str = "TaprootAssetChannels.SendPayment";
+        let id = hex::decode(&quote.id)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                BackendError::invalid_request(
+                    CALL,
+                    format!("quote id {:?} is not 32 bytes of hex", quote.id),
+                )
+            })?;
+        self.send_asset_payment(
+            payment_request,
+            asset,
+            edge_peer,
+            max_fee_msat,
+            Some((id, quote.rate.clone())),
+        )
+        .await
     }
 
     async fn send_asset_payment(
@@ -310,6 +349,7 @@ impl TapdNode {
         asset: &AssetRef,
         edge_peer: &str,
         max_fee_msat: u64,
+        quote: Option<([u8; 32], FixedPoint)>,
     ) -> Result<PaymentOutcome, BackendError> {
         const CALL: &str = "TaprootAssetChannels.SendPayment";
         let (asset_id, group_key) = id_or_group(asset);
@@ -324,6 +364,10 @@ impl TapdNode {
                 no_inflight_updates: true,
                 ..Default::default()
             }),
+            rfq_id: quote
+                .as_ref()
+                .map(|(id, _)| id.to_vec())
+                .unwrap_or_default(),
             ..Default::default()
         };
         let mut stream = self
@@ -335,7 +379,8 @@ impl TapdNode {
             .into_inner();
         // The rate the edge accepted for this payment (when tapd splits a payment over several
         // asset channels with one peer, the quotes share the rate).
-        let mut bid_rate: Option<FixedPoint> = None;
+        // A payment under a named quote is priced at that quote's rate.
+        let mut bid_rate: Option<FixedPoint> = quote.map(|(_, rate)| rate);
         use tapchannelrpc::send_payment_response::Result as R;
         loop {
             let Some(msg) = stream.message().await.map_err(|s| self.ctx.err(CALL, s))? else {

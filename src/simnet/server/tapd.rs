@@ -466,7 +466,8 @@ impl NodeService {
     /// (The payment then runs under a fresh quote at the edge's current bid.)
     fn check_sell_quote(&self, rfq_id: &[u8]) -> Result<(), Status> {
         let id = QuoteId::from_slice(rfq_id).ok_or_else(|| {
-            Status::invalid_argument(format!("rfq_id must be 32 bytes, got {}", rfq_id.len()))
+            // tapd's words (lightninglabs/taproot-assets rpcserver/rpcserver.go, v0.8.1).
+            Status::unknown("RFQ ID must be 32 bytes in length")
         })?;
         let now = self.net.now();
         let quotes = self.net.read(|m| m.peer_accepted_quotes(self.node, now));
@@ -478,10 +479,8 @@ impl NodeService {
         {
             Ok(())
         } else {
-            Err(Status::invalid_argument(format!(
-                "{}: no accepted sell quote with rfq_id {id}; negotiate one with AddAssetSellOrder or leave rfq_id empty",
-                status::QUOTE_ID_UNKNOWN
-            )))
+            // Word for word and with tapd's code, as the real regtest network answers.
+            Err(Status::unknown(status::QUOTE_ID_UNKNOWN))
         }
     }
 }
