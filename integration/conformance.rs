@@ -511,12 +511,7 @@ async fn sats_payment_failures(net: &Net) {
         .unwrap_err();
     // lnd checks the payer's whole outbound balance before any route or fee
     // (lightningnetwork/lnd routing/pathfind.go `findPath`, v0.21.0-beta).
-    match &err {
-        BackendError::PaymentFailed { reason } => {
-            assert_eq!(reason, "FAILURE_REASON_INSUFFICIENT_BALANCE")
-        }
-        other => panic!("{:?}: {other:?}", net.kind),
-    }
+    failed_with(net, &err, "FAILURE_REASON_INSUFFICIENT_BALANCE");
     // Paying the same invoice twice: the second never pays.
     let inv = net.invoice(&merchant, 500_000, 600).await;
     bob.lnd
@@ -541,12 +536,7 @@ async fn sats_payment_failures(net: &Net) {
         .pay_with_asset(&inv.payment_request, &net.asset(), &net.edge(), 10_000)
         .await
         .unwrap_err();
-    match &err {
-        BackendError::PaymentFailed { reason } => {
-            assert_eq!(reason, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS")
-        }
-        other => panic!("{:?}: {other:?}", net.kind),
-    }
+    failed_with(net, &err, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS");
     let status = net.lookup(&merchant, &inv.payment_hash).await;
     assert_eq!(status.amt_paid_msat, 500_000, "paid once");
 }
@@ -801,17 +791,11 @@ async fn no_asset_channel(net: &Net) {
     );
 }
 
-/// lnd's answer to an HTLC for a cancelled (or settled, or unknown) invoice.
-fn incorrect_payment_details(net: &Net, err: &BackendError) {
+/// A payment lnd dispatched and gave up on, for `reason` (`FAILURE_REASON_…`).
+fn failed_with(net: &Net, err: &BackendError, reason: &str) {
     match err {
-        BackendError::PaymentFailed { reason } => {
-            assert_eq!(
-                reason, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS",
-                "{:?}",
-                net.kind
-            )
-        }
-        other => panic!("{:?}: {other:?}", net.kind),
+        BackendError::PaymentFailed { reason: got } => assert_eq!(got, reason, "{:?}", net.kind),
+        other => panic!("{:?}: expected {reason}, got {other:?}", net.kind),
     }
 }
 
@@ -901,7 +885,7 @@ async fn hold_invoices_settle_and_cancel(net: &Net) {
         .await
         .unwrap();
     let err = paying.await.unwrap().unwrap_err();
-    incorrect_payment_details(net, &err);
+    failed_with(net, &err, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS");
     reaches(net, &merchant, &inv.payment_hash, InvoiceState::Canceled).await;
     // lnd keeps the accepted amount in amt_paid after the cancel, though nothing was paid.
     assert_eq!(
@@ -927,7 +911,7 @@ async fn a_cancelled_invoice_is_refused(net: &Net) {
         .pay_sats(&inv.payment_request, 10_000)
         .await
         .unwrap_err();
-    incorrect_payment_details(net, &err);
+    failed_with(net, &err, "FAILURE_REASON_INCORRECT_PAYMENT_DETAILS");
     assert_eq!(
         net.lookup(&merchant, &inv.payment_hash).await.amt_paid_msat,
         0
