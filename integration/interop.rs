@@ -142,7 +142,11 @@ fn l402_case(seed: u64, caveats: &[&str]) -> (Case, Preimage) {
         Case {
             key: bytes32(seed + 2),
             id: id.encode().to_vec(),
-            location: if seed % 2 == 0 { "lsat" } else { "tapgate" },
+            location: if seed.is_multiple_of(2) {
+                "lsat"
+            } else {
+                "tapgate"
+            },
             caveats: caveats.iter().map(|s| s.to_string()).collect(),
         },
         pre,

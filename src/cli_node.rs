@@ -40,6 +40,11 @@ pub struct SimnetArgs {
     /// ports the OS picks.
     #[arg(long)]
     pub base_port: Option<u16>,
+    /// Derive the network's secrets (node keys, preimages, quote ids) from this number, for a
+    /// reproducible run. Without it they come from the OS CSPRNG. A directory keeps the seed it
+    /// was made with; a restart there draws new preimages either way.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 /// `tapgate node`
@@ -142,6 +147,7 @@ pub async fn simnet(args: &SimnetArgs) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let config = SimnetConfig {
         usd_per_btc: args.usd_per_btc,
+        seed: args.seed,
         ..SimnetConfig::default()
     };
     let mut options = RunOptions::new(config);
@@ -488,14 +494,14 @@ async fn pay_with_asset(
     });
     // Paid under the checked quote, the cap holds; checked once more, and should it not hold,
     // said loudly after printing what the payer needs (the preimage).
-    if let (Some(cap), Some(units), Some(spent_usd)) = (&cap, out.units_spent, spent_usd) {
-        if !cap.holds_for(units) {
-            crate::cli::print_json(&result)?;
-            return Err(CliError::CapBrokenAfterPayment {
-                spent_usd,
-                max_usd: cap.max_usd,
-            });
-        }
+    if let (Some(cap), Some(units), Some(spent_usd)) = (&cap, out.units_spent, spent_usd)
+        && !cap.holds_for(units)
+    {
+        crate::cli::print_json(&result)?;
+        return Err(CliError::CapBrokenAfterPayment {
+            spent_usd,
+            max_usd: cap.max_usd,
+        });
     }
     Ok(result)
 }

@@ -99,20 +99,20 @@ pub fn verify_credential(
     token.verify_signature(&root_key)?;
     let grant = caveat::evaluate(token.caveats().map(|c| c.id), ctx.service)?;
     let r = &grant.restrictions;
-    if let Some(valid_until) = r.valid_until {
-        if ctx.now >= valid_until {
-            return Err(VerifyError::Expired {
-                valid_until,
-                now: ctx.now,
-            });
-        }
+    if let Some(valid_until) = r.valid_until
+        && ctx.now >= valid_until
+    {
+        return Err(VerifyError::Expired {
+            valid_until,
+            now: ctx.now,
+        });
     }
-    if let Some(methods) = &r.methods {
-        if !methods.contains(ctx.method) {
-            return Err(VerifyError::MethodNotAllowed(
-                ctx.method.chars().take(32).collect(),
-            ));
-        }
+    if let Some(methods) = &r.methods
+        && !methods.contains(ctx.method)
+    {
+        return Err(VerifyError::MethodNotAllowed(
+            ctx.method.chars().take(32).collect(),
+        ));
     }
     Ok(Decision {
         token_id: id.token_id,

@@ -6,10 +6,15 @@
 
 #[cfg(feature = "node")]
 pub mod auth;
+// The model signs its invoices with secp256k1 (`lightning-invoice`, `bitcoin`), which come
+// with the `node` feature; the fuzz build has neither.
+#[cfg(feature = "node")]
 pub mod model;
 #[cfg(feature = "node")]
 pub mod run;
 #[cfg(feature = "node")]
 pub mod server;
+#[cfg(feature = "node")]
+pub mod state_dir;
 #[cfg(feature = "node")]
 pub mod tls;

@@ -21,9 +21,19 @@
 //! litd checks tapd's macaroon on tapd's services. The price oracle takes no macaroon, like
 //! tapd's sample oracle, but is still served over the edge's TLS.
 //!
+//! **Secrets and restarts.** The node keys and the asset derive from the network's secret,
+//! kept in `DIR/simnet.toml` (0600): from the OS CSPRNG for a new directory, or from
+//! `SimnetConfig::seed` for a reproducible one. A restart on the same directory keeps them and
+//! draws every preimage, payment address and quote id afresh (see `simnet::state_dir`). Only
+//! the identities persist: balances, channels, invoices and quotes start over each run.
+//!
+//! **One simnet per directory.** `DIR/simnet.lock` is held for the whole run; a second simnet
+//! on `DIR` fails at once and names the first one's pid.
+//!
 //! **Shutdown.** The future passed to [`start`] (a `CancellationToken`'s `cancelled_owned()`, a
 //! oneshot receiver, Ctrl-C…) or [`RunningSimnet::shutdown`] stops every server: open streams
 //! end, servers drain their connections for at most [`SHUTDOWN_GRACE`], then are aborted.
+//! `network.toml` is removed as the servers stop, so no reader finds endpoints nobody serves.
 
 use std::future::Future;
 use std::io;
@@ -39,8 +49,9 @@ use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
 use super::auth::{MacaroonAuth, write_macaroon};
-use super::model::{ConfigError, NodeId, Simnet, SimnetConfig};
+use super::model::{ConfigError, NodeId, NodePubkey, Simnet, SimnetConfig};
 use super::server::{Clock, NodeAuth, SimnetHandle, SystemClock, node_routes};
+use super::state_dir::{DirLock, StateDirError, begin_run};
 use super::tls::{NodeFilesError, TLS_CERT_FILE, write_node_tls};
 use crate::l402::RootKey;
 pub use crate::network_file::{NetworkFile, NetworkFileError, NodeEntry};
@@ -49,9 +60,9 @@ pub use crate::network_file::{NetworkFile, NetworkFileError, NodeEntry};
 pub const NETWORK_FILE: &str = "network.toml";
 
 /// How long [`RunningSimnet::shutdown`] waits for the servers to drain before aborting them:
-/// long enough for in-flight unary calls (the simnet answers in microseconds plus any latency
-/// knob), short enough that a stuck client cannot hold a test run.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// long enough for in-flight unary calls (the simnet answers in microseconds), short enough
+/// that Ctrl-C ends `tapgate simnet` within half a second even with clients connected.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(400);
 
 /// How often open invoices past their expiry are cancelled (lnd's invoice expiry watcher), so
 /// subscribers see CANCELED without anyone calling. One second is lnd's own resolution.
@@ -78,6 +89,9 @@ pub enum SimnetError {
     /// A root key could not be drawn.
     #[error("cannot draw a macaroon root key from the OS: {0}")]
     Random(#[source] getrandom::Error),
+    /// The directory is in use, or its state file is unusable.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
     /// A port could not be bound.
     #[error("cannot listen on {addr}: {source}; free the port or choose another base port")]
     Bind {
@@ -173,6 +187,8 @@ pub struct RunningSimnet {
     stop: watch::Sender<bool>,
     /// One server per node, then the expiry watcher; joined on shutdown.
     tasks: Vec<JoinHandle<Result<(), ShutdownError>>>,
+    /// `DIR/simnet.lock`, released when this is dropped.
+    _lock: DirLock,
 }
 
 impl std::fmt::Debug for RunningSimnet {
@@ -201,7 +217,7 @@ pub async fn start_with(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunningSimnet, SimnetError> {
-    let model = Simnet::new(options.config)?;
+    options.config.validate()?;
     create_private_dir(dir)?;
     let dir = dir
         .canonicalize()
@@ -209,7 +225,12 @@ pub async fn start_with(
             path: dir.to_owned(),
             source,
         })?;
+    let lock = DirLock::acquire(&dir)?;
+    let (secret, run) = begin_run(&dir, options.config.seed)?;
+    let model = Simnet::with_secret(options.config, &secret, run)?;
+    drop(secret);
     let asset = model.asset().clone();
+    let keys = NodeId::ALL.map(|n| model.pubkey(n));
     let net = SimnetHandle::new(model, options.clock);
     let (stop, _) = watch::channel(false);
 
@@ -226,7 +247,7 @@ pub async fn start_with(
                 })?,
             None => 0,
         };
-        let (entry, task) = start_node(&dir, node, port, &net, &stop)?;
+        let (entry, task) = start_node(&dir, node, keys[i], port, &net, &stop)?;
         nodes.push(entry);
         tasks.push(task);
     }
@@ -242,7 +263,7 @@ pub async fn start_with(
         .unwrap_or_default();
     let network = NetworkFile {
         network: "regtest".into(),
-        edge_pubkey: NodeId::Edge.pubkey().to_hex(),
+        edge_pubkey: keys[NodeId::Edge.index()].to_hex(),
         oracle_endpoint,
         oracle_tls_cert_path,
         asset_id: asset.asset_id.to_hex(),
@@ -260,6 +281,7 @@ pub async fn start_with(
         net,
         stop,
         tasks,
+        _lock: lock,
     })
 }
 
@@ -295,6 +317,7 @@ impl RunningSimnet {
     }
 
     async fn join(&mut self) -> Result<(), ShutdownError> {
+        self.remove_network_file();
         let tasks = std::mem::take(&mut self.tasks);
         let mut first_error = None;
         let mut pending = tasks.into_iter();
@@ -315,9 +338,23 @@ impl RunningSimnet {
     }
 }
 
+impl RunningSimnet {
+    /// Removes `network.toml` (once; a missing file is fine).
+    fn remove_network_file(&self) {
+        match std::fs::remove_file(&self.network_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %self.network_file.display(), error = %e, "cannot remove the network file")
+            }
+        }
+    }
+}
+
 impl Drop for RunningSimnet {
     fn drop(&mut self) {
         self.stop.send_replace(true);
+        self.remove_network_file();
     }
 }
 
@@ -344,6 +381,7 @@ impl NodePaths {
 fn start_node(
     dir: &Path,
     node: NodeId,
+    pubkey: NodePubkey,
     port: u16,
     net: &SimnetHandle,
     stop: &watch::Sender<bool>,
@@ -399,7 +437,7 @@ fn start_node(
     let endpoint = bound.to_string();
     let entry = NodeEntry {
         name: node.name().to_owned(),
-        pubkey: node.pubkey().to_hex(),
+        pubkey: pubkey.to_hex(),
         lnd_endpoint: endpoint.clone(),
         tapd_endpoint: endpoint,
         tls_cert_path: paths.lnd_dir.join(TLS_CERT_FILE),

@@ -263,10 +263,10 @@ fn narrow<T: Copy>(
     narrower: impl Fn(T, T) -> bool,
     key: &str,
 ) -> Result<(), CaveatError> {
-    if let Some(prev) = *slot {
-        if !narrower(next, prev) {
-            return Err(CaveatError::Widening(key.to_owned()));
-        }
+    if let Some(prev) = *slot
+        && !narrower(next, prev)
+    {
+        return Err(CaveatError::Widening(key.to_owned()));
     }
     *slot = Some(next);
     Ok(())

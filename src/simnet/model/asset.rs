@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::error::QueryError;
 use super::network::{ChannelInfo, ChannelKind};
+#[cfg(test)]
+use super::types::NetworkSecret;
 use super::types::{AssetId, NodeId, NodePubkey, Rng, sha256};
 use super::{Simnet, Unit};
 use crate::pricing::{msat_to_units, units_to_usd};
@@ -252,12 +254,22 @@ mod tests {
 
     #[test]
     fn asset_is_deterministic_per_seed() {
-        let a = AssetInfo::derive(&Rng::new(1), false);
-        assert_eq!(a, AssetInfo::derive(&Rng::new(1), false));
-        assert_ne!(a.asset_id, AssetInfo::derive(&Rng::new(2), false).asset_id);
+        let a = AssetInfo::derive(&Rng::new(&NetworkSecret::from_seed(1), 0), false);
+        assert_eq!(
+            a,
+            AssetInfo::derive(&Rng::new(&NetworkSecret::from_seed(1), 0), false)
+        );
+        assert_ne!(
+            a.asset_id,
+            AssetInfo::derive(&Rng::new(&NetworkSecret::from_seed(2), 0), false).asset_id
+        );
         assert_eq!(a.meta_data, b"{\"decimal_display\":6}");
         assert!(a.group_key.is_none());
-        assert!(AssetInfo::derive(&Rng::new(1), true).group_key.is_some());
+        assert!(
+            AssetInfo::derive(&Rng::new(&NetworkSecret::from_seed(1), 0), true)
+                .group_key
+                .is_some()
+        );
         assert!(a.genesis_point.ends_with(":0"));
         assert_eq!(a.genesis_point.len(), 66);
     }

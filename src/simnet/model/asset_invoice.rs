@@ -83,6 +83,7 @@ impl Simnet {
         let draft = Draft {
             value_msat,
             memo: req.memo,
+            description_hash: None,
             expiry_secs,
             secret: req.secret,
             route_hints: vec![self.rfq_hop_hint(&quote)],
@@ -128,7 +129,7 @@ impl Simnet {
     /// peer's forwarding policy.
     fn rfq_hop_hint(&self, quote: &BuyQuote) -> RouteHint {
         RouteHint {
-            node: quote.peer.pubkey(),
+            node: self.keys.pubkey(quote.peer),
             chan_id: quote.scid,
             fee_base_msat: self.config.fees.base_msat,
             fee_ppm: self.config.fees.ppm,

@@ -2,7 +2,7 @@
 //!
 //! | setting | default | why |
 //! |---|---|---|
-//! | `seed` | 1 | any fixed value; everything random derives from it |
+//! | `seed` | none | none: secrets from the OS CSPRNG; `N`: a reproducible network (same keys, preimages, quote ids) |
 //! | `usd_per_btc` | 100,000 | makes 1 unit of a 6-decimal coin worth exactly 1 msat, so test numbers read at a glance |
 //! | `spread_ppm` | 10,000 (±1 %) | visible in tests, well inside tapd's 5 % `acceptpricedeviationppm` |
 //! | `quote_lifetime_secs` | 600 | long enough for a demo, short enough to expire in a test; ≥ tapd's 10 s minimum |
@@ -18,8 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
 
-/// Default seed.
-pub const DEFAULT_SEED: u64 = 1;
 /// Default dollar price of one bitcoin: $100,000 makes one 6-decimal unit exactly one msat.
 pub const DEFAULT_USD_PER_BTC: u64 = 100_000;
 /// Default half-spread of the edge node around the mid price: 1 % (10,000 ppm), well inside
@@ -112,8 +110,9 @@ impl Default for InitialBalances {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimnetConfig {
-    /// Seed of every random value (preimages, RFQ ids, the asset's genesis).
-    pub seed: u64,
+    /// Seed of every random value (node keys, preimages, RFQ ids, the asset's genesis).
+    /// `None` (the default): drawn from the OS CSPRNG, so no two networks share a secret.
+    pub seed: Option<u64>,
     /// The edge's mid price, dollars per bitcoin.
     pub usd_per_btc: Decimal,
     /// The edge's half-spread around the mid rate, ppm: buy quotes are priced that much below
@@ -139,7 +138,7 @@ pub struct SimnetConfig {
 impl Default for SimnetConfig {
     fn default() -> Self {
         Self {
-            seed: DEFAULT_SEED,
+            seed: None,
             usd_per_btc: Decimal::from(DEFAULT_USD_PER_BTC),
             spread_ppm: DEFAULT_SPREAD_PPM,
             quote_lifetime_secs: DEFAULT_QUOTE_LIFETIME_SECS,
@@ -216,7 +215,7 @@ mod tests {
     fn partial_toml_fills_defaults_and_unknown_keys_fail() {
         let c: SimnetConfig =
             toml::from_str("seed = 9\nusd_per_btc = \"97123.45\"\n[fees]\nppm = 0\n").unwrap();
-        assert_eq!(c.seed, 9);
+        assert_eq!(c.seed, Some(9));
         assert_eq!(c.usd_per_btc.to_string(), "97123.45");
         assert_eq!(c.fees.base_msat, DEFAULT_FEE_BASE_MSAT);
         assert_eq!(c.fees.ppm, 0);

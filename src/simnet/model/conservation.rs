@@ -117,6 +117,7 @@ impl Run {
                     memo: String::new(),
                     expiry_secs: 0,
                     secret,
+                    description_hash: None,
                 };
                 let r = self.net.add_invoice(node(*payee), req, now);
                 r.map(|a| self.invoices.push((node(*payee), a.payment_request, p)))

@@ -4,13 +4,18 @@
 
 use rust_decimal::Decimal;
 
-use super::types::{AssetId, NodeId, PaymentHash, QuoteId};
+use super::types::{AssetId, NodeId, NodePubkey, PaymentHash, QuoteId};
 use super::{InvoiceState, Unit};
 use crate::pricing::PricingError;
 
 /// A configuration or price knob the simnet cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// The OS could not supply randomness for the network's secret.
+    #[error(
+        "cannot draw the network's secret from the OS: {0}; pass a seed to run without OS randomness"
+    )]
+    Random(#[source] getrandom::Error),
     /// The price cannot be turned into tapd rates.
     #[error(
         "usd_per_btc {usd_per_btc} cannot be priced: {source}; use a positive price with at most 12 decimal places"
@@ -60,8 +65,8 @@ pub enum RfqError {
     /// The edge declined (fault knob), like tapd's `RejectedQuoteResponse`.
     #[error("peer {peer} rejected the quote: {reason}; retry later or pay in sats")]
     Rejected {
-        /// The node that rejected.
-        peer: NodeId,
+        /// The node that rejected (its identity key, as tapd names peers).
+        peer: NodePubkey,
         /// Its reason.
         reason: String,
     },
@@ -95,11 +100,12 @@ pub enum InvoiceError {
         /// The hash asked for.
         hash: PaymentHash,
     },
-    /// Not a payment request this simnet issued.
-    #[error(
-        "not a simnet payment request ({0}); pass the string exactly as AddInvoice returned it"
-    )]
+    /// Not a valid regtest BOLT 11 invoice; the message is lnd's (zpay32's).
+    #[error("{0}")]
     InvalidPaymentRequest(String),
+    /// The invoice's fields do not fit BOLT 11 (a description over 639 bytes…).
+    #[error("{0}")]
+    Unencodable(String),
     /// No asset channel for the asset with the peer (or the peer is down, as tapd reports it).
     #[error(
         "no asset channels found for asset {asset} on {node} with the requested peer (is the peer online?); open an asset channel or create a sats invoice"
@@ -134,8 +140,13 @@ pub enum InvoiceError {
         invoice_expiry: u64,
     },
     /// The edge declined the buy order (fault knob).
-    #[error("the edge rejected the RFQ: {0}; retry later or create a sats invoice")]
-    RfqRejected(String),
+    #[error("the edge rejected the RFQ: {reason}; retry later or create a sats invoice")]
+    RfqRejected {
+        /// The rejecting peer's key.
+        peer: NodePubkey,
+        /// Its reason.
+        reason: String,
+    },
     /// A hold-invoice transition from the wrong state.
     #[error(
         "cannot {action} invoice {hash}: it is {state:?}; settle only ACCEPTED hold invoices, cancel only unsettled ones"
@@ -160,7 +171,7 @@ impl From<RfqError> for InvoiceError {
             RfqError::NoAssetChannel { node, asset } => Self::NoAssetChannel { node, asset },
             RfqError::UnknownAsset(a) => Self::UnknownAsset(a),
             RfqError::ZeroAmount => Self::ZeroAmount,
-            RfqError::Rejected { reason, .. } => Self::RfqRejected(reason),
+            RfqError::Rejected { peer, reason } => Self::RfqRejected { peer, reason },
             RfqError::Pricing(p) => Self::Pricing(p),
         }
     }
@@ -187,10 +198,8 @@ pub enum PayError {
     /// A node on the path (or the payer) is down.
     #[error("{0} is down; bring it back up (simnet fault knob) and retry")]
     NodeDown(NodeId),
-    /// Not a payment request this simnet issued.
-    #[error(
-        "not a simnet payment request ({0}); pass the string exactly as the payee's AddInvoice returned it"
-    )]
+    /// Not a valid regtest BOLT 11 invoice; the message is lnd's (zpay32's).
+    #[error("{0}")]
     InvalidPaymentRequest(String),
     /// The payee has no such invoice.
     #[error("{node} has no invoice with payment hash {hash}; ask the payee for a new invoice")]
@@ -269,8 +278,13 @@ pub enum PayError {
         min_msat: u64,
     },
     /// The edge declined the sell order (fault knob).
-    #[error("the edge rejected the RFQ: {0}; retry later or pay in sats")]
-    RfqRejected(String),
+    #[error("the edge rejected the RFQ: {reason}; retry later or pay in sats")]
+    RfqRejected {
+        /// The rejecting peer's key.
+        peer: NodePubkey,
+        /// Its reason.
+        reason: String,
+    },
     /// Strict forwarding: an asset invoice's final HTLC must carry the asset from the quote's
     /// peer, so the payer cannot reach it with a plain sats HTLC.
     #[error(
@@ -303,7 +317,7 @@ impl PayError {
             | Self::NoRoute(_)
             | Self::FeeLimitExceeded { .. }
             | Self::QuoteExpired { .. }
-            | Self::RfqRejected(_)
+            | Self::RfqRejected { .. }
             | Self::AssetInvoiceNeedsAsset(_)
             | Self::NoAssetChannel { .. } => FailureReason::NoRoute,
             Self::InsufficientBalance { .. } => FailureReason::InsufficientBalance,
@@ -330,7 +344,7 @@ impl From<RfqError> for PayError {
             RfqError::NoAssetChannel { node, asset } => Self::NoAssetChannel { node, asset },
             RfqError::UnknownAsset(a) => Self::UnknownAsset(a),
             RfqError::ZeroAmount => Self::NoRoute("zero-amount payment".into()),
-            RfqError::Rejected { reason, .. } => Self::RfqRejected(reason),
+            RfqError::Rejected { peer, reason } => Self::RfqRejected { peer, reason },
             RfqError::Pricing(p) => Self::Pricing(p),
         }
     }

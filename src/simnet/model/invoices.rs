@@ -55,6 +55,9 @@ pub struct InvoiceRequest {
     pub expiry_secs: u64,
     /// Preimage source.
     pub secret: InvoiceSecret,
+    /// lnd's `description_hash`: when set, the invoice carries this hash (BOLT 11 `h`)
+    /// instead of the memo (`d`).
+    pub description_hash: Option<[u8; 32]>,
 }
 
 /// lnd's `HopHint`: how a payer reaches the payee through a private channel (for asset
@@ -100,6 +103,8 @@ pub struct Invoice {
     pub payment_request: String,
     /// Description.
     pub memo: String,
+    /// The description hash the invoice carries instead of the memo, if any.
+    pub description_hash: Option<[u8; 32]>,
     /// Amount, msat.
     pub value_msat: u64,
     /// Unix seconds.
@@ -159,10 +164,12 @@ pub struct PayReq {
     pub timestamp: u64,
     /// Seconds.
     pub expiry: u64,
-    /// The memo.
+    /// The memo (empty when the invoice carries a description hash).
     pub description: String,
+    /// The description hash, when the invoice carries one.
+    pub description_hash: Option<[u8; 32]>,
     /// Final CLTV delta.
-    pub cltv_expiry: u32,
+    pub cltv_expiry: u64,
     /// Hop hints (asset invoices: edge + RFQ SCID).
     pub route_hints: Vec<RouteHint>,
     /// Payment address.
@@ -202,6 +209,7 @@ impl InvoiceBook {
 pub(crate) struct Draft {
     pub(crate) value_msat: u64,
     pub(crate) memo: String,
+    pub(crate) description_hash: Option<[u8; 32]>,
     pub(crate) expiry_secs: u64,
     pub(crate) secret: InvoiceSecret,
     pub(crate) asset: Option<AssetTerms>,
@@ -228,6 +236,7 @@ impl Simnet {
         let draft = Draft {
             value_msat: req.value_msat,
             memo: req.memo,
+            description_hash: req.description_hash,
             expiry_secs,
             secret: req.secret,
             asset: None,
@@ -260,7 +269,22 @@ impl Simnet {
         }
         let add_index = count(book.invoices.len()) + 1;
         let payment_addr = self.rng.next32("payment-addr");
-        let payment_request = payreq::encode(node, &hash, draft.value_msat);
+        let description = match draft.description_hash {
+            Some(h) => payreq::Description::Hash(h),
+            None => payreq::Description::Memo(draft.memo.clone()),
+        };
+        let fields = payreq::Fields {
+            hash,
+            payment_addr,
+            amount_msat: draft.value_msat,
+            timestamp: now,
+            expiry_secs: draft.expiry_secs,
+            description: &description,
+            cltv_delta: FINAL_CLTV_DELTA,
+            route_hints: &draft.route_hints,
+        };
+        let payment_request =
+            payreq::encode(&self.keys, node, &fields).map_err(InvoiceError::Unencodable)?;
         let invoice = Invoice {
             node,
             payment_hash: hash,
@@ -268,6 +292,7 @@ impl Simnet {
             payment_addr,
             payment_request: payment_request.clone(),
             memo: draft.memo,
+            description_hash: draft.description_hash,
             value_msat: draft.value_msat,
             created_at: now,
             expiry_secs: draft.expiry_secs,
@@ -312,8 +337,10 @@ impl Simnet {
         Ok(&self.nodes[node.index()].invoices.invoices)
     }
 
-    /// lnd's `DecodePayReq`, answered by `node` (which must be up). Works for any simnet
-    /// invoice, whoever the payee.
+    /// lnd's `DecodePayReq`, answered by `node` (which must be up): what the string says,
+    /// signature checked, whoever issued it (lnd decodes any regtest invoice without looking
+    /// it up; lightningnetwork/lnd `rpcserver.go` `DecodePayReq`, v0.21.0-beta). An amountless
+    /// invoice decodes with `num_msat` 0.
     pub fn decode_pay_req(
         &self,
         node: NodeId,
@@ -321,24 +348,21 @@ impl Simnet {
     ) -> Result<PayReq, InvoiceError> {
         self.require_up(node).map_err(InvoiceError::NodeDown)?;
         let d = payreq::decode(payment_request).map_err(InvoiceError::InvalidPaymentRequest)?;
-        let book = &self.nodes[d.payee.index()].invoices;
-        let inv = book
-            .position(&d.hash)
-            .and_then(|i| book.invoices.get(i))
-            .ok_or(InvoiceError::UnknownInvoice {
-                node: d.payee,
-                hash: d.hash,
-            })?;
+        let (description, description_hash) = match d.description {
+            payreq::Description::Memo(m) => (m, None),
+            payreq::Description::Hash(h) => (String::new(), Some(h)),
+        };
         Ok(PayReq {
-            destination: d.payee.pubkey(),
+            destination: d.payee,
             payment_hash: d.hash,
-            num_msat: inv.value_msat,
-            timestamp: inv.created_at,
-            expiry: inv.expiry_secs,
-            description: inv.memo.clone(),
-            cltv_expiry: FINAL_CLTV_DELTA,
-            route_hints: inv.route_hints.clone(),
-            payment_addr: inv.payment_addr,
+            num_msat: d.amount_msat.unwrap_or(0),
+            timestamp: d.timestamp,
+            expiry: d.expiry_secs,
+            description,
+            description_hash,
+            cltv_expiry: d.cltv_delta,
+            route_hints: d.route_hints,
+            payment_addr: d.payment_addr,
         })
     }
 

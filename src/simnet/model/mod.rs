@@ -41,6 +41,7 @@ mod config;
 mod error;
 mod events;
 mod invoices;
+mod keys;
 mod network;
 mod payments;
 mod payments_book;
@@ -62,7 +63,7 @@ pub use asset::{ASSET_DECIMALS, ASSET_NAME, AssetChannelUnits, AssetHolding, Ass
 pub use asset_invoice::{AddedAssetInvoice, AssetInvoiceRequest, AssetPayReq};
 pub use config::{
     DEFAULT_BLOCK_HEIGHT, DEFAULT_FEE_BASE_MSAT, DEFAULT_FEE_PPM, DEFAULT_INVOICE_EXPIRY_SECS,
-    DEFAULT_QUOTE_LIFETIME_SECS, DEFAULT_SEED, DEFAULT_SPREAD_PPM, DEFAULT_USD_PER_BTC, FeePolicy,
+    DEFAULT_QUOTE_LIFETIME_SECS, DEFAULT_SPREAD_PPM, DEFAULT_USD_PER_BTC, FeePolicy,
     InitialBalances, MIN_QUOTE_LIFETIME_SECS, SimnetConfig,
 };
 pub use error::{ConfigError, FailureReason, InvoiceError, PayError, QueryError, RfqError};
@@ -74,10 +75,11 @@ pub use invoices::{
 pub use network::{ChannelInfo, ChannelKind, Faults, LND_VERSION, NodeInfo, TAPD_VERSION};
 pub use payments::{AssetPayment, AssetPaymentPreview};
 pub use payments_book::{AssetSpend, Payment, PaymentStatus};
+pub use payreq::MAX_INVOICE_MSAT;
 pub use rfq::{
     AcceptedQuotes, BuyQuote, EdgeRates, OracleRate, OracleSide, RfqSettings, SellQuote,
 };
-pub use types::{AssetId, NodeId, NodePubkey, PaymentHash, Preimage, QuoteId};
+pub use types::{AssetId, NetworkSecret, NodeId, NodePubkey, PaymentHash, Preimage, QuoteId};
 
 /// What a channel's balances are counted in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -116,16 +118,32 @@ pub struct Simnet {
     channels: Vec<network::Channel>,
     rfq: rfq::RfqDesk,
     rng: types::Rng,
+    /// The nodes' identity keys (derived from the network secret, kept across restarts).
+    keys: keys::NodeKeys,
     block_height: u32,
     /// Bumped by every mutation (see [`Simnet::generation`]).
     generation: u64,
 }
 
 impl Simnet {
-    /// A fresh network from `config`, deterministic in `config.seed`.
+    /// A fresh network from `config`: reproducible when `config.seed` is set, otherwise with
+    /// secrets from the OS CSPRNG.
     pub fn new(config: SimnetConfig) -> Result<Self, ConfigError> {
+        let secret = NetworkSecret::new(config.seed).map_err(ConfigError::Random)?;
+        Self::with_secret(config, &secret, 0)
+    }
+
+    /// Run `run` (0 for the first) of the network whose secret is `secret`: the node keys and
+    /// the asset derive from the secret alone, so they are the same in every run; preimages,
+    /// payment addresses and quote ids are drawn per run, so no run repeats another's.
+    pub fn with_secret(
+        config: SimnetConfig,
+        secret: &NetworkSecret,
+        run: u64,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let rng = types::Rng::new(config.seed);
+        let rng = types::Rng::new(secret, run);
+        let keys = keys::NodeKeys::derive(&rng);
         let asset = AssetInfo::derive(&rng, config.asset_grouped);
         let rfq = rfq::RfqDesk {
             usd_per_btc: config.usd_per_btc,
@@ -149,6 +167,7 @@ impl Simnet {
             asset,
             rfq,
             rng,
+            keys,
         })
     }
 
@@ -159,6 +178,11 @@ impl Simnet {
 
     /// The node owning `key`, for requests that name peers by key.
     pub fn node_by_pubkey(&self, key: &NodePubkey) -> Option<NodeId> {
-        NodeId::from_pubkey(key)
+        self.keys.node(key)
+    }
+
+    /// `node`'s identity key (what `GetInfo` reports and its invoices are signed with).
+    pub fn pubkey(&self, node: NodeId) -> NodePubkey {
+        self.keys.pubkey(node)
     }
 }

@@ -207,7 +207,7 @@ impl Simnet {
                     chan_id: c.chan_id,
                     kind: c.kind,
                     peer,
-                    peer_pubkey: peer.pubkey(),
+                    peer_pubkey: self.keys.pubkey(peer),
                     local: c.balance[side],
                     remote: c.balance[1 - side],
                     in_flight: c.in_flight,
@@ -229,7 +229,7 @@ impl Simnet {
         let hash = self.rng.derive(&format!("block/{}", self.block_height));
         NodeInfo {
             node,
-            pubkey: node.pubkey(),
+            pubkey: self.keys.pubkey(node),
             alias: node.name().to_owned(),
             block_height: self.block_height,
             block_hash: hex::encode(hash),

@@ -159,15 +159,19 @@ impl Simnet {
     fn resolve(&self, payer: NodeId, payment_request: &str) -> Result<Target, PayError> {
         self.require_up(payer).map_err(PayError::NodeDown)?;
         let d = payreq::decode(payment_request).map_err(PayError::InvalidPaymentRequest)?;
+        // An invoice signed by a key outside this network: lnd knows no path to its payee.
+        let payee = self.keys.node(&d.payee).ok_or_else(|| {
+            PayError::NoRoute(format!("{} is not a node of this network", d.payee))
+        })?;
         let unknown = PayError::UnknownInvoice {
-            node: d.payee,
+            node: payee,
             hash: d.hash,
         };
-        let book = &self.nodes[d.payee.index()].invoices;
+        let book = &self.nodes[payee.index()].invoices;
         let pos = book.position(&d.hash).ok_or(unknown.clone())?;
         let inv = book.invoices.get(pos).ok_or(unknown)?;
         Ok(Target {
-            payee: d.payee,
+            payee,
             pos,
             hash: d.hash,
             value_msat: inv.value_msat,

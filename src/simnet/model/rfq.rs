@@ -217,7 +217,7 @@ impl Simnet {
     ) -> Result<NodeId, RfqError> {
         self.require_up(node).map_err(RfqError::NodeDown)?;
         self.check_asset(asset_id)?;
-        let wanted = peer.map(NodeId::from_pubkey);
+        let wanted = peer.map(|k| self.keys.node(k));
         let edge = NodeId::Edge;
         let ok = node != edge
             && wanted.is_none_or(|w| w == Some(edge))
@@ -240,7 +240,7 @@ impl Simnet {
         self.require_up(NodeId::Edge).map_err(RfqError::NodeDown)?;
         if let Some(reason) = &self.rfq.reject {
             return Err(RfqError::Rejected {
-                peer: NodeId::Edge,
+                peer: self.keys.pubkey(NodeId::Edge),
                 reason: reason.clone(),
             });
         }
@@ -484,7 +484,7 @@ mod tests {
                 ..
             }
         ));
-        let merchant_key = NodeId::Merchant.pubkey();
+        let merchant_key = n.pubkey(NodeId::Merchant);
         let e = n.add_buy_order(NodeId::Alice, &usd, 1, Some(&merchant_key), 0);
         assert!(matches!(e, Err(RfqError::NoAssetChannel { .. })));
         let e = n.add_buy_order(NodeId::Alice, &AssetId([0; 32]), 1, None, 0);

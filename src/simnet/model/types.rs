@@ -1,8 +1,8 @@
-//! Identifiers (nodes, keys, hashes, quote ids) and the simnet's deterministic randomness.
+//! Identifiers (nodes, keys, hashes, quote ids) and the simnet's randomness.
 //!
-//! Everything random in the simnet (preimages, payment addresses, RFQ ids) is drawn from one
-//! sha256 counter chain keyed by the configured seed, so a test that replays the same calls
-//! with the same seed sees the same bytes.
+//! Everything random in the simnet (node keys, preimages, payment addresses, RFQ ids) derives
+//! from one [`NetworkSecret`]: 32 bytes from the OS CSPRNG, or from a seed when a test wants a
+//! reproducible run (the same seed and the same calls give the same bytes).
 
 use std::fmt;
 
@@ -60,23 +60,9 @@ impl NodeId {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn from_index(i: u8) -> Option<Self> {
         Self::ALL.get(usize::from(i)).copied()
-    }
-
-    /// The node's identity key: `02`/`03` + sha256 of the name. It depends on the name only,
-    /// not on the seed, so configs and scripts can name the edge node's key once.
-    pub fn pubkey(self) -> NodePubkey {
-        let x = sha256(&[b"tapgate-simnet/node/", self.name().as_bytes()]);
-        let mut key = [0u8; 33];
-        key[0] = if x[31] % 2 == 0 { 0x02 } else { 0x03 };
-        key[1..].copy_from_slice(&x);
-        NodePubkey(key)
-    }
-
-    /// The node whose identity key is `key`.
-    pub fn from_pubkey(key: &NodePubkey) -> Option<Self> {
-        Self::ALL.into_iter().find(|n| n.pubkey() == *key)
     }
 }
 
@@ -86,7 +72,7 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// A 33-byte compressed-public-key-shaped node identity (not a real curve point).
+/// A node's identity key: a compressed secp256k1 public key (33 bytes), as lnd reports it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodePubkey(pub [u8; 33]);
 
@@ -218,17 +204,79 @@ impl QuoteId {
     }
 }
 
-/// A deterministic byte source: `sha256(seed ‖ label ‖ counter)`, counter incremented per draw.
-#[derive(Clone, Debug)]
+/// A network's root secret: 32 bytes from which its fixed identities (node keys, the asset)
+/// and each run's draws derive. Drawn from the OS CSPRNG for a new network, or from a seed
+/// (`--seed N`) for a reproducible one; `tapgate simnet` keeps it in `DIR/simnet.toml` so a
+/// restart keeps the identities. Never printed: `Debug` says only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NetworkSecret([u8; 32]);
+
+impl NetworkSecret {
+    /// The secret a seed stands for: the same seed, the same network.
+    pub fn from_seed(seed: u64) -> Self {
+        Self(sha256(&[b"tapgate-simnet/seed/", &seed.to_be_bytes()]))
+    }
+
+    /// 32 bytes from the OS CSPRNG.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// `seed`'s secret, or a random one without a seed.
+    pub fn new(seed: Option<u64>) -> Result<Self, getrandom::Error> {
+        seed.map_or_else(Self::random, |s| Ok(Self::from_seed(s)))
+    }
+
+    /// From the hex a network's state file holds.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        <[u8; 32]>::try_from(hex::decode(s).ok()?).ok().map(Self)
+    }
+
+    /// Hex, for the state file only.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for NetworkSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NetworkSecret(..)")
+    }
+}
+
+impl Drop for NetworkSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// The simnet's byte source: `sha256(run seed ‖ label ‖ counter)`, counter incremented per
+/// draw, where the run seed is `sha256(secret ‖ run)`. Fixed identities use
+/// [`Rng::derive`], which depends on the secret only, so they survive a restart (run `n+1`)
+/// while every per-run draw (preimages, payment addresses, quote ids) changes.
+#[derive(Clone)]
 pub(crate) struct Rng {
-    seed: [u8; 32],
+    secret: [u8; 32],
+    run_seed: [u8; 32],
     counter: u64,
 }
 
+impl fmt::Debug for Rng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rng")
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// Run `run` of the network whose secret is `secret`.
+    pub(crate) fn new(secret: &NetworkSecret, run: u64) -> Self {
         Self {
-            seed: sha256(&[b"tapgate-simnet/seed/", &seed.to_be_bytes()]),
+            secret: secret.0,
+            run_seed: sha256(&[&secret.0, b"/run/", &run.to_be_bytes()]),
             counter: 0,
         }
     }
@@ -236,12 +284,17 @@ impl Rng {
     /// 32 fresh bytes; `label` separates uses so two kinds of secret never coincide.
     pub(crate) fn next32(&mut self, label: &str) -> [u8; 32] {
         self.counter += 1;
-        sha256(&[&self.seed, label.as_bytes(), &self.counter.to_be_bytes()])
+        sha256(&[
+            &self.run_seed,
+            label.as_bytes(),
+            &self.counter.to_be_bytes(),
+        ])
     }
 
-    /// Seed-derived bytes that do not advance the counter (fixed identities such as the asset).
+    /// Secret-derived bytes that do not advance the counter and do not change between runs
+    /// (fixed identities such as the asset and the node keys).
     pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
-        sha256(&[&self.seed, b"/fixed/", label.as_bytes()])
+        sha256(&[&self.secret, b"/fixed/", label.as_bytes()])
     }
 }
 
@@ -250,21 +303,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_names_and_keys_round_trip() {
+    fn node_names_round_trip() {
         for n in NodeId::ALL {
             assert_eq!(NodeId::from_name(n.name()), Some(n));
             assert_eq!(NodeId::from_index(n.index() as u8), Some(n));
-            let key = n.pubkey();
-            assert!(matches!(key.0[0], 2 | 3));
-            assert_eq!(NodeId::from_pubkey(&key), Some(n));
-            assert_eq!(NodePubkey::from_hex(&key.to_hex()), Some(key));
         }
         assert_eq!(NodeId::from_name("carol"), None);
     }
 
     #[test]
     fn quote_scids_are_aliases() {
-        let mut rng = Rng::new(7);
+        let mut rng = Rng::new(&NetworkSecret::from_seed(7), 0);
         for _ in 0..100 {
             let id = QuoteId::from_random(rng.next32("quote"));
             let block = (id.scid() >> 40) as u32;
@@ -274,9 +323,34 @@ mod tests {
 
     #[test]
     fn rng_is_deterministic_and_labelled() {
-        let (mut a, mut b) = (Rng::new(1), Rng::new(1));
+        let one = NetworkSecret::from_seed(1);
+        let (mut a, mut b) = (Rng::new(&one, 0), Rng::new(&one, 0));
         assert_eq!(a.next32("x"), b.next32("x"));
         assert_ne!(a.next32("x"), b.next32("y"));
-        assert_ne!(Rng::new(1).next32("x"), Rng::new(2).next32("x"));
+        let two = NetworkSecret::from_seed(2);
+        assert_ne!(Rng::new(&one, 0).next32("x"), Rng::new(&two, 0).next32("x"));
+    }
+
+    #[test]
+    fn a_restart_keeps_identities_and_changes_draws() {
+        let secret = NetworkSecret::from_seed(1);
+        let (mut first, mut second) = (Rng::new(&secret, 0), Rng::new(&secret, 1));
+        assert_eq!(
+            first.derive("node-key/alice"),
+            second.derive("node-key/alice")
+        );
+        assert_ne!(first.next32("preimage"), second.next32("preimage"));
+    }
+
+    #[test]
+    fn random_secrets_differ_and_stay_out_of_debug() {
+        let (a, b) = (
+            NetworkSecret::random().unwrap(),
+            NetworkSecret::random().unwrap(),
+        );
+        assert_ne!(a, b);
+        assert_eq!(NetworkSecret::from_hex(&a.to_hex()), Some(a.clone()));
+        assert_eq!(format!("{a:?}"), "NetworkSecret(..)");
+        assert!(!format!("{:?}", Rng::new(&a, 0)).contains(&a.to_hex()[..8]));
     }
 }

@@ -120,9 +120,13 @@ fn asset_spec(asset: &AssetInfo, id: &AssetId) -> rfqrpc::AssetSpec {
 
 /// `rfqrpc.PeerAcceptedBuyQuote`. `accepted_max_amount` is the whole order (asset units): the
 /// edge never fills partially.
-pub(crate) fn buy_quote(asset: &AssetInfo, q: &BuyQuote) -> rfqrpc::PeerAcceptedBuyQuote {
+pub(crate) fn buy_quote(
+    asset: &AssetInfo,
+    peer: &NodePubkey,
+    q: &BuyQuote,
+) -> rfqrpc::PeerAcceptedBuyQuote {
     rfqrpc::PeerAcceptedBuyQuote {
-        peer: q.peer.pubkey().to_hex(),
+        peer: peer.to_hex(),
         id: q.id.0.to_vec(),
         scid: q.scid,
         asset_max_amount: q.asset_max_amount,
@@ -136,9 +140,13 @@ pub(crate) fn buy_quote(asset: &AssetInfo, q: &BuyQuote) -> rfqrpc::PeerAccepted
 }
 
 /// `rfqrpc.PeerAcceptedSellQuote`. `accepted_max_amount` is the whole order (msat).
-pub(crate) fn sell_quote(asset: &AssetInfo, q: &SellQuote) -> rfqrpc::PeerAcceptedSellQuote {
+pub(crate) fn sell_quote(
+    asset: &AssetInfo,
+    peer: &NodePubkey,
+    q: &SellQuote,
+) -> rfqrpc::PeerAcceptedSellQuote {
     rfqrpc::PeerAcceptedSellQuote {
-        peer: q.peer.pubkey().to_hex(),
+        peer: peer.to_hex(),
         id: q.id.0.to_vec(),
         scid: q.scid,
         asset_amount: q.asset_amount,
@@ -248,7 +256,7 @@ pub(crate) fn pay_req(p: &PayReq) -> lnrpc::PayReq {
         timestamp: signed(p.timestamp),
         expiry: signed(p.expiry),
         description: p.description.clone(),
-        cltv_expiry: i64::from(p.cltv_expiry),
+        cltv_expiry: i64::try_from(p.cltv_expiry).unwrap_or(i64::MAX),
         route_hints: route_hints(&p.route_hints),
         payment_addr: p.payment_addr.to_vec(),
         ..Default::default()

@@ -15,8 +15,8 @@ use super::status;
 use super::stream::{Poll, RpcStream};
 use crate::lightning::proto::{invoicesrpc, lnrpc, routerrpc};
 use crate::simnet::model::{
-    ChannelKind, Invoice, InvoiceEvent, InvoiceRequest, InvoiceSecret, InvoiceState, NodeId,
-    PaymentHash, QueryError, Simnet,
+    ChannelKind, Invoice, InvoiceEvent, InvoiceRequest, InvoiceSecret, InvoiceState,
+    MAX_INVOICE_MSAT, NodeId, PaymentHash, QueryError, Simnet,
 };
 
 /// lnd's services for one node.
@@ -25,7 +25,43 @@ pub(crate) struct Lnd(pub(crate) NodeService);
 type Rpc<T> = Result<Response<T>, Status>;
 
 /// Invoice amount in msat from lnd's `value` (sat) / `value_msat` pair.
+/// lnd's `MaxMemoSize` (lightningnetwork/lnd `invoices/invoices.go`, v0.21.0-beta).
+const MAX_MEMO_SIZE: usize = 1024;
+
+/// The memo and description hash of a new invoice, checked as lnd checks them, in lnd's words
+/// (lightningnetwork/lnd `lnrpc/invoicesrpc/addinvoice.go` `AddInvoice`, v0.21.0-beta).
+fn description(memo: &str, hash: &[u8]) -> Result<Option<[u8; 32]>, Status> {
+    if memo.len() > MAX_MEMO_SIZE {
+        return Err(Status::unknown(format!(
+            "memo too large: {} bytes (maxsize={MAX_MEMO_SIZE})",
+            memo.len()
+        )));
+    }
+    match hash {
+        [] => Ok(None),
+        h => <[u8; 32]>::try_from(h).map(Some).map_err(|_| {
+            Status::unknown(format!("description hash is {} bytes, must be 32", h.len()))
+        }),
+    }
+}
+
 fn invoice_msat(value: i64, value_msat: i64) -> Result<u64, Status> {
+    let msat = invoice_msat_field(value, value_msat)?;
+    if msat > MAX_INVOICE_MSAT {
+        // lnd's words and Go's `btcutil.Amount` formatting (whole BTC with no trailing zeros).
+        let btc = |msat: u64| {
+            rust_decimal::Decimal::from_i128_with_scale(i128::from(msat / 1_000), 8).normalize()
+        };
+        return Err(Status::unknown(format!(
+            "invoice amount {} BTC is too large, max is {} BTC",
+            btc(msat),
+            btc(MAX_INVOICE_MSAT)
+        )));
+    }
+    Ok(msat)
+}
+
+fn invoice_msat_field(value: i64, value_msat: i64) -> Result<u64, Status> {
     match (value, value_msat) {
         (0, msat) => unsigned(msat, "value_msat"),
         (sat, 0) => unsigned(sat, "value")?
@@ -145,6 +181,7 @@ impl lnrpc::lightning_server::Lightning for Lnd {
         };
         let request = InvoiceRequest {
             value_msat: invoice_msat(inv.value, inv.value_msat)?,
+            description_hash: description(&inv.memo, &inv.description_hash)?,
             memo: inv.memo,
             expiry_secs: unsigned(inv.expiry, "expiry")?,
             secret,
@@ -339,6 +376,7 @@ impl invoicesrpc::invoices_server::Invoices for Lnd {
         let hash: PaymentHash = convert::hash(&r.hash, "hash")?;
         let request = InvoiceRequest {
             value_msat: invoice_msat(r.value, r.value_msat)?,
+            description_hash: description(&r.memo, &r.description_hash)?,
             memo: r.memo,
             expiry_secs: unsigned(r.expiry, "expiry")?,
             secret: InvoiceSecret::Hold(hash),

@@ -43,10 +43,9 @@ fn no_asset_channel(asset: &AssetId, _peer: Option<&NodePubkey>) -> Status {
 }
 
 /// tapd's `acquireBuyOrder` / `acquireSellQuote` rejection text.
-fn quote_rejected(order: &str, reason: &str, next: &str) -> Status {
+fn quote_rejected(order: &str, peer: &NodePubkey, reason: &str, next: &str) -> Status {
     Status::failed_precondition(format!(
-        "error acquiring {order}: peer {} rejected the quote, code: 0, error message: {reason}; {next}",
-        NodeId::Edge.pubkey()
+        "error acquiring {order}: peer {peer} rejected the quote, code: 0, error message: {reason}; {next}"
     ))
 }
 
@@ -67,17 +66,21 @@ pub(crate) fn asset_invoice(e: InvoiceError, peer: Option<&NodePubkey>) -> Statu
             Status::already_exists(format!("invoice with payment hash already exists: {msg}"))
         }
         InvoiceError::NoAssetChannel { asset, .. } => no_asset_channel(&asset, peer),
-        InvoiceError::RfqRejected(reason) => quote_rejected(
+        InvoiceError::RfqRejected { peer, reason } => quote_rejected(
             "buy order for invoice",
+            &peer,
             &reason,
             "retry later or create a sats invoice",
         ),
         InvoiceError::ZeroAmount
-        | InvoiceError::InvalidPaymentRequest(_)
+        | InvoiceError::Unencodable(_)
         | InvoiceError::UnknownAsset(_)
         | InvoiceError::BelowMinTransportable { .. }
         | InvoiceError::QuoteExpiresBeforeInvoice { .. } => Status::invalid_argument(msg),
         InvoiceError::WrongState { .. } => Status::failed_precondition(msg),
+        // zpay32's error, returned as is: gRPC's Unknown (lightningnetwork/lnd `rpcserver.go`
+        // `DecodePayReq`, v0.21.0-beta).
+        InvoiceError::InvalidPaymentRequest(_) => Status::unknown(msg),
         InvoiceError::Pricing(_) => Status::internal(msg),
     }
 }
@@ -89,8 +92,8 @@ pub(crate) fn rfq(e: RfqError, peer: Option<&NodePubkey>) -> Status {
     match e {
         RfqError::NodeDown(n) => node_down(n),
         RfqError::NoAssetChannel { asset, .. } => no_asset_channel(&asset, peer),
-        RfqError::Rejected { reason, .. } => {
-            quote_rejected("quote", &reason, "retry later or pay in sats")
+        RfqError::Rejected { peer, reason } => {
+            quote_rejected("quote", &peer, &reason, "retry later or pay in sats")
         }
         RfqError::UnknownAsset(_) | RfqError::ZeroAmount => Status::invalid_argument(msg),
         RfqError::Pricing(_) => Status::internal(msg),
@@ -144,19 +147,20 @@ pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -
         hash,
         ..
     } = via
-    {
-        if matches!(
+        && matches!(
             e,
-            PayError::BelowMinTransportable { .. } | PayError::RfqRejected(_)
-        ) {
-            return Some(Status::unknown(format!(
-                "payment {hash} (amt=0 BTC) failed to acquire any quotes"
-            )));
-        }
+            PayError::BelowMinTransportable { .. } | PayError::RfqRejected { .. }
+        )
+    {
+        return Some(Status::unknown(format!(
+            "payment {hash} (amt=0 BTC) failed to acquire any quotes"
+        )));
     }
     match (e, asset_peer) {
         (PayError::NodeDown(n), _) if *n == payer => Some(Status::unavailable("node is down")),
-        (PayError::InvalidPaymentRequest(_), _) => Some(Status::invalid_argument(msg)),
+        // zpay32's error, returned as is (lightningnetwork/lnd `lnrpc/routerrpc/router_backend.go`
+        // `extractIntentFromSendRequest`, v0.21.0-beta).
+        (PayError::InvalidPaymentRequest(_), _) => Some(Status::unknown(msg)),
         // lnd's control tower refuses a second payment of a hash it paid, word for word
         // (lightningnetwork/lnd payments/db/errors.go `ErrAlreadyPaid`, v0.21.0-beta).
         (PayError::AlreadyPaid(_), _) => Some(Status::already_exists("invoice is already paid")),
@@ -177,8 +181,9 @@ pub(crate) fn payment_rpc_error(e: &PayError, payer: NodeId, via: &PayVia<'_>) -
                  check by specifying the allow_overpay flag"
             )))
         }
-        (PayError::RfqRejected(reason), Some(_)) => Some(quote_rejected(
+        (PayError::RfqRejected { peer, reason }, Some(_)) => Some(quote_rejected(
             "sell order",
+            peer,
             reason,
             "retry later or pay in sats",
         )),

@@ -14,6 +14,7 @@ use super::status;
 use super::stream::RpcStream;
 use super::{NodeService, asset_of};
 use crate::lightning::proto::{lnrpc, rfqrpc, tapchannelrpc, taprpc};
+use crate::simnet::model::NodeId;
 use crate::simnet::model::{
     AssetHolding, AssetId, AssetInfo, AssetInvoiceRequest, AssetPayment, InvoiceSecret, QuoteId,
     RfqError,
@@ -51,7 +52,7 @@ impl taprpc::taproot_assets_server::TaprootAssets for Tapd {
         let svc = self.0.gate().await?;
         let r = req.into_inner();
         let held = svc.net.read(|m| m.assets_held(svc.node));
-        let key = svc.node.pubkey();
+        let key = svc.net.read(|m| m.pubkey(svc.node));
         let assets = held
             .map_err(status::query)?
             .iter()
@@ -191,7 +192,7 @@ fn order_peer(peer_pub_key: &[u8], timeout_seconds: u32, side: &str) -> Result<(
 fn rejected(e: &RfqError) -> Option<rfqrpc::RejectedQuoteResponse> {
     match e {
         RfqError::Rejected { peer, reason } => Some(rfqrpc::RejectedQuoteResponse {
-            peer: peer.pubkey().to_hex(),
+            peer: peer.to_hex(),
             id: Vec::new(),
             error_message: reason.clone(),
             error_code: 0,
@@ -217,7 +218,10 @@ impl rfqrpc::rfq_server::Rfq for Tapd {
             m.add_buy_order(svc.node, &asset_id, r.asset_max_amt, peer.as_ref(), now)
         });
         let outcome = match quote {
-            Ok(q) => Outcome::AcceptedQuote(convert::buy_quote(&asset, &q)),
+            Ok(q) => {
+                let key = svc.net.read(|m| m.pubkey(q.peer));
+                Outcome::AcceptedQuote(convert::buy_quote(&asset, &key, &q))
+            }
             Err(e) => {
                 Outcome::RejectedQuote(rejected(&e).ok_or_else(|| status::rfq(e, peer.as_ref()))?)
             }
@@ -242,7 +246,10 @@ impl rfqrpc::rfq_server::Rfq for Tapd {
             m.add_sell_order(svc.node, &asset_id, r.payment_max_amt, peer.as_ref(), now)
         });
         let outcome = match quote {
-            Ok(q) => Outcome::AcceptedQuote(convert::sell_quote(&asset, &q)),
+            Ok(q) => {
+                let key = svc.net.read(|m| m.pubkey(q.peer));
+                Outcome::AcceptedQuote(convert::sell_quote(&asset, &key, &q))
+            }
             Err(e) => {
                 Outcome::RejectedQuote(rejected(&e).ok_or_else(|| status::rfq(e, peer.as_ref()))?)
             }
@@ -258,20 +265,22 @@ impl rfqrpc::rfq_server::Rfq for Tapd {
     ) -> Rpc<rfqrpc::QueryPeerAcceptedQuotesResponse> {
         let svc = self.0.gate().await?;
         let now = svc.net.now();
-        let (asset, quotes) = svc
-            .net
-            .read(|m| (asset_of(m), m.peer_accepted_quotes(svc.node, now)));
+        let (asset, keys, quotes) = svc.net.read(|m| {
+            let keys = NodeId::ALL.map(|n| m.pubkey(n));
+            (asset_of(m), keys, m.peer_accepted_quotes(svc.node, now))
+        });
         let quotes = quotes.map_err(|e| status::rfq(e, None))?;
+        let key = |n: NodeId| keys[n.index()];
         Ok(Response::new(rfqrpc::QueryPeerAcceptedQuotesResponse {
             buy_quotes: quotes
                 .buy
                 .iter()
-                .map(|q| convert::buy_quote(&asset, q))
+                .map(|q| convert::buy_quote(&asset, &key(q.peer), q))
                 .collect(),
             sell_quotes: quotes
                 .sell
                 .iter()
-                .map(|q| convert::sell_quote(&asset, q))
+                .map(|q| convert::sell_quote(&asset, &key(q.peer), q))
                 .collect(),
         }))
     }
@@ -358,7 +367,8 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
         // the list of every quote (there is only ever one edge here).
         let first = match &payment.asset {
             Some(spent) => {
-                let quote = convert::sell_quote(&asset, &spent.quote);
+                let key = svc.net.read(|m| m.pubkey(spent.quote.peer));
+                let quote = convert::sell_quote(&asset, &key, &spent.quote);
                 let all = tapchannelrpc::AcceptedSellQuotes {
                     accepted_sell_orders: vec![quote.clone()],
                 };
@@ -434,7 +444,11 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
             }
         };
         Ok(Response::new(tapchannelrpc::AddInvoiceResponse {
-            accepted_buy_quote: Some(convert::buy_quote(&asset, &added.quote)),
+            accepted_buy_quote: Some(convert::buy_quote(
+                &asset,
+                &svc.net.read(|m| m.pubkey(added.quote.peer)),
+                &added.quote,
+            )),
             invoice_result: Some(invoice_result),
         }))
     }

@@ -302,8 +302,13 @@ fn same_seed_same_network() {
             n.asset().asset_id,
         )
     };
-    assert_eq!(run(7), run(7));
-    assert_ne!(run(7), run(8));
+    assert_eq!(run(Some(7)), run(Some(7)));
+    assert_ne!(run(Some(7)), run(Some(8)));
+    assert_ne!(
+        run(None),
+        run(None),
+        "without a seed, secrets come from the OS"
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub(super) fn plain(n: &mut Simnet, payee: NodeId, msat: u64, expiry_secs: u64) 
         memo: "test".into(),
         expiry_secs,
         secret: InvoiceSecret::Generate,
+        description_hash: None,
     };
     n.add_invoice(payee, req, T0).unwrap()
 }
@@ -38,7 +39,7 @@ pub(super) fn asset_invoice(
     let req = AssetInvoiceRequest {
         asset_id: usd(n),
         asset_amount: units,
-        peer: Some(NodeId::Edge.pubkey()),
+        peer: Some(n.pubkey(NodeId::Edge)),
         memo: "asset".into(),
         expiry_secs,
         secret: InvoiceSecret::Generate,

@@ -65,8 +65,8 @@ fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_exactly_the_units()
     // 1,000,000 units at 9.9e10 units/BTC = 1,010,101 msat (truncated).
     assert_eq!(pr.num_msat, 1_010_101);
     assert_eq!(pr.expiry, 600);
-    assert_eq!(pr.destination, NodeId::Merchant.pubkey());
-    assert_eq!(pr.route_hints[0].node, NodeId::Edge.pubkey());
+    assert_eq!(pr.destination, n.pubkey(NodeId::Merchant));
+    assert_eq!(pr.route_hints[0].node, n.pubkey(NodeId::Edge));
     assert_eq!(pr.route_hints[0].chan_id, q.scid);
     assert!(
         added
@@ -268,13 +268,23 @@ fn rfq_rejection_blocks_asset_paths_only() {
     let inv = plain(&mut n, NodeId::Merchant, 1_000_000, 0);
     n.set_rfq_reject(Some("price oracle unavailable".into()));
     let e = asset_invoice(&mut n, NodeId::Merchant, 1_000_000, 0).unwrap_err();
+    let edge = n.pubkey(NodeId::Edge);
     assert_eq!(
         e,
-        InvoiceError::RfqRejected("price oracle unavailable".into())
+        InvoiceError::RfqRejected {
+            peer: edge,
+            reason: "price oracle unavailable".into()
+        }
     );
     let pay = asset_pay(&n, &inv.payment_request, false);
     let e = n.pay_with_asset(NodeId::Alice, &pay, T0).unwrap_err();
-    assert_eq!(e, PayError::RfqRejected("price oracle unavailable".into()));
+    assert_eq!(
+        e,
+        PayError::RfqRejected {
+            peer: edge,
+            reason: "price oracle unavailable".into()
+        }
+    );
     assert!(e.to_string().contains("pay in sats"));
     assert!(
         n.pay_sats(NodeId::Bob, &inv.payment_request, 5_000, T0)
