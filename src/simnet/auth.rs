@@ -1,8 +1,8 @@
 //! Macaroons for the simulated nodes, baked and checked the way lnd and tapd do it: each daemon
 //! of a node has a root key and writes binary V2 macaroon files that clients load like
 //! `admin.macaroon`, whose identifiers carry the permissions lnd and tapd bake into theirs
-//! ([`permissions`](super::permissions)); each call must present exactly one `macaroon` metadata
-//! value signed with that root key and granting what the method requires.
+//! ([`simnet::permissions`](super::permissions)); each call must present exactly one
+//! `macaroon` metadata value signed with that root key and granting what the method requires.
 //!
 //! This module owns the simnet side of the credential only. It uses tapgate's own
 //! [`Macaroon`] (go-macaroon's format and HMAC chain), so the files are byte-compatible with
