@@ -11,6 +11,8 @@ pub mod auth;
 #[cfg(feature = "node")]
 pub mod model;
 #[cfg(feature = "node")]
+pub mod permissions;
+#[cfg(feature = "node")]
 pub mod run;
 #[cfg(feature = "node")]
 pub mod server;

@@ -16,9 +16,13 @@
 //! ```
 //!
 //! **Macaroons.** Each node has two root keys, one for lnd and one for tapd, both fresh per
-//! run. lnd's services accept only macaroons under the lnd key (all three files verify; the
-//! simnet does not enforce their permission sets), tapd's services only the tapd macaroon, as
-//! litd checks tapd's macaroon on tapd's services. The price oracle takes no macaroon, like
+//! run. lnd's services accept only macaroons under the lnd key, tapd's services only the tapd
+//! macaroon, as litd checks tapd's macaroon on tapd's services. Each file carries the
+//! permissions its daemon bakes into it (`simnet::permissions`): `admin.macaroon` lnd's read and
+//! write sets, `invoice.macaroon` lnd's `invoicePermissions`, `readonly.macaroon` lnd's
+//! `readPermissions`, tapd's `admin.macaroon` every permission in tapd's map; and every call
+//! must carry the permissions lnd or tapd requires of its method, refused otherwise with their
+//! `Unknown: permission denied` (`simnet::auth`). The price oracle takes no macaroon, like
 //! tapd's sample oracle, but is still served over the edge's TLS.
 //!
 //! **Secrets and restarts.** The node keys and the asset derive from the network's secret,
@@ -48,8 +52,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
-use super::auth::{MacaroonAuth, write_macaroon};
+use super::auth::{MacaroonAuth, write_grant};
 use super::model::{ConfigError, NodeId, NodePubkey, Simnet, SimnetConfig};
+use super::permissions::Grant;
 use super::server::{Clock, NodeAuth, SimnetHandle, SystemClock, node_routes};
 use super::state_dir::{DirLock, StateDirError, begin_run};
 use super::tls::{NodeFilesError, TLS_CERT_FILE, write_node_tls};
@@ -398,11 +403,15 @@ fn start_node(
     let lnd_key = RootKey::generate().map_err(SimnetError::Random)?;
     let tapd_key = RootKey::generate().map_err(SimnetError::Random)?;
     let mac = |name: &str| paths.macaroon_dir.join(name);
-    for name in ["admin.macaroon", "invoice.macaroon", "readonly.macaroon"] {
-        write_macaroon(&mac(name), &lnd_key, "lnd")?;
+    for (name, grant) in [
+        ("admin.macaroon", Grant::LndAdmin),
+        ("invoice.macaroon", Grant::LndInvoice),
+        ("readonly.macaroon", Grant::LndReadonly),
+    ] {
+        write_grant(&mac(name), &lnd_key, grant)?;
     }
     let tapd_macaroon = paths.tapd_macaroon_dir.join("admin.macaroon");
-    write_macaroon(&tapd_macaroon, &tapd_key, "tapd")?;
+    write_grant(&tapd_macaroon, &tapd_key, Grant::TapdAdmin)?;
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let bind_err = |source| SimnetError::Bind { addr, source };

@@ -33,7 +33,7 @@ use tonic::service::Routes;
 use crate::lightning::proto::{
     invoicesrpc, lnrpc, priceoraclerpc, rfqrpc, routerrpc, tapchannelrpc, taprpc,
 };
-use crate::simnet::auth::MacaroonAuth;
+use crate::simnet::auth::{Enforced, MacaroonAuth};
 use crate::simnet::model::{
     AssetInfo, NodeId, PayError, Payment, PaymentHash, PaymentStatus, Simnet,
 };
@@ -215,10 +215,10 @@ fn failed_without_record(
     }
 }
 
-/// The interceptors that check a node's macaroons: lnd's services accept only macaroons from
-/// the node's lnd root key, tapd's only from its tapd root key, as litd in integrated mode
-/// checks tapd's macaroon on tapd's services. The price oracle takes none, like tapd's sample
-/// oracle.
+/// The checks of a node's macaroons: lnd's services accept only macaroons from the node's lnd
+/// root key, tapd's only from its tapd root key, as litd in integrated mode checks tapd's
+/// macaroon on tapd's services; each call must also carry the permissions its method requires
+/// (`simnet::permissions`). The price oracle takes none, like tapd's sample oracle.
 #[derive(Clone, Debug)]
 pub(crate) struct NodeAuth {
     /// Checks lnd macaroons (admin, invoice, readonly).
@@ -227,39 +227,39 @@ pub(crate) struct NodeAuth {
     pub(crate) tapd: MacaroonAuth,
 }
 
-/// Every service of `node` (plus the price oracle on the edge), behind `auth`.
+/// Every service of `node` (plus the price oracle on the edge), each behind `auth` by method
+/// ([`Enforced`] sees the request's path, which a tonic interceptor does not).
 pub(crate) fn node_routes(
     node: NodeId,
     net: SimnetHandle,
     stop: watch::Receiver<bool>,
     auth: NodeAuth,
 ) -> Routes {
-    use tonic::service::interceptor::InterceptedService as Guarded;
     let svc = NodeService { node, net, stop };
     let lnd = Arc::new(lnd::Lnd(svc.clone()));
     let tapd = Arc::new(tapd::Tapd(svc.clone()));
     let mut routes = Routes::default()
-        .add_service(Guarded::new(
+        .add_service(Enforced::new(
             lnrpc::lightning_server::LightningServer::from_arc(lnd.clone()),
             auth.lnd.clone(),
         ))
-        .add_service(Guarded::new(
+        .add_service(Enforced::new(
             routerrpc::router_server::RouterServer::from_arc(lnd.clone()),
             auth.lnd.clone(),
         ))
-        .add_service(Guarded::new(
+        .add_service(Enforced::new(
             invoicesrpc::invoices_server::InvoicesServer::from_arc(lnd),
             auth.lnd,
         ))
-        .add_service(Guarded::new(
+        .add_service(Enforced::new(
             taprpc::taproot_assets_server::TaprootAssetsServer::from_arc(tapd.clone()),
             auth.tapd.clone(),
         ))
-        .add_service(Guarded::new(
+        .add_service(Enforced::new(
             rfqrpc::rfq_server::RfqServer::from_arc(tapd.clone()),
             auth.tapd.clone(),
         ))
-        .add_service(Guarded::new(
+        .add_service(Enforced::new(
             tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannelsServer::from_arc(
                 tapd,
             ),

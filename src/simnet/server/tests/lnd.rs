@@ -220,11 +220,18 @@ async fn macaroons_are_checked_per_daemon_and_per_node() {
 
     for lnd_mac in [
         &merchant.lnd_macaroon_path,
-        &merchant.lnd_invoice_macaroon_path,
         &merchant.lnd_readonly_macaroon_path,
     ] {
         assert!(get_info(client(lnd_mac.clone())).await.is_ok());
     }
+    // lnd's invoice.macaroon has no info:read (integration/permissions.rs covers the rest).
+    let denied = get_info(client(merchant.lnd_invoice_macaroon_path.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (denied.code(), denied.message()),
+        (Code::Unknown, "permission denied")
+    );
     assert!(
         tap_info(client(merchant.tapd_macaroon_path.clone()))
             .await
