@@ -402,6 +402,7 @@ fn start_node(
         pubkey: node.pubkey().to_hex(),
         lnd_endpoint: endpoint.clone(),
         tapd_endpoint: endpoint,
+        rest_endpoint: None,
         tls_cert_path: paths.lnd_dir.join(TLS_CERT_FILE),
         lnd_macaroon_path: mac("admin.macaroon"),
         lnd_invoice_macaroon_path: mac("invoice.macaroon"),
