@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod model;
 #[cfg(feature = "node")]
+pub mod rest;
+#[cfg(feature = "node")]
 pub mod run;
 #[cfg(feature = "node")]
 pub mod server;
