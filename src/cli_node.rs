@@ -36,8 +36,8 @@ pub struct SimnetArgs {
     /// Dollar price of one bitcoin at the edge's oracle.
     #[arg(long, default_value = "100000", allow_negative_numbers = true, value_parser = parse::positive_usd_per_btc)]
     pub usd_per_btc: Decimal,
-    /// Listen on this port and the three after it (alice, bob, edge, merchant) instead of
-    /// ports the OS picks.
+    /// Listen on this port and the three after it (gRPC of alice, bob, edge, merchant) and on
+    /// the four after those (their REST) instead of ports the OS picks.
     #[arg(long)]
     pub base_port: Option<u16>,
     /// Derive the network's secrets (node keys, preimages, quote ids) from this number, for a

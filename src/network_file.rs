@@ -51,6 +51,10 @@ pub struct NodeEntry {
     pub lnd_endpoint: String,
     /// tapd's gRPC endpoint: the same port (litd integrated mode).
     pub tapd_endpoint: String,
+    /// lnd's REST endpoint (`127.0.0.1:PORT`, HTTPS with the same `tls.cert`), lnd's
+    /// `restlisten`. Absent in files written before simnet served REST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_endpoint: Option<String>,
     /// The node's TLS certificate (lnd's `tls.cert`, self-signed, CA:TRUE): pin it.
     pub tls_cert_path: PathBuf,
     /// lnd's `admin.macaroon`.

@@ -13,6 +13,8 @@ pub mod model;
 #[cfg(feature = "node")]
 pub mod permissions;
 #[cfg(feature = "node")]
+pub mod rest;
+#[cfg(feature = "node")]
 pub mod run;
 #[cfg(feature = "node")]
 pub mod server;

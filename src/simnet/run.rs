@@ -2,7 +2,8 @@
 //!
 //! [`start`] lays out `DIR` the way Polar lays out a litd network, starts one gRPC server per
 //! node on loopback (all of lnd's and tapd's services on one port, as litd's integrated mode
-//! serves them on lnd's port; the edge also answers as the price oracle), and writes
+//! serves them on lnd's port; the edge also answers as the price oracle) plus lnd's REST API on
+//! a second port with the same certificate (`simnet::rest`, lnd's `restlisten`), and writes
 //! `DIR/network.toml` ([`NetworkFile`]) last, so a reader that finds the file finds servers
 //! already listening. It owns the files, the sockets and the server tasks; every answer the
 //! servers give comes from `simnet::server` over the model.
@@ -55,6 +56,7 @@ use tracing::Instrument;
 use super::auth::{MacaroonAuth, write_grant};
 use super::model::{ConfigError, NodeId, NodePubkey, Simnet, SimnetConfig};
 use super::permissions::Grant;
+use super::rest::{self, RestSetupError};
 use super::server::{Clock, NodeAuth, SimnetHandle, SystemClock, node_routes};
 use super::state_dir::{DirLock, StateDirError, begin_run};
 use super::tls::{NodeFilesError, TLS_CERT_FILE, write_node_tls};
@@ -106,6 +108,15 @@ pub enum SimnetError {
         #[source]
         source: io::Error,
     },
+    /// The REST gateway could not be set up.
+    #[error("cannot start {node}'s REST gateway: {source}")]
+    Rest {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        #[source]
+        source: RestSetupError,
+    },
     /// tonic refused the TLS configuration.
     #[error("cannot configure TLS for {node}'s server: {source}")]
     Tls {
@@ -154,8 +165,9 @@ pub enum ShutdownError {
 pub struct RunOptions {
     /// The network.
     pub config: SimnetConfig,
-    /// `None`: every node listens on a port the OS picks. `Some(p)`: alice on `p`, bob on
-    /// `p + 1`, edge on `p + 2`, merchant on `p + 3`.
+    /// `None`: every node listens on ports the OS picks. `Some(p)`: gRPC for alice on `p`, bob
+    /// on `p + 1`, edge on `p + 2`, merchant on `p + 3`, and REST for them on `p + 4` to
+    /// `p + 7` in the same order.
     pub base_port: Option<u16>,
     /// Where "now" comes from (the system clock unless a test steps time itself).
     pub clock: Arc<dyn Clock>,
@@ -190,7 +202,7 @@ pub struct RunningSimnet {
     /// Set to `true` to stop every server, stream and background task; the tasks below and
     /// every open stream watch it.
     stop: watch::Sender<bool>,
-    /// One server per node, then the expiry watcher; joined on shutdown.
+    /// Each node's gRPC and REST servers, then the expiry watcher; joined on shutdown.
     tasks: Vec<JoinHandle<Result<(), ShutdownError>>>,
     /// `DIR/simnet.lock`, released when this is dropped.
     _lock: DirLock,
@@ -241,20 +253,15 @@ pub async fn start_with(
 
     let mut nodes = Vec::new();
     let mut tasks = Vec::new();
+    let node_count = NodeId::ALL.len();
     for (i, node) in NodeId::ALL.into_iter().enumerate() {
-        let port = match options.base_port {
-            // Four nodes: i ≤ 3, so the sum only overflows for a base port above 65532.
-            Some(base) => base
-                .checked_add(u16::try_from(i).unwrap_or(u16::MAX))
-                .ok_or_else(|| SimnetError::Bind {
-                    addr: SocketAddr::from(([127, 0, 0, 1], base)),
-                    source: io::Error::new(io::ErrorKind::InvalidInput, "port out of range"),
-                })?,
-            None => 0,
-        };
-        let (entry, task) = start_node(&dir, node, keys[i], port, &net, &stop)?;
+        // gRPC ports first (base..base+3), then REST (base+4..base+7), so neither collides.
+        let grpc_port = offset_port(options.base_port, i)?;
+        let rest_port = offset_port(options.base_port, node_count + i)?;
+        let (entry, node_tasks) =
+            start_node(&dir, node, keys[i], (grpc_port, rest_port), &net, &stop)?;
         nodes.push(entry);
-        tasks.push(task);
+        tasks.extend(node_tasks);
     }
     tasks.push(spawn_expiry_watcher(net.clone(), stop.subscribe()));
     spawn_shutdown_trigger(shutdown, stop.clone());
@@ -382,15 +389,32 @@ impl NodePaths {
     }
 }
 
-/// Writes `node`'s files, binds its port and spawns its server.
+/// A server or background task of the simnet, joined on shutdown.
+type Task = JoinHandle<Result<(), ShutdownError>>;
+
+/// `base + offset`, or 0 (the OS picks) without a base port.
+fn offset_port(base: Option<u16>, offset: usize) -> Result<u16, SimnetError> {
+    let Some(base) = base else { return Ok(0) };
+    // Eight ports: the sum only overflows for a base port above 65528.
+    u16::try_from(offset)
+        .ok()
+        .and_then(|o| base.checked_add(o))
+        .ok_or_else(|| SimnetError::Bind {
+            addr: SocketAddr::from(([127, 0, 0, 1], base)),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "port out of range"),
+        })
+}
+
+/// Writes `node`'s files, binds its gRPC and REST ports (`ports`) and spawns its servers.
 fn start_node(
     dir: &Path,
     node: NodeId,
     pubkey: NodePubkey,
-    port: u16,
+    ports: (u16, u16),
     net: &SimnetHandle,
     stop: &watch::Sender<bool>,
-) -> Result<(NodeEntry, JoinHandle<Result<(), ShutdownError>>), SimnetError> {
+) -> Result<(NodeEntry, Vec<Task>), SimnetError> {
+    let (port, rest_port) = ports;
     let paths = NodePaths::new(dir, node);
     for d in [
         &paths.lnd_dir,
@@ -444,18 +468,59 @@ fn start_node(
     );
 
     let endpoint = bound.to_string();
+    let tls_cert_path = paths.lnd_dir.join(TLS_CERT_FILE);
+    let (rest_endpoint, rest_task) = start_rest(
+        node,
+        rest_port,
+        &paths.lnd_dir,
+        &endpoint,
+        &tls_cert_path,
+        stop,
+    )?;
     let entry = NodeEntry {
         name: node.name().to_owned(),
         pubkey: pubkey.to_hex(),
         lnd_endpoint: endpoint.clone(),
         tapd_endpoint: endpoint,
-        tls_cert_path: paths.lnd_dir.join(TLS_CERT_FILE),
+        rest_endpoint: Some(rest_endpoint),
+        tls_cert_path,
         lnd_macaroon_path: mac("admin.macaroon"),
         lnd_invoice_macaroon_path: mac("invoice.macaroon"),
         lnd_readonly_macaroon_path: mac("readonly.macaroon"),
         tapd_macaroon_path: tapd_macaroon,
     };
-    Ok((entry, task))
+    Ok((entry, vec![task, rest_task]))
+}
+
+/// Binds `node`'s REST port and spawns its gateway to the gRPC server at `grpc_endpoint`
+/// (lnd's `restlisten`, served with the same certificate). Returns the bound `host:port`.
+fn start_rest(
+    node: NodeId,
+    port: u16,
+    lnd_dir: &Path,
+    grpc_endpoint: &str,
+    tls_cert_path: &Path,
+    stop: &watch::Sender<bool>,
+) -> Result<(String, Task), SimnetError> {
+    let rest_err = |source| SimnetError::Rest { node, source };
+    let tls = rest::tls_acceptor(lnd_dir).map_err(rest_err)?;
+    let gateway = rest::Gateway::connect(grpc_endpoint, tls_cert_path).map_err(rest_err)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bind_err = |source| SimnetError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_err)?;
+    let bound = listener.local_addr().map_err(bind_err)?;
+    let span = tracing::info_span!("simnet_rest", node = %node, addr = %bound);
+    let serving = rest::serve(listener, tls, gateway, stop.subscribe());
+    let task = tokio::spawn(
+        async move {
+            serving.await;
+            Ok(())
+        }
+        .instrument(span),
+    );
+    Ok((bound.to_string(), task))
 }
 
 /// lnd's invoice expiry watcher: cancels expired open invoices every [`EXPIRY_TICK`].

@@ -83,8 +83,9 @@ type node struct {
 	tch                    tapchannelrpc.TaprootAssetChannelsClient
 }
 
-func (n *node) rpcAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.rpcPort) }
-func (n *node) tlsCert() string { return filepath.Join(n.lndDir, "tls.cert") }
+func (n *node) rpcAddr() string  { return fmt.Sprintf("127.0.0.1:%d", n.rpcPort) }
+func (n *node) restAddr() string { return fmt.Sprintf("127.0.0.1:%d", n.rest) }
+func (n *node) tlsCert() string  { return filepath.Join(n.lndDir, "tls.cert") }
 func (n *node) lndMacaroon(kind string) string {
 	return filepath.Join(n.dir, "macaroons", kind+".macaroon")
 }
@@ -342,7 +343,7 @@ func (n *network) nodeArgs(nd *node, edge *node) []string {
 		"alias=" + nd.name,
 		fmt.Sprintf("rpclisten=127.0.0.1:%d", nd.rpcPort),
 		fmt.Sprintf("listen=127.0.0.1:%d", nd.p2pPort),
-		fmt.Sprintf("restlisten=127.0.0.1:%d", nd.rest),
+		"restlisten=" + nd.restAddr(),
 		"noseedbackup",
 		// tapd-integrated registers tapd's services on lnd's gRPC server, but lnd's
 		// interceptor only knows lnd's own permission map, so with macaroons on every tapd
@@ -831,6 +832,7 @@ func (n *network) writeNetworkFile(assetID []byte) error {
 		nd := n.nodes[name]
 		fmt.Fprintf(&b, "\n[[nodes]]\nname = %q\npubkey = %q\n", name, nd.pubkey)
 		fmt.Fprintf(&b, "lnd_endpoint = %q\ntapd_endpoint = %q\n", nd.rpcAddr(), nd.rpcAddr())
+		fmt.Fprintf(&b, "rest_endpoint = %q\n", nd.restAddr())
 		fmt.Fprintf(&b, "tls_cert_path = %q\n", nd.tlsCert())
 		fmt.Fprintf(&b, "lnd_macaroon_path = %q\n", nd.lndMacaroon("admin"))
 		fmt.Fprintf(&b, "lnd_invoice_macaroon_path = %q\n", nd.lndMacaroon("invoice"))

@@ -168,11 +168,25 @@ fn check_like_zpay32(s: &str) -> Result<(), String> {
     if s != s.to_ascii_lowercase() && s != s.to_ascii_uppercase() {
         return Err("string not all lowercase or all uppercase".into());
     }
-    match s.rfind(['1']) {
-        Some(one) if one >= 1 && one + 7 <= s.len() => Ok(()),
-        _ => Err("invalid index of 1".into()),
+    let lower = s.to_ascii_lowercase();
+    let one = match lower.rfind('1') {
+        Some(one) if one >= 1 && one + 7 <= s.len() => one,
+        _ => return Err("invalid index of 1".into()),
+    };
+    // zpay32's `toBytes`: the byte's decimal value, as Go's `%v` prints a byte.
+    if let Some(b) = lower[one + 1..]
+        .bytes()
+        .find(|b| !BECH32_CHARSET.contains(b))
+    {
+        return Err(format!(
+            "failed converting data to bytes: invalid character not part of charset: {b}"
+        ));
     }
+    Ok(())
 }
+
+/// bech32's data alphabet.
+const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
 /// lnd's words for what `lightning-invoice` found wrong, where lnd has words for it.
 fn zpay32_message(e: &ParseOrSemanticError) -> String {
@@ -285,6 +299,10 @@ mod tests {
         assert_eq!(
             decode("lnbcrtuqqqq1qqqqq").unwrap_err(),
             "invalid index of 1"
+        );
+        assert_eq!(
+            decode("lnbcrt1garbage").unwrap_err(),
+            "failed converting data to bytes: invalid character not part of charset: 98"
         );
         assert_eq!(
             decode("lnbcrt 10u1qqqqqqq").unwrap_err(),
