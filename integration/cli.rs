@@ -590,7 +590,9 @@ impl Simnet {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tapgate"))
             .current_dir(dir.path())
             .env_remove("TAPGATE_CONFIG")
-            .args(["simnet", "--dir", "net"])
+            // 3,600 s quotes, as on the real networks, so the default 300 s asset invoices are
+            // valid (simnet's default follows tapd's sample oracle: 60 s above 100,000 units).
+            .args(["simnet", "--dir", "net", "--quote-lifetime-secs", "3600"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

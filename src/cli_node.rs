@@ -40,6 +40,10 @@ pub struct SimnetArgs {
     /// ports the OS picks.
     #[arg(long)]
     pub base_port: Option<u16>,
+    /// Give every RFQ quote this lifetime, seconds (at least 10). Without it the edge's oracle
+    /// follows tapd's sample oracle: 300 s, or 60 s for an asset invoice above 100,000 units.
+    #[arg(long, value_name = "SECS")]
+    pub quote_lifetime_secs: Option<u64>,
 }
 
 /// `tapgate node`
@@ -142,6 +146,7 @@ pub async fn simnet(args: &SimnetArgs) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let config = SimnetConfig {
         usd_per_btc: args.usd_per_btc,
+        quote_lifetime_secs: args.quote_lifetime_secs,
         ..SimnetConfig::default()
     };
     let mut options = RunOptions::new(config);

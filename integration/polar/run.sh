@@ -37,7 +37,10 @@ trap cleanup EXIT
 
 if [ "${1:-}" = "--simnet" ]; then
     dir="$(mktemp -d)/simnet"
-    "$TAPGATE" simnet --dir "$dir" >"$dir.json" 2>"$dir.log" &
+    # Quotes live as long as the mock oracle's on Polar and regtest (3,600 s), so the script's
+    # 300 s asset invoices are valid here too: simnet's default follows tapd's sample oracle,
+    # whose 60 s quotes for invoices above 100,000 units cannot back them.
+    "$TAPGATE" simnet --dir "$dir" --quote-lifetime-secs 3600 >"$dir.json" 2>"$dir.log" &
     simnet_pid=$!
     for _ in $(seq 1 100); do [ -s "$dir/network.toml" ] && break; sleep 0.05; done
     [ -s "$dir/network.toml" ] || { echo "simnet did not start:"; cat "$dir.log"; exit 1; }

@@ -64,7 +64,8 @@ fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_exactly_the_units()
         .unwrap();
     // 1,000,000 units at 9.9e10 units/BTC = 1,010,101 msat (truncated).
     assert_eq!(pr.num_msat, 1_010_101);
-    assert_eq!(pr.expiry, 600);
+    // expiry 0: the quote's remaining lifetime, the sample oracle's 60 s.
+    assert_eq!(pr.expiry, 60);
     assert_eq!(pr.destination, NodeId::Merchant.pubkey());
     assert_eq!(pr.route_hints[0].node, NodeId::Edge.pubkey());
     assert_eq!(pr.route_hints[0].chan_id, q.scid);

@@ -18,7 +18,8 @@ async fn asset_invoice_paid_with_the_asset() {
         peer_pubkey: edge.clone(),
         invoice_request: Some(lnrpc::Invoice {
             memo: "1 call".into(),
-            expiry: 300,
+            // The sample oracle's quotes for more than 100,000 units live 60 s.
+            expiry: 60,
             ..Default::default()
         }),
         ..Default::default()
@@ -223,7 +224,17 @@ async fn price_oracle_answers_like_the_sample_oracle() {
         (payment_rate.coefficient.as_str(), payment_rate.scale),
         ("100000000000", 9)
     );
-    assert!(rates.expiry_timestamp >= before + 600);
+    // No units named: the sample oracle's 300 s.
+    assert!((before + 300..=before + 301).contains(&rates.expiry_timestamp));
+    // More than 100,000 units: 60 s (basic-price-oracle/main.go `getAssetRates`, v0.8.1).
+    let mut large = query(net.asset_id(), vec![0; 32]);
+    large.subject_asset_max_amount = 100_001;
+    let large = oracle.query_asset_rates(large).await.unwrap();
+    let Some(Answer::Ok(large)) = large.into_inner().result else {
+        panic!("rates")
+    };
+    let expiry = large.asset_rates.unwrap().expiry_timestamp;
+    assert!((before + 60..=before + 61).contains(&expiry));
 
     let err = oracle
         .query_asset_rates(query(net.asset_id(), vec![1; 32]))
