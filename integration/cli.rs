@@ -317,8 +317,10 @@ fn polar_script_passes_against_simnet() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(", 0 failed"), "{stdout}");
+    // simnet's ±1 % spread makes the edge's rate round: it forwards the floor, one unit short
+    // (tapd v0.8.1 rfq/order.go).
     assert!(
-        stdout.contains("merchant received 1,000,000 units"),
+        stdout.contains("merchant received 999999 units"),
         "{stdout}"
     );
 }

@@ -76,7 +76,8 @@ async fn asset_invoice_paid_with_the_asset() {
         .run
         .model()
         .read(|m| m.balances(NodeId::Merchant).unwrap().assets[0].units);
-    assert_eq!(units, 1_000_000);
+    // The edge forwards the floor of the invoice's 1,010,101 msat at 0.99 units per msat.
+    assert_eq!(units, 999_999);
     let by_id = taprpc::ListBalancesRequest {
         group_by: Some(taprpc::list_balances_request::GroupBy::AssetId(true)),
         ..Default::default()
@@ -99,8 +100,8 @@ async fn asset_invoice_paid_with_the_asset() {
     assert_eq!(
         channels.unwrap().open_units(&usd),
         ChannelUnits {
-            local: 1_000_000,
-            remote: 999_000_000
+            local: 999_999,
+            remote: 999_000_001
         }
     );
     let meta = taprpc::FetchAssetMetaRequest {
