@@ -16,14 +16,32 @@
 //! tapd's and lnd's own arithmetic gives from the network's parameters ([`Profile`]). Where the
 //! networks differ on purpose, the check says so by name ([`Difference`]) and asserts each
 //! network's own behaviour, so a change on either side fails the check.
+//!
+//! The regtest network's price is the one `up.sh` was given: export the same
+//! `TAPGATE_REGTEST_USD_PER_BTC` to the tests (default 100,000, where one unit is exactly one
+//! msat). With a price that does not divide evenly (e.g. 97,123), the checks see tapd's
+//! rounding: payers spend the floor of value plus fee, and the payee of an asset invoice
+//! usually receives one unit less than invoiced, while lnd settles it in full.
+//!
+//! Deliberate limits (not differences a check meets, but what simnet does not model):
+//! * **Quotes across a restart.** tapd ≥ 0.8 persists the quotes it accepted and honours them
+//!   after a restart (lightninglabs/taproot-assets tapdb/rfq_policies.go
+//!   `PersistedPolicyStore`, v0.8.1). simnet keeps its state in memory: a restarted simnet is
+//!   a new network, and its `forget_quotes` knob models tapd ≤ 0.7 losing them. No check
+//!   restarts a node.
+//! * **The asset HTLC's on-chain anchor.** An asset HTLC carries 354 sat besides its units;
+//!   simnet moves units only, so `allow_overpay` overpays nothing there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rust_decimal::Decimal;
+
 use tapgate::l402::{PaymentHash, Preimage};
 use tapgate::lightning::error::BackendError;
+use tapgate::lightning::grpc::connect_lazy_streaming;
 use tapgate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Rates};
 use tapgate::lightning::types::{
     AssetInvoiceRequest, AssetRef, InvoiceRequest, InvoiceState, InvoiceStatus,
@@ -34,12 +52,31 @@ use tapgate::pricing::{self, FixedPoint};
 use tapgate::simnet::model::SimnetConfig;
 use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};
 
+/// The generated `lnrpc` code (the crate keeps its copy private), for what tapgate's adapters
+/// do not expose: a `SubscribeInvoices` resumed from an add index.
+mod lnrpc {
+    #![allow(clippy::all, missing_docs, dead_code)]
+    tonic::include_proto!("lnrpc");
+}
+
 /// Which network a check runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Simnet,
     Regtest,
     Polar,
+}
+
+/// How long an oracle's quotes live.
+#[derive(Clone, Copy, Debug)]
+enum QuoteLifetime {
+    /// Every quote the same (tapd's mock oracle, or a simnet given `quote_lifetime_secs`).
+    Fixed(u64),
+    /// tapd's sample oracle: 300 s, or 60 s when the request names more than 100,000 units
+    /// (lightninglabs/taproot-assets docs/examples/basic-price-oracle/main.go
+    /// `getAssetRates`, v0.8.1). A buy order names its units, a sell order none
+    /// (rfq/portfolio_pilot.go `ResolveRequest`, v0.8.1).
+    SampleOracle,
 }
 
 /// The parameters a network was set up with, from which the exact numbers follow.
@@ -49,9 +86,11 @@ struct Profile {
     fee_base_msat: u64,
     fee_ppm: u64,
     /// How long the oracle's quotes live.
-    quote_lifetime_secs: u64,
+    quote_lifetime: QuoteLifetime,
     /// Whether the edge quotes buy and sell at different rates.
     spread: bool,
+    /// The oracle's mid price, dollars per BTC; need not make one unit a whole number of msat.
+    usd_per_btc: Decimal,
 }
 
 impl Profile {
@@ -60,26 +99,69 @@ impl Profile {
         Self {
             fee_base_msat: c.fees.base_msat,
             fee_ppm: c.fees.ppm,
-            quote_lifetime_secs: c.quote_lifetime_secs,
+            quote_lifetime: match c.quote_lifetime_secs {
+                Some(secs) => QuoteLifetime::Fixed(secs),
+                None => QuoteLifetime::SampleOracle,
+            },
             spread: c.spread_ppm > 0,
+            usd_per_btc: c.usd_per_btc,
         }
     }
 
     /// lnd's default routing policy (`bitcoin.basefee` 1,000 msat, `bitcoin.feerate` 1 ppm:
     /// lightningnetwork/lnd chainreg/chainregistry.go, v0.21.0-beta) and tapd's mock oracle,
-    /// whose quotes live 3,600 s at one rate for both sides (lightninglabs/taproot-assets
-    /// tapcfg/server.go, v0.8.1).
-    fn regtest() -> Self {
+    /// whose quotes live 3,600 s at one rate for both sides (`NewMockPriceOracle(3600, …)` in
+    /// lightninglabs/taproot-assets tapcfg/server.go, v0.8.1), a whole number of units per BTC
+    /// (`experimental.rfq.mockoracleassetsperbtc`).
+    fn mock_oracle(usd_per_btc: u64) -> Self {
         Self {
             fee_base_msat: 1_000,
             fee_ppm: 1,
-            quote_lifetime_secs: 3_600,
+            quote_lifetime: QuoteLifetime::Fixed(3_600),
             spread: false,
+            usd_per_btc: Decimal::from(usd_per_btc),
         }
+    }
+
+    /// The regtest network at the price `up.sh` was given: `TAPGATE_REGTEST_USD_PER_BTC`
+    /// (whole dollars, default 100,000), which the tests must see too.
+    fn regtest() -> Self {
+        let usd = match std::env::var("TAPGATE_REGTEST_USD_PER_BTC") {
+            Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+                panic!("TAPGATE_REGTEST_USD_PER_BTC={v:?} is not whole dollars, as up.sh needs")
+            }),
+            Err(_) => 100_000,
+        };
+        Self::mock_oracle(usd)
     }
 
     fn fee_msat(&self, amt_msat: u64) -> u64 {
         self.fee_base_msat + amt_msat * self.fee_ppm / 1_000_000
+    }
+
+    /// The oracle's mid rate, units per BTC (6 decimals).
+    fn mid_rate(&self) -> FixedPoint {
+        pricing::rate_from_usd_per_btc(self.usd_per_btc, 6).unwrap()
+    }
+
+    /// How long a buy quote for `units` lives.
+    fn buy_quote_lifetime(&self, units: u64) -> u64 {
+        match self.quote_lifetime {
+            QuoteLifetime::Fixed(secs) => secs,
+            QuoteLifetime::SampleOracle if units > 100_000 => 60,
+            QuoteLifetime::SampleOracle => 300,
+        }
+    }
+
+    /// How long a sell quote lives (its request names no units).
+    fn sell_quote_lifetime(&self) -> u64 {
+        self.buy_quote_lifetime(0)
+    }
+
+    /// The expiry a check gives an asset invoice of `units`: 300 s (tapd's default), or less
+    /// when the quote for them lives less.
+    fn asset_invoice_expiry(&self, units: u64) -> u64 {
+        self.buy_quote_lifetime(units).min(300)
     }
 }
 
@@ -88,9 +170,12 @@ impl Profile {
 #[derive(Clone, Copy, Debug)]
 #[allow(dead_code)]
 enum Difference {
-    /// simnet's oracle quotes for 600 s by default; tapd's mock oracle for 3,600 s.
+    /// simnet's oracle follows tapd's sample oracle (300 s; 60 s for a buy order above 100,000
+    /// units, so for every asset invoice it can carry); tapd's mock oracle quotes for 3,600 s.
     QuoteLifetime,
-    /// simnet's edge quotes with a ±1 % spread; tapd's mock oracle quotes one rate.
+    /// simnet's edge quotes with a ±1 % spread; tapd's mock oracle quotes one rate. The payer's
+    /// own oracle prices `DecodeAssetPayReq` with its SALE rate: on simnet the edge's oracle,
+    /// so its ask, not the bid the payment's sell quote gets.
     Spread,
     /// simnet's edge charges 1,000 ppm; lnd's default is 1 ppm.
     FeeRate,
@@ -179,8 +264,9 @@ impl Net {
         let addrs = NetworkAddresses::from_settings(&settings).unwrap();
         Some(Self {
             kind: Kind::Polar,
-            // Polar's litd nodes: lnd's default policy and tapd's mock oracle, as on regtest.
-            profile: Profile::regtest(),
+            // Polar's litd nodes: lnd's default policy and tapd's mock oracle at USD 100,000 per
+            // BTC (integration/polar/README.md).
+            profile: Profile::mock_oracle(100_000),
             addrs,
             file: None,
             _simnet: None,
@@ -309,6 +395,7 @@ conformance!(
     invoices_add_and_lookup,
     an_invoice_expires,
     settlement_stream_resumes_from_an_index,
+    a_resumed_stream_replays_adds_as_they_are_now,
     sats_payment_preimage_and_fee,
     sats_payment_failures,
     rfq_buy_and_sell_quotes,
@@ -469,6 +556,108 @@ async fn settlement_stream_resumes_from_an_index(net: &Net) {
     );
 }
 
+/// The invoices a `SubscribeInvoices` from `add_index` / `settle_index` delivers until it has
+/// been quiet for a second, as (hash, state, add index, settle index).
+async fn replayed(net: &Net, node: &str, add_index: u64, settle_index: u64) -> Vec<Replayed> {
+    let conn = &net.addrs.node(node).unwrap().lnd;
+    let mut client =
+        lnrpc::lightning_client::LightningClient::new(connect_lazy_streaming(conn).unwrap());
+    let sub = lnrpc::InvoiceSubscription {
+        add_index,
+        settle_index,
+    };
+    let mut stream = client.subscribe_invoices(sub).await.unwrap().into_inner();
+    let mut got = Vec::new();
+    while let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), stream.message()).await {
+        let inv = msg.unwrap().expect("the stream stays open");
+        let state = lnrpc::invoice::InvoiceState::try_from(inv.state).unwrap();
+        got.push(Replayed {
+            hash: inv.r_hash,
+            state,
+            add_index: inv.add_index,
+            settle_index: inv.settle_index,
+        });
+    }
+    got
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Replayed {
+    hash: Vec<u8>,
+    state: lnrpc::invoice::InvoiceState,
+    add_index: u64,
+    settle_index: u64,
+}
+
+/// lnd replays the invoices added after `add_index` as they are now, sending on only OPEN and
+/// SETTLED ones: a cancelled one is dropped ("unknown invoice state"), so a consumer resuming
+/// by add index never learns of it from the stream. Then come the settlements after
+/// `settle_index`, so an invoice both added and settled since is delivered twice
+/// (lightningnetwork/lnd invoices/invoiceregistry.go `deliverBacklogEvents` and
+/// `SubscribeNotifications`, channeldb/invoices.go `InvoicesAddedSince`, v0.21.0-beta; the
+/// same in v0.21.2-beta).
+async fn a_resumed_stream_replays_adds_as_they_are_now(net: &Net) {
+    use lnrpc::invoice::InvoiceState as S;
+    let (merchant, bob) = (net.node("merchant"), net.node("bob"));
+    // Paid first, so that there is a settle index (non-zero) to resume from.
+    let before = net.invoice(&merchant, 10_000, 600).await;
+    bob.lnd
+        .pay_sats(&before.payment_request, 10_000)
+        .await
+        .unwrap();
+    let s0 = net
+        .lookup(&merchant, &before.payment_hash)
+        .await
+        .settle_index;
+    let paid = net.invoice(&merchant, 11_000, 600).await;
+    bob.lnd
+        .pay_sats(&paid.payment_request, 10_000)
+        .await
+        .unwrap();
+    let settle_index = net.lookup(&merchant, &paid.payment_hash).await.settle_index;
+    assert_eq!(settle_index, s0 + 1);
+    let cancelled = net.invoice(&merchant, 12_000, 600).await;
+    merchant
+        .lnd
+        .cancel_invoice(&cancelled.payment_hash)
+        .await
+        .unwrap();
+    let open = net.invoice(&merchant, 13_000, 600).await;
+    let settled = Replayed {
+        hash: paid.payment_hash.0.to_vec(),
+        state: S::Settled,
+        add_index: paid.add_index,
+        settle_index,
+    };
+    let still_open = Replayed {
+        hash: open.payment_hash.0.to_vec(),
+        state: S::Open,
+        add_index: open.add_index,
+        settle_index: 0,
+    };
+    // By add index only: the settled invoice as settled, the open one, not the cancelled one.
+    let got = replayed(net, "merchant", before.add_index, 0).await;
+    assert_eq!(got, vec![settled, still_open], "{:?}", net.kind);
+    // With the settle index before the payment too: the adds, then the settlement again.
+    let got = replayed(net, "merchant", before.add_index, s0).await;
+    let states: Vec<_> = got.iter().map(|r| (r.add_index, r.state)).collect();
+    assert_eq!(
+        states,
+        vec![
+            (paid.add_index, S::Settled),
+            (open.add_index, S::Open),
+            (paid.add_index, S::Settled),
+        ],
+        "{:?}",
+        net.kind
+    );
+    assert!(
+        got.iter()
+            .all(|r| r.hash != cancelled.payment_hash.0.to_vec()),
+        "the cancelled invoice is never replayed"
+    );
+}
+
 async fn sats_payment_preimage_and_fee(net: &Net) {
     let (merchant, bob) = (net.node("merchant"), net.node("bob"));
     let (before, _) = bob.lnd.channel_balance_msat().await.unwrap();
@@ -558,17 +747,27 @@ async fn rfq_buy_and_sell_quotes(net: &Net) {
         .sell_quote(&net.asset(), 1_000_000, &net.edge(), 300)
         .await
         .unwrap();
-    for (peer, rate, expires) in [
-        (&buy.peer, &buy.rate, buy.expires_at),
-        (&sell.peer, &sell.rate, sell.expires_at),
+    for (peer, rate, expires, expected) in [
+        (
+            &buy.peer,
+            &buy.rate,
+            buy.expires_at,
+            net.profile.buy_quote_lifetime(1_000_000),
+        ),
+        (
+            &sell.peer,
+            &sell.rate,
+            sell.expires_at,
+            net.profile.sell_quote_lifetime(),
+        ),
     ] {
         assert_eq!(peer, &net.edge());
         let lifetime = expires.saturating_sub(t0);
         assert!(
-            lifetime.abs_diff(net.profile.quote_lifetime_secs) <= 5,
-            "{:?}: the oracle's quotes live {} s, this one {lifetime} s",
+            lifetime.abs_diff(expected) <= 5,
+            "{:?} ({:?}): the oracle's quote should live {expected} s, this one {lifetime} s",
             net.kind,
-            net.profile.quote_lifetime_secs
+            Difference::QuoteLifetime
         );
         assert!(per_btc(rate) > 0);
     }
@@ -591,9 +790,10 @@ async fn rfq_buy_and_sell_quotes(net: &Net) {
         sell.min_transportable_msat,
         354_000 + pricing::units_to_msat(1, &sell.rate).unwrap()
     );
+    let mid = per_btc(&net.profile.mid_rate());
     if net.profile.spread {
         assert!(
-            per_btc(&buy.rate) < per_btc(&sell.rate),
+            per_btc(&buy.rate) < mid && mid < per_btc(&sell.rate),
             "{:?}",
             Difference::Spread
         );
@@ -604,8 +804,14 @@ async fn rfq_buy_and_sell_quotes(net: &Net) {
             "{:?}: one rate both ways",
             Difference::Spread
         );
-        // USD 100,000 per BTC at 6 decimals.
-        assert_eq!(per_btc(&buy.rate), 100_000_000_000);
+        // The profile's price at 6 decimals; if this fails on regtest, the tests were not
+        // given the TAPGATE_REGTEST_USD_PER_BTC that up.sh was.
+        assert_eq!(
+            per_btc(&buy.rate),
+            mid,
+            "{:?}: the oracle's price",
+            net.kind
+        );
     }
     assert_ne!(buy.id, sell.id);
     assert_ne!(buy.scid, 0);
@@ -614,7 +820,12 @@ async fn rfq_buy_and_sell_quotes(net: &Net) {
 async fn asset_invoice_amounts_and_quote_lifetime(net: &Net) {
     let merchant = net.node("merchant");
     let t0 = now();
-    let inv = net.asset_invoice(&merchant, 1_000_000, 300).await.unwrap();
+    let expiry = net.profile.asset_invoice_expiry(1_000_000);
+    let inv = net
+        .asset_invoice(&merchant, 1_000_000, expiry)
+        .await
+        .unwrap();
+    // The floor of the units' value at the ask rate (tapd's `UnitsToMilliSatoshi`).
     assert_eq!(
         inv.value_msat,
         pricing::units_to_msat(1_000_000, &inv.quote.rate).unwrap()
@@ -622,11 +833,19 @@ async fn asset_invoice_amounts_and_quote_lifetime(net: &Net) {
     assert_eq!(inv.quote.asset_max_amount, 1_000_000);
     assert_eq!(inv.quote.peer, net.edge());
     assert!(
-        inv.quote.expires_at >= t0 + 300,
+        inv.quote.expires_at >= t0 + expiry,
         "the quote outlives the invoice"
     );
+    let lifetime = inv.quote.expires_at.saturating_sub(t0);
+    let expected = net.profile.buy_quote_lifetime(1_000_000);
+    assert!(
+        lifetime.abs_diff(expected) <= 5,
+        "{:?} ({:?}): {lifetime} s, not {expected} s",
+        net.kind,
+        Difference::QuoteLifetime
+    );
     let status = net.lookup(&merchant, &inv.invoice.payment_hash).await;
-    assert_eq!(status.expiry_secs, 300);
+    assert_eq!(status.expiry_secs, expiry);
     assert_eq!(status.value_msat, inv.value_msat);
     assert_eq!(status.state, InvoiceState::Open);
 }
@@ -659,7 +878,7 @@ async fn asset_invoice_below_the_minimum(net: &Net) {
 
 async fn an_invoice_must_not_outlive_its_quote(net: &Net) {
     let merchant = net.node("merchant");
-    let too_long = net.profile.quote_lifetime_secs + 600;
+    let too_long = net.profile.buy_quote_lifetime(1_000_000) + 600;
     let err = net
         .asset_invoice(&merchant, 1_000_000, too_long)
         .await
@@ -673,32 +892,56 @@ async fn an_invoice_must_not_outlive_its_quote(net: &Net) {
 
 async fn preview_of_an_asset_payment(net: &Net) {
     let (merchant, alice) = (net.node("merchant"), net.node("alice"));
-    let inv = net.invoice(&merchant, 1_000_000, 600).await;
+    // Not a whole number of sats: tapd prices lnd's `num_satoshis`, 1,000 sat.
+    let inv = net.invoice(&merchant, 1_000_999, 600).await;
     let preview = alice
         .tapd
         .preview_asset_payment(&inv.payment_request, &net.asset())
         .await
         .unwrap();
-    let sell = alice
+    // tapd's `DecodeAssetPayReq` asks the payer's *own* oracle (`QuerySellPrice`, a SALE) and
+    // floors the whole sats at its rate; no RFQ peer is asked (`assetInvoiceAmt` in
+    // lightninglabs/taproot-assets rpcserver/rpcserver.go, v0.8.1). On regtest every node's
+    // mock oracle quotes the one rate; on simnet the payer's oracle is the edge's, whose SALE
+    // rate is its ask, the rate of a buy quote.
+    let buy = merchant
         .tapd
-        .sell_quote(&net.asset(), 1_000_000, &net.edge(), 300)
+        .buy_quote(&net.asset(), 1_000_000, &net.edge(), 60)
         .await
         .unwrap();
-    // The invoice's msat at the rate the edge would sell at, truncated to whole units.
     assert_eq!(
         preview,
-        pricing::msat_to_units(1_000_000, &sell.rate).unwrap(),
-        "{:?}: sell rate {}",
+        pricing::msat_to_units(1_000_000, &buy.rate).unwrap(),
+        "{:?}: the payer's oracle's SALE rate {}, whole sats",
         net.kind,
-        sell.rate
+        buy.rate
     );
+    let sell = alice
+        .tapd
+        .sell_quote(&net.asset(), 1_000_999, &net.edge(), 300)
+        .await
+        .unwrap();
+    let at_sell_rate = pricing::msat_to_units(1_000_000, &sell.rate).unwrap();
+    if net.profile.spread {
+        assert!(
+            preview < at_sell_rate,
+            "{:?}: the preview is not the sell quote's price",
+            Difference::Spread
+        );
+    } else {
+        assert_eq!(preview, at_sell_rate, "{:?}", Difference::Spread);
+    }
 }
 
 async fn asset_payment_of_an_asset_invoice(net: &Net) {
     let (merchant, alice) = (net.node("merchant"), net.node("alice"));
     let m0 = merchant.tapd.asset_balance(&net.asset()).await.unwrap();
     let a0 = alice.tapd.asset_balance(&net.asset()).await.unwrap();
-    let inv = net.asset_invoice(&merchant, 1_000_000, 300).await.unwrap();
+    let expiry = net.profile.asset_invoice_expiry(1_000_000);
+    let inv = net
+        .asset_invoice(&merchant, 1_000_000, expiry)
+        .await
+        .unwrap();
     let out = alice
         .tapd
         .pay_with_asset(
@@ -717,17 +960,58 @@ async fn asset_payment_of_an_asset_invoice(net: &Net) {
     );
     assert_eq!(out.fee_msat, net.profile.fee_msat(inv.value_msat));
     let spent = out.units_spent.unwrap();
+    // alice's HTLC carries the floor of value plus fee at her sell quote's rate
+    // (taproot-assets tapchannel/aux_traffic_shaper.go `ProduceHtlcExtraData`, v0.8.1).
+    let sell = alice
+        .tapd
+        .sell_quote(&net.asset(), inv.value_msat + 10_000, &net.edge(), 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        spent,
+        pricing::msat_to_units(inv.value_msat + out.fee_msat, &sell.rate).unwrap(),
+        "{:?}: the floor of value plus fee",
+        net.kind
+    );
     settles_at(
         "reported units are what left alice's channel",
         a0 - spent,
         || async { alice.tapd.asset_balance(&net.asset()).await.unwrap() },
     )
     .await;
-    // Both networks quote so that the edge forwards every unit of the invoice to the merchant.
-    settles_at("the merchant gets every unit", m0 + 1_000_000, || async {
+    merchant_gets_the_floor(net, &merchant, m0, &inv).await;
+}
+
+/// The merchant's side of a paid asset invoice: the edge forwards the floor of the invoice's
+/// msat at the quote's ask rate (taproot-assets rfq/order.go `AssetSalePolicy.
+/// GenerateInterceptorResponse`, v0.8.1), which is one unit short of the invoice when the rate
+/// does not divide evenly; the merchant's tapd still settles the invoice in full, allowing one
+/// unit per HTLC (tapchannel/aux_invoice_manager.go `handleInvoiceAccept`, v0.8.1).
+async fn merchant_gets_the_floor(
+    net: &Net,
+    merchant: &Node,
+    m0: u64,
+    inv: &tapgate::lightning::types::AssetInvoice,
+) {
+    let forwarded = pricing::msat_to_units(inv.value_msat, &inv.quote.rate).unwrap();
+    let short = 1_000_000 - forwarded;
+    eprintln!(
+        "{:?}: rate {} units/BTC: {} msat invoice, {forwarded} units forwarded ({short} short)",
+        net.kind,
+        per_btc(&inv.quote.rate),
+        inv.value_msat
+    );
+    assert!(short <= 1, "at most one unit is lost to rounding");
+    settles_at("the merchant gets the floor", m0 + forwarded, || async {
         merchant.tapd.asset_balance(&net.asset()).await.unwrap()
     })
     .await;
+    let status = net.lookup(merchant, &inv.invoice.payment_hash).await;
+    assert_eq!(
+        (status.state, status.amt_paid_msat),
+        (InvoiceState::Settled, inv.value_msat),
+        "settled in full"
+    );
 }
 
 async fn asset_payment_of_a_sats_invoice(net: &Net) {
@@ -764,7 +1048,11 @@ async fn asset_payment_of_a_sats_invoice(net: &Net) {
 async fn sats_payment_of_an_asset_invoice(net: &Net) {
     let (merchant, bob) = (net.node("merchant"), net.node("bob"));
     let m0 = merchant.tapd.asset_balance(&net.asset()).await.unwrap();
-    let inv = net.asset_invoice(&merchant, 1_000_000, 300).await.unwrap();
+    let expiry = net.profile.asset_invoice_expiry(1_000_000);
+    let inv = net
+        .asset_invoice(&merchant, 1_000_000, expiry)
+        .await
+        .unwrap();
     let out = bob
         .lnd
         .pay_sats(&inv.invoice.payment_request, 10_000)
@@ -772,16 +1060,14 @@ async fn sats_payment_of_an_asset_invoice(net: &Net) {
         .unwrap();
     assert!(out.preimage.payment_hash().ct_eq(&inv.invoice.payment_hash));
     assert_eq!(out.value_msat, inv.value_msat);
-    settles_at("the merchant gets every unit", m0 + 1_000_000, || async {
-        merchant.tapd.asset_balance(&net.asset()).await.unwrap()
-    })
-    .await;
+    merchant_gets_the_floor(net, &merchant, m0, &inv).await;
 }
 
 async fn no_asset_channel(net: &Net) {
     // bob has only a sats channel: tapd cannot make him an asset invoice through the edge.
+    let expiry = net.profile.asset_invoice_expiry(1_000_000);
     let err = net
-        .asset_invoice(&net.node("bob"), 1_000_000, 300)
+        .asset_invoice(&net.node("bob"), 1_000_000, expiry)
         .await
         .unwrap_err();
     eprintln!("{:?}: bob's asset invoice: {err}", net.kind);
@@ -804,7 +1090,19 @@ async fn asset_invoice_with_expiry_zero(net: &Net) {
     // writes is the one tapd checked the quote against.
     let merchant = net.node("merchant");
     let t0 = now();
-    let inv = net.asset_invoice(&merchant, 1_000_000, 0).await.unwrap();
+    let got = net.asset_invoice(&merchant, 1_000_000, 0).await;
+    if net.profile.buy_quote_lifetime(1_000_000) < 300 {
+        // The sample oracle's 60 s quote cannot back a 300 s invoice, and tapd ≥ 0.8 refuses
+        // it (lightninglabs/taproot-assets rpcserver/rpcserver.go `AddInvoice`, v0.8.1).
+        let err = got.unwrap_err();
+        assert!(
+            matches!(err, BackendError::QuoteOutlivedByInvoice { .. }),
+            "{:?}: {err:?}",
+            Difference::QuoteLifetime
+        );
+        return;
+    }
+    let inv = got.unwrap();
     let status = net.lookup(&merchant, &inv.invoice.payment_hash).await;
     assert_eq!(status.expiry_secs, 300);
     assert!(inv.quote.expires_at >= t0 + 300);
@@ -976,8 +1274,8 @@ async fn asset_payment_under_a_negotiated_quote(net: &Net) {
     let spent = out.units_spent.unwrap();
     assert_eq!(
         spent,
-        pricing::units_covering(1_500_000 + out.fee_msat, &quote.rate).unwrap(),
-        "{:?}: the quote's rate, value plus fee",
+        pricing::msat_to_units(1_500_000 + out.fee_msat, &quote.rate).unwrap(),
+        "{:?}: the quote's rate, the floor of value plus fee",
         net.kind
     );
     settles_at("the units left alice's channel", a0 - spent, || async {

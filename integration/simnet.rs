@@ -250,8 +250,10 @@ async fn each_fault_gives_its_typed_error() {
     assert!(matches!(err, BackendError::Deadline { .. }), "{err:?}");
     net.knob(|m| m.set_latency(NodeId::Merchant, Duration::ZERO));
 
-    // An asset invoice whose quote the edge forgot (an edge restart) cannot be paid.
-    let inv = net.asset_invoice(&merchant, "1.00", 300).await.unwrap();
+    // An asset invoice whose quote the edge forgot (tapd ≤ 0.7 restarting; tapd ≥ 0.8 persists
+    // quotes, which simnet does not model) cannot be paid. 60 s: the sample oracle's lifetime
+    // of a quote for more than 100,000 units.
+    let inv = net.asset_invoice(&merchant, "1.00", 60).await.unwrap();
     net.knob(|m| m.forget_quotes());
     let err = net
         .node("bob")

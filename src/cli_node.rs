@@ -45,6 +45,10 @@ pub struct SimnetArgs {
     /// was made with; a restart there draws new preimages either way.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Give every RFQ quote this lifetime, seconds (at least 10). Without it the edge's oracle
+    /// follows tapd's sample oracle: 300 s, or 60 s for an asset invoice above 100,000 units.
+    #[arg(long, value_name = "SECS")]
+    pub quote_lifetime_secs: Option<u64>,
 }
 
 /// `tapgate node`
@@ -148,6 +152,7 @@ pub async fn simnet(args: &SimnetArgs) -> Result<(), CliError> {
     let config = SimnetConfig {
         usd_per_btc: args.usd_per_btc,
         seed: args.seed,
+        quote_lifetime_secs: args.quote_lifetime_secs,
         ..SimnetConfig::default()
     };
     let mut options = RunOptions::new(config);

@@ -400,10 +400,15 @@ impl TapdNode {
                 }
                 Some(R::PaymentResult(p)) => {
                     if let Some(mut outcome) = payment_outcome(CALL, &p, None)? {
+                        // tapd puts the floor of the first hop's msat (value + fee) at the
+                        // quote's rate in the HTLC (lightninglabs/taproot-assets
+                        // tapchannel/aux_traffic_shaper.go `ProduceHtlcExtraData`, v0.8.1).
+                        // A payment split over several HTLCs floors each, so it may spend a
+                        // unit less per extra HTLC than this figure.
                         let msat = outcome.value_msat.saturating_add(outcome.fee_msat);
                         outcome.units_spent = bid_rate
                             .as_ref()
-                            .map(|r| pricing::units_covering(msat, r))
+                            .map(|r| pricing::msat_to_units(msat, r))
                             .transpose()
                             .map_err(|e| {
                                 BackendError::invalid_response(

@@ -166,9 +166,11 @@ pub fn quote_usd(usd: Decimal, decimals: u8, rate: &FixedPoint) -> Result<Quote,
     })
 }
 
-/// The fewest units whose value at `rate` covers `msat` (`units_to_msat(units) ≥ msat`): what
-/// an edge takes for forwarding `msat`, never short-changed by truncation. The one copy used by
-/// the tapd adapter (units spent), simnet (units debited) and the CLI (the `--max-usd` cap).
+/// The fewest units whose value at `rate` covers `msat` (`units_to_msat(units) ≥ msat`): an
+/// upper bound on what paying `msat` with the asset spends, for the CLI's `--max-usd` cap. tapd
+/// itself spends less or the same, [`msat_to_units`] (the floor) per HTLC
+/// (lightninglabs/taproot-assets tapchannel/aux_traffic_shaper.go, v0.8.1), which is what the
+/// tapd adapter reports and simnet debits.
 pub fn units_covering(msat: u64, rate: &FixedPoint) -> Result<u64, PricingError> {
     // A value too large for msat certainly covers `msat`.
     let covers = |units: u64| match units_to_msat(units, rate) {

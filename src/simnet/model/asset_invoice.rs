@@ -15,7 +15,7 @@ use super::error::InvoiceError;
 use super::invoices::{
     AddedInvoice, AssetTerms, Draft, FINAL_CLTV_DELTA, InvoiceSecret, PayReq, RouteHint,
 };
-use super::rfq::BuyQuote;
+use super::rfq::{BuyQuote, OracleSide};
 use super::types::{AssetId, NodeId, NodePubkey};
 use crate::pricing::{msat_to_units, units_to_msat};
 
@@ -48,8 +48,9 @@ pub struct AddedAssetInvoice {
 /// `tapchannelrpc.DecodeAssetPayReq`'s answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AssetPayReq {
-    /// The invoice's msat in units at the edge's current bid rate, rounded down (like tapd,
-    /// without fees: the real cost is in `Simnet::preview_asset_payment`).
+    /// The invoice's whole sats in units at the payer's own oracle's SALE rate, rounded down
+    /// (see [`Simnet::decode_asset_pay_req`]; without fees and not the rate a sell quote would
+    /// give: the real cost is in `Simnet::preview_asset_payment`).
     pub asset_amount: u64,
     /// The asset.
     pub asset: AssetInfo,
@@ -137,8 +138,14 @@ impl Simnet {
         }
     }
 
-    /// `tapchannelrpc.DecodeAssetPayReq` on `node`: the invoice and its msat in `asset_id`
-    /// units at the edge's bid rate.
+    /// `tapchannelrpc.DecodeAssetPayReq` on `node`: the invoice and its amount in `asset_id`
+    /// units, as tapd computes it (`DecodeAssetPayReq` and `assetInvoiceAmt` in
+    /// lightninglabs/taproot-assets rpcserver/rpcserver.go, v0.8.1): lnd's `num_satoshis`
+    /// (whole sats, the msat truncated) back in msat, converted at the rate the payer's *own*
+    /// oracle gives for `QuerySellPrice` (a SALE, no units named), rounded down. No RFQ peer is
+    /// asked. simnet has one oracle, the edge's, and every node's tapd uses it as its own (as a
+    /// wallet pointed at its LSP's oracle with `experimental.rfq.priceoracleaddress` would), so
+    /// the rate is the edge's SALE rate, its ask, not the bid a sell quote gets.
     pub fn decode_asset_pay_req(
         &self,
         node: NodeId,
@@ -149,9 +156,10 @@ impl Simnet {
         if *asset_id != self.asset.asset_id {
             return Err(InvoiceError::UnknownAsset(*asset_id));
         }
-        let rates = self.edge_rates()?;
+        let rate = self.oracle_side_rate(asset_id, OracleSide::Sale)?;
+        let whole_sats_msat = pay_req.num_msat / 1_000 * 1_000;
         Ok(AssetPayReq {
-            asset_amount: msat_to_units(pay_req.num_msat, &rates.bid)?,
+            asset_amount: msat_to_units(whole_sats_msat, &rate)?,
             asset: self.asset.clone(),
             pay_req,
         })

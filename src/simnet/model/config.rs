@@ -5,7 +5,7 @@
 //! | `seed` | none | none: secrets from the OS CSPRNG; `N`: a reproducible network (same keys, preimages, quote ids) |
 //! | `usd_per_btc` | 100,000 | makes 1 unit of a 6-decimal coin worth exactly 1 msat, so test numbers read at a glance |
 //! | `spread_ppm` | 10,000 (±1 %) | visible in tests, well inside tapd's 5 % `acceptpricedeviationppm` |
-//! | `quote_lifetime_secs` | 600 | long enough for a demo, short enough to expire in a test; ≥ tapd's 10 s minimum |
+//! | `quote_lifetime_secs` | unset: tapd's sample oracle's rule, 300 s, or 60 s for orders above 100,000 units | the oracle the edge imitates (see [`SampleOracleLifetime`]); set it for one fixed lifetime, ≥ tapd's 10 s minimum |
 //! | `invoice_expiry_secs` | 3,600 | plain invoices created with expiry 0 |
 //! | `fees` | 1,000 msat + 1,000 ppm | lnd's default base fee and a 0.1 % rate an edge LSP might charge |
 //! | `balances` | see [`InitialBalances`] | alice $1,000, bob 0.1 BTC, the merchant empty |
@@ -23,11 +23,51 @@ pub const DEFAULT_USD_PER_BTC: u64 = 100_000;
 /// Default half-spread of the edge node around the mid price: 1 % (10,000 ppm), well inside
 /// tapd's default 5 % deviation band so a real tapd wallet would accept these quotes.
 pub const DEFAULT_SPREAD_PPM: u32 = 10_000;
-/// Default RFQ quote lifetime: 600 s. Long enough to demo by hand, short enough for a test to
-/// step past, and above tapd's 10 s minimum quote lifetime.
-pub const DEFAULT_QUOTE_LIFETIME_SECS: u64 = 600;
+/// The sample oracle's default quote lifetime: 300 s ("Set the rate expiry to 5 minutes by
+/// default", lightninglabs/taproot-assets docs/examples/basic-price-oracle/main.go
+/// `getAssetRates`, v0.8.1). See [`SampleOracleLifetime`] for the whole rule.
+pub const DEFAULT_QUOTE_LIFETIME_SECS: u64 = 300;
 /// tapd refuses quotes that live less than 10 s (`minAssetRatesExpiryLifetime`).
 pub const MIN_QUOTE_LIFETIME_SECS: u64 = 10;
+
+/// How long the quotes of tapd's sample oracle live, which simnet's edge oracle imitates
+/// (lightninglabs/taproot-assets docs/examples/basic-price-oracle/main.go `getAssetRates`,
+/// v0.8.1): 300 s, or 60 s when the request's `subject_asset_max_amount` is above 100,000
+/// units.
+///
+/// What that amount is depends on the order (taproot-assets rfq/portfolio_pilot.go
+/// `ResolveRequest` and rfq/oracle.go `RpcPriceOracle`, v0.8.1): a buy request (a payee's
+/// asset invoice) passes its `AssetMaxAmt`, so every asset invoice the edge can carry (above
+/// the ~350,000-unit minimum at $100,000/BTC) gets a 60 s quote; a sell request (paying with
+/// the asset) passes none, so its quote lives 300 s. tapd's built-in mock oracle instead gives
+/// every quote 3,600 s (taproot-assets tapcfg/server.go `NewMockPriceOracle(3600, …)`, v0.8.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleOracleLifetime;
+
+impl SampleOracleLifetime {
+    /// Requests for more units than this get the short lifetime.
+    pub const LARGE_ORDER_UNITS: u64 = 100_000;
+    /// The short lifetime: 60 s ("set the rate expiry to 1 minute").
+    pub const LARGE_ORDER_SECS: u64 = 60;
+    /// The default lifetime: 300 s.
+    pub const SECS: u64 = DEFAULT_QUOTE_LIFETIME_SECS;
+
+    /// The lifetime of a quote for a request naming `subject_asset_max_amount` units (0 when
+    /// the request names none).
+    pub fn secs(subject_asset_max_amount: u64) -> u64 {
+        if subject_asset_max_amount > Self::LARGE_ORDER_UNITS {
+            Self::LARGE_ORDER_SECS
+        } else {
+            Self::SECS
+        }
+    }
+}
+
+/// The lifetime of a quote for `subject_asset_max_amount` units: `fixed` when set, else the
+/// sample oracle's rule.
+pub(crate) fn quote_lifetime_secs(fixed: Option<u64>, subject_asset_max_amount: u64) -> u64 {
+    fixed.unwrap_or_else(|| SampleOracleLifetime::secs(subject_asset_max_amount))
+}
 /// Default expiry of a plain invoice created with expiry 0. (lnd's own default is 86,400 s;
 /// an hour keeps a demo's stale invoices from lingering.)
 pub const DEFAULT_INVOICE_EXPIRY_SECS: u64 = 3_600;
@@ -118,8 +158,9 @@ pub struct SimnetConfig {
     /// The edge's half-spread around the mid rate, ppm: buy quotes are priced that much below
     /// mid (fewer units per BTC) and sell quotes that much above.
     pub spread_ppm: u32,
-    /// How long an RFQ quote lives, seconds.
-    pub quote_lifetime_secs: u64,
+    /// How long every RFQ quote lives, seconds; unset (the default) for the sample oracle's
+    /// rule ([`SampleOracleLifetime`]).
+    pub quote_lifetime_secs: Option<u64>,
     /// Expiry of a plain invoice created with expiry 0, seconds.
     pub invoice_expiry_secs: u64,
     /// The edge's forwarding fee.
@@ -141,7 +182,7 @@ impl Default for SimnetConfig {
             seed: None,
             usd_per_btc: Decimal::from(DEFAULT_USD_PER_BTC),
             spread_ppm: DEFAULT_SPREAD_PPM,
-            quote_lifetime_secs: DEFAULT_QUOTE_LIFETIME_SECS,
+            quote_lifetime_secs: None,
             invoice_expiry_secs: DEFAULT_INVOICE_EXPIRY_SECS,
             fees: FeePolicy::default(),
             balances: InitialBalances::default(),
@@ -157,7 +198,9 @@ impl SimnetConfig {
     /// the rates, see `Simnet::new`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_spread(self.spread_ppm)?;
-        check_quote_lifetime(self.quote_lifetime_secs)?;
+        if let Some(secs) = self.quote_lifetime_secs {
+            check_quote_lifetime(secs)?;
+        }
         if self.invoice_expiry_secs == 0 {
             return Err(ConfigError::InvoiceExpiry);
         }
@@ -205,7 +248,7 @@ mod tests {
         };
         assert_eq!(bad.validate(), Err(ConfigError::Spread(1_000_000)));
         let bad = SimnetConfig {
-            quote_lifetime_secs: 9,
+            quote_lifetime_secs: Some(9),
             ..SimnetConfig::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::QuoteLifetime(9)));
@@ -220,5 +263,21 @@ mod tests {
         assert_eq!(c.fees.base_msat, DEFAULT_FEE_BASE_MSAT);
         assert_eq!(c.fees.ppm, 0);
         assert!(toml::from_str::<SimnetConfig>("sede = 9\n").is_err());
+        assert_eq!(
+            c.quote_lifetime_secs, None,
+            "unset: the sample oracle's rule"
+        );
+        let c: SimnetConfig = toml::from_str("quote_lifetime_secs = 600\n").unwrap();
+        assert_eq!(c.quote_lifetime_secs, Some(600));
+    }
+
+    #[test]
+    fn quote_lifetime_is_the_sample_oracles_rule_unless_fixed() {
+        // 300 s, and 60 s strictly above 100,000 units (basic-price-oracle/main.go, v0.8.1).
+        assert_eq!(quote_lifetime_secs(None, 0), 300);
+        assert_eq!(quote_lifetime_secs(None, 100_000), 300);
+        assert_eq!(quote_lifetime_secs(None, 100_001), 60);
+        assert_eq!(quote_lifetime_secs(Some(600), 1_000_000), 600);
+        assert_eq!(quote_lifetime_secs(Some(600), 0), 600);
     }
 }

@@ -142,10 +142,13 @@ impl Invoice {
         now >= self.expires_at()
     }
 
-    /// Asset units the payee received (asset invoices, once settled).
+    /// Asset units the payee received (asset invoices, once settled): what the edge forwards,
+    /// the floor of the invoice's msat at the quote's ask rate (see `payments.rs`).
     pub fn asset_units_paid(&self) -> Option<u64> {
         match (&self.asset, self.state) {
-            (Some(a), InvoiceState::Settled) => Some(a.units),
+            (Some(a), InvoiceState::Settled) => {
+                crate::pricing::msat_to_units(self.value_msat, &a.quote.ask_rate).ok()
+            }
             _ => None,
         }
     }

@@ -32,7 +32,8 @@
 //! // bob pays it in sats through the edge; the merchant receives the stablecoin.
 //! let paid = net.pay_sats(NodeId::Bob, &added.invoice.payment_request, 10_000, now + 1).unwrap();
 //! assert_eq!(paid.preimage().unwrap().payment_hash(), added.invoice.payment_hash);
-//! assert_eq!(net.balances(NodeId::Merchant).unwrap().assets[0].units, 1_000_000);
+//! // The edge forwards the floor of the invoice's 1,010,101 msat at 0.99 units per msat.
+//! assert_eq!(net.balances(NodeId::Merchant).unwrap().assets[0].units, 999_999);
 //! ```
 
 mod asset;

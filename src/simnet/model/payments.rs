@@ -9,11 +9,21 @@
 //! before anything moves, so a failure leaves every balance untouched and never reveals the
 //! preimage.
 //!
-//! **Rounding of asset payments.** The payer spends the *fewest units whose value at the bid
-//! rate covers the msat sent* (`units_to_msat(units, bid) ≥ msat`), i.e. `msat_to_units`
-//! rounded up, so the edge is never short-changed by truncation. The sell quote's
-//! `asset_amount` is tapd's floor of `payment_max_msat`, so a payment using its whole fee
-//! limit may spend one unit more than that figure.
+//! **Rounding of asset payments: the floor, as tapd v0.8.1 does.**
+//! * The payer spends `msat_to_units(invoice + fee, bid)` rounded *down*: tapd's
+//!   `ProduceHtlcExtraData` puts `MilliSatoshiToUnits(totalAmount, rate).ScaleTo(0)` units in
+//!   the HTLC (lightninglabs/taproot-assets tapchannel/aux_traffic_shaper.go, v0.8.1), and the
+//!   edge accepts them because it adds one unit before comparing their msat with what it
+//!   forwards (`roundingCorrection` in `AssetPurchasePolicy.CheckHtlcCompliance`, rfq/order.go,
+//!   v0.8.1). `allow_overpay` changes nothing in the units: it only lets a payment below
+//!   `min_transportable_msat` through (`checkOverpayment` in rpcserver/rpcserver.go, v0.8.1);
+//!   what is overpaid is the HTLC's 354-sat on-chain anchor, which simnet does not model.
+//! * On an asset invoice the edge forwards `msat_to_units(invoice msat, ask)` rounded *down*
+//!   (`AssetSalePolicy.GenerateInterceptorResponse`, rfq/order.go, v0.8.1). The invoice's msat
+//!   are themselves the floor of its units' value, so with a rate that does not divide evenly
+//!   the payee typically receives one unit less than invoiced; its tapd still settles the
+//!   invoice in full, allowing one unit of rounding per HTLC (`handleInvoiceAccept` in
+//!   tapchannel/aux_invoice_manager.go, v0.8.1), so lnd reports `amt_paid` = the invoice.
 
 use serde::Serialize;
 
@@ -26,7 +36,7 @@ use super::payreq;
 use super::rfq::SellQuote;
 use super::route::{Hop, Pending};
 use super::types::{AssetId, NodeId, NodePubkey, PaymentHash, Preimage};
-use crate::pricing::{FixedPoint, min_transportable_msat, units_covering};
+use crate::pricing::{FixedPoint, min_transportable_msat, msat_to_units};
 
 /// tapd's `SendPayment` inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,13 +62,13 @@ pub struct AssetPaymentPreview {
     pub value_msat: u64,
     /// The edge's forwarding fee.
     pub fee_msat: u64,
-    /// msat the units buy: invoice + fee, or the minimum transportable amount if overpaying.
+    /// msat the payment sends and the units are the floor of: invoice + fee.
     pub msat_sent: u64,
     /// The bid rate used, units per BTC.
     pub bid_rate: FixedPoint,
     /// The sell quote's minimum.
     pub min_transportable_msat: u64,
-    /// True when `allow_overpay` raised the amount to the minimum.
+    /// True when `allow_overpay` let a payment below the minimum through.
     pub overpaid: bool,
 }
 
@@ -267,7 +277,10 @@ impl Simnet {
                         expired_at: terms.quote.expiry,
                     });
                 }
-                (ChannelKind::Asset(terms.asset_id), terms.units)
+                // The edge forwards the floor of the invoice's msat in units at the quote's
+                // ask rate (rfq/order.go `GenerateInterceptorResponse`, taproot-assets v0.8.1).
+                let units = msat_to_units(t.value_msat, &terms.quote.ask_rate)?;
+                (ChannelKind::Asset(terms.asset_id), units)
             }
             None => (ChannelKind::Sats, t.value_msat),
         };
@@ -369,8 +382,16 @@ impl Simnet {
                 min_msat,
             });
         }
-        let msat_sent = needed.max(min_msat);
-        let units = units_covering(msat_sent, &bid)?;
+        let msat_sent = needed;
+        // tapd's HTLC carries the floor (tapchannel/aux_traffic_shaper.go
+        // `ProduceHtlcExtraData`, taproot-assets v0.8.1), and refuses an HTLC of no units.
+        let units = msat_to_units(msat_sent, &bid)?;
+        if units == 0 {
+            return Err(PayError::BelowMinTransportable {
+                msat: payment_max,
+                min_msat,
+            });
+        }
         let hop = self
             .hop(payer, edge, ChannelKind::Asset(req.asset_id), units)
             .ok_or(PayError::NoAssetChannel {
@@ -386,8 +407,7 @@ impl Simnet {
             min_transportable_msat: min_msat,
             overpaid,
         };
-        let payment_max_msat = t.value_msat.saturating_add(req.fee_limit_msat);
-        let quote = self.sell_quote_draft(payer, &req.asset_id, payment_max_msat, &bid)?;
+        let quote = self.sell_quote_draft(payer, &req.asset_id, payment_max, &bid)?;
         let spend = AssetSpendPlan {
             asset_id: req.asset_id,
             preview,

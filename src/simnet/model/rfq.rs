@@ -9,13 +9,19 @@
 //!   `spread_ppm` *above* mid: more units per msat sent.
 //!
 //! Either way the edge keeps the spread, as tapd's sample oracle does with its
-//! PURCHASE/SALE prices. Quotes live `quote_lifetime_secs`; the desk forgets expired ones.
+//! PURCHASE/SALE prices. Quotes live as the sample oracle's do (300 s, 60 s for a buy order
+//! above 100,000 units: [`SampleOracleLifetime`](super::config::SampleOracleLifetime)) unless
+//! `quote_lifetime_secs` fixes one lifetime; the desk forgets expired ones.
+//!
+//! The desk is in memory: a restarted simnet is a new network, and [`Simnet::forget_quotes`]
+//! models a restart that loses them. tapd ≥ 0.8 persists the quotes it accepted
+//! (lightninglabs/taproot-assets tapdb/rfq_policies.go, v0.8.1); simnet does not.
 
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::Simnet;
-use super::config::{check_quote_lifetime, check_spread};
+use super::config::{check_quote_lifetime, check_spread, quote_lifetime_secs};
 use super::error::{ConfigError, RfqError};
 use super::network::ChannelKind;
 use super::types::{AssetId, NodeId, NodePubkey, QuoteId};
@@ -118,8 +124,8 @@ pub struct RfqSettings {
     pub usd_per_btc: Decimal,
     /// Half-spread, ppm.
     pub spread_ppm: u32,
-    /// Lifetime of new quotes, seconds.
-    pub quote_lifetime_secs: u64,
+    /// Lifetime of new quotes, seconds; `None` for the sample oracle's rule.
+    pub quote_lifetime_secs: Option<u64>,
     /// When set, the reason every RFQ is rejected with.
     pub reject: Option<String>,
 }
@@ -129,7 +135,8 @@ pub struct RfqSettings {
 pub(crate) struct RfqDesk {
     pub(crate) usd_per_btc: Decimal,
     pub(crate) spread_ppm: u32,
-    pub(crate) lifetime_secs: u64,
+    /// A fixed quote lifetime, or `None` for the sample oracle's rule.
+    pub(crate) lifetime_secs: Option<u64>,
     /// When set, every order is rejected with this reason.
     pub(crate) reject: Option<String>,
     /// Live (and not yet pruned) quotes, oldest first.
@@ -161,6 +168,14 @@ impl RfqDesk {
         })
     }
 
+    /// When a quote for `subject_asset_max_amount` units, issued at `now`, expires.
+    fn expiry(&self, subject_asset_max_amount: u64, now: u64) -> u64 {
+        now.saturating_add(quote_lifetime_secs(
+            self.lifetime_secs,
+            subject_asset_max_amount,
+        ))
+    }
+
     /// The buy quote `id`, if the desk still honours it at `now`.
     pub(crate) fn live_buy(&self, id: &QuoteId, now: u64) -> Option<&BuyQuote> {
         self.buy.iter().find(|q| q.id == *id && now < q.expiry)
@@ -178,23 +193,33 @@ impl Simnet {
         Ok(self.rfq.rates(self.asset.decimal_display)?)
     }
 
-    /// The edge's oracle answer for `side` (`priceoraclerpc.QueryAssetRates`).
+    /// The edge's oracle answer for `side` (`priceoraclerpc.QueryAssetRates`) to a request
+    /// naming `subject_asset_max_amount` units (0 for none), which sets the lifetime.
     pub fn oracle_rate(
         &self,
         asset_id: &AssetId,
         side: OracleSide,
+        subject_asset_max_amount: u64,
         now: u64,
     ) -> Result<OracleRate, RfqError> {
+        Ok(OracleRate {
+            rate: self.oracle_side_rate(asset_id, side)?,
+            expiry: self.rfq.expiry(subject_asset_max_amount, now),
+        })
+    }
+
+    /// The rate the edge's oracle answers for `side`: its bid (PURCHASE) or ask (SALE).
+    pub(crate) fn oracle_side_rate(
+        &self,
+        asset_id: &AssetId,
+        side: OracleSide,
+    ) -> Result<FixedPoint, RfqError> {
         self.require_up(NodeId::Edge).map_err(RfqError::NodeDown)?;
         self.check_asset(asset_id)?;
         let rates = self.edge_rates()?;
-        let rate = match side {
+        Ok(match side {
             OracleSide::Purchase => rates.bid,
             OracleSide::Sale => rates.ask,
-        };
-        Ok(OracleRate {
-            rate,
-            expiry: now.saturating_add(self.rfq.lifetime_secs),
         })
     }
 
@@ -276,7 +301,9 @@ impl Simnet {
             asset_max_amount: asset_max_amt,
             min_transportable_units: min_transportable_units(&rates.ask)?,
             ask_rate: rates.ask,
-            expiry: now.saturating_add(self.rfq.lifetime_secs),
+            // The edge asks its oracle with the order's units (`QuerySellPrice` with
+            // `AssetMaxAmt`: taproot-assets rfq/portfolio_pilot.go `ResolveRequest`, v0.8.1).
+            expiry: self.rfq.expiry(asset_max_amt, now),
         };
         self.rfq.prune(now);
         self.rfq.buy.push(quote.clone());
@@ -330,7 +357,9 @@ impl Simnet {
     pub(crate) fn store_sell_quote(&mut self, mut quote: SellQuote, now: u64) -> SellQuote {
         quote.id = self.new_quote_id();
         quote.scid = quote.id.scid();
-        quote.expiry = now.saturating_add(self.rfq.lifetime_secs);
+        // A sell request names no units (`QueryBuyPrice` with `fn.None`: taproot-assets
+        // rfq/portfolio_pilot.go `ResolveRequest`, v0.8.1), so the oracle is asked for 0.
+        quote.expiry = self.rfq.expiry(0, now);
         self.rfq.prune(now);
         self.rfq.sell.push(quote.clone());
         self.touch();
@@ -372,8 +401,10 @@ impl Simnet {
         self.touch();
     }
 
-    /// Fault knob: the edge restarts and forgets every quote (tapd keeps them in memory), so
-    /// open asset invoices become unpayable (`PayError::QuoteExpired`).
+    /// Fault knob: the edge forgets every quote, so open asset invoices become unpayable
+    /// (`PayError::QuoteExpired`). This is tapd ≤ 0.7 restarting, which kept quotes in memory;
+    /// tapd ≥ 0.8 persists them and honours them after a restart (taproot-assets
+    /// tapdb/rfq_policies.go `PersistedPolicyStore`, v0.8.1), which simnet does not model.
     pub fn forget_quotes(&mut self) {
         self.rfq.buy.clear();
         self.rfq.sell.clear();
@@ -405,7 +436,7 @@ impl Simnet {
     /// Price knob: the lifetime of quotes issued from now on, seconds.
     pub fn set_quote_lifetime_secs(&mut self, secs: u64) -> Result<(), ConfigError> {
         check_quote_lifetime(secs)?;
-        self.rfq.lifetime_secs = secs;
+        self.rfq.lifetime_secs = Some(secs);
         self.touch();
         Ok(())
     }
@@ -453,23 +484,37 @@ mod tests {
             .add_buy_order(NodeId::Merchant, &usd, 1_000_000, None, 1_000)
             .unwrap();
         assert_eq!(q.scid, q.id.scid());
-        assert_eq!(q.expiry, 1_600);
+        // The sample oracle's 60 s for an order above 100,000 units.
+        assert_eq!(q.expiry, 1_060);
         assert_eq!(q.min_transportable_units, 350_460);
         let s = n
             .add_sell_order(NodeId::Alice, &usd, 505_000, None, 1_000)
             .unwrap();
         assert_eq!(s.asset_amount, 510_050);
         assert_eq!(s.min_transportable_msat, 354_000);
-        let live = n.peer_accepted_quotes(NodeId::Merchant, 1_599).unwrap();
+        // A sell order names no units: the sample oracle's 300 s.
+        assert_eq!(s.expiry, 1_300);
+        let live = n.peer_accepted_quotes(NodeId::Merchant, 1_059).unwrap();
         assert_eq!((live.buy.len(), live.sell.len()), (1, 0));
         assert!(
-            n.peer_accepted_quotes(NodeId::Merchant, 1_600)
+            n.peer_accepted_quotes(NodeId::Merchant, 1_060)
                 .unwrap()
                 .buy
                 .is_empty()
         );
-        let o = n.oracle_rate(&usd, OracleSide::Sale, 5).unwrap();
-        assert_eq!((o.rate, o.expiry), (q.ask_rate, 605));
+        let o = n.oracle_rate(&usd, OracleSide::Sale, 1_000_000, 5).unwrap();
+        assert_eq!((o.rate, o.expiry), (q.ask_rate, 65));
+        let o = n
+            .oracle_rate(&usd, OracleSide::Purchase, 100_000, 5)
+            .unwrap();
+        assert_eq!((o.rate, o.expiry), (s.bid_rate, 305));
+        // A fixed lifetime applies to every quote.
+        n.set_quote_lifetime_secs(600).unwrap();
+        let q = n
+            .add_buy_order(NodeId::Merchant, &usd, 1_000_000, None, 1_000)
+            .unwrap();
+        assert_eq!(q.expiry, 1_600);
+        assert_eq!(n.rfq_settings().quote_lifetime_secs, Some(600));
     }
 
     #[test]

@@ -219,7 +219,18 @@ impl lnrpc::lightning_server::Lightning for Lnd {
         let node = svc.node;
         let (adds_now, settles_now) = svc.net.read(|m| m.invoice_cursor(node));
         // lnd replays adds after `add_index` and settles after `settle_index`, each only when
-        // non-zero; zero means "live only" for that kind.
+        // non-zero; zero means "live only" for that kind (`InvoicesAddedSince` and
+        // `InvoicesSettledSince` return nothing for 0: lightningnetwork/lnd
+        // channeldb/invoices.go and invoices/sql_store.go, v0.21.0-beta).
+        //
+        // The replayed adds are the invoices as stored now, in their current state, and the
+        // subscription's relay sends on only OPEN ones (as adds) and SETTLED ones (as
+        // settlements); a CANCELED or ACCEPTED invoice is dropped with "unknown invoice
+        // state" (`deliverBacklogEvents` and `SubscribeNotifications` in
+        // invoices/invoiceregistry.go, v0.21.0-beta; unchanged in v0.21.2-beta). Live, lnd
+        // never notifies all-invoice subscribers of cancels or accepts (`invoiceEventLoop`,
+        // same file), so a cancelled invoice is never streamed: only its add, if it was open
+        // when added while subscribed.
         let mut add = if req.add_index == 0 {
             adds_now
         } else {
@@ -238,11 +249,15 @@ impl lnrpc::lightning_server::Lightning for Lnd {
                 };
                 add = events.add_index;
                 settle = events.settle_index;
-                let items = events.events.iter().map(|e| match e {
+                let items = events.events.iter().filter_map(|e| match e {
                     InvoiceEvent::Added(inv) if inv.add_index > adds_now => {
-                        invoice_proto(m, &as_added(inv))
+                        Some(invoice_proto(m, &as_added(inv)))
                     }
-                    InvoiceEvent::Added(inv) | InvoiceEvent::Settled(inv) => invoice_proto(m, inv),
+                    InvoiceEvent::Added(inv) => {
+                        matches!(inv.state, InvoiceState::Open | InvoiceState::Settled)
+                            .then(|| invoice_proto(m, inv))
+                    }
+                    InvoiceEvent::Settled(inv) => Some(invoice_proto(m, inv)),
                 });
                 Poll::More(items.collect())
             });

@@ -7,7 +7,9 @@
 //! 3. a request carrying `asset_rates_hint` gets the hint back verbatim;
 //! 4. otherwise `subjectAssetRate` is the edge's bid (PURCHASE: the edge buys the asset) or ask
 //!    (SALE) rate, `paymentAssetRate` is msat per BTC and the rates expire a quote lifetime
-//!    from now.
+//!    from now: the sample oracle's 300 s, or 60 s when `subject_asset_max_amount` is above
+//!    100,000 (`getAssetRates` in lightninglabs/taproot-assets
+//!    docs/examples/basic-price-oracle/main.go, v0.8.1), unless the simnet fixes a lifetime.
 //!
 //! Like the sample oracle it takes no macaroon.
 
@@ -110,7 +112,10 @@ impl oracle::price_oracle_server::PriceOracle for Oracle {
             return Ok(Response::new(ok_answer(hint)));
         }
         let now = svc.net.now();
-        let rate = svc.net.read(|m| m.oracle_rate(&asset.asset_id, side, now));
+        let units = r.subject_asset_max_amount;
+        let rate = svc
+            .net
+            .read(|m| m.oracle_rate(&asset.asset_id, side, units, now));
         let rate = rate.map_err(|e| status::rfq(e, None))?;
         Ok(Response::new(ok_answer(AssetRates {
             subject_asset_rate: Some(FixedPoint {

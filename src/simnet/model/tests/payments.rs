@@ -11,7 +11,7 @@ fn alice_pays_a_plain_sats_invoice_with_the_stablecoin() {
     let preview = n
         .preview_asset_payment(NodeId::Alice, &pay, T0 + 1)
         .unwrap();
-    // fee 1,000 + 1,000 ppm · 1,000,000 = 2,000 msat; units = ⌈1,002,000 · 1.01⌉ at the bid.
+    // fee 1,000 + 1,000 ppm · 1,000,000 = 2,000 msat; units = ⌊1,002,000 · 1.01⌋ at the bid.
     assert_eq!(
         (preview.fee_msat, preview.msat_sent, preview.units),
         (2_000, 1_002_000, 1_012_020)
@@ -54,7 +54,7 @@ fn alice_pays_a_plain_sats_invoice_with_the_stablecoin() {
 }
 
 #[test]
-fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_exactly_the_units() {
+fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_the_floor_of_the_units() {
     let mut n = net();
     let added = asset_invoice(&mut n, NodeId::Merchant, 1_000_000, 0).unwrap();
     let q = &added.quote;
@@ -64,7 +64,8 @@ fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_exactly_the_units()
         .unwrap();
     // 1,000,000 units at 9.9e10 units/BTC = 1,010,101 msat (truncated).
     assert_eq!(pr.num_msat, 1_010_101);
-    assert_eq!(pr.expiry, 600);
+    // expiry 0: the quote's remaining lifetime, the sample oracle's 60 s.
+    assert_eq!(pr.expiry, 60);
     assert_eq!(pr.destination, n.pubkey(NodeId::Merchant));
     assert_eq!(pr.route_hints[0].node, n.pubkey(NodeId::Edge));
     assert_eq!(pr.route_hints[0].chan_id, q.scid);
@@ -84,10 +85,12 @@ fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_exactly_the_units()
     );
     assert_eq!(p.fee_msat, 2_010);
     let a = ChannelKind::Asset(usd(&n));
-    assert_eq!(local(&n, NodeId::Merchant, a, NodeId::Edge), 1_000_000);
+    // The edge forwards ⌊1,010,101 · 0.99⌋ = 999,999 units (tapd's floor, rfq/order.go); the
+    // merchant's tapd settles the invoice in full within its one-unit margin.
+    assert_eq!(local(&n, NodeId::Merchant, a, NodeId::Edge), 999_999);
     assert_eq!(
         local(&n, NodeId::Edge, a, NodeId::Merchant),
-        1_000_000_000 - 1_000_000
+        1_000_000_000 - 999_999
     );
     assert_eq!(
         local(&n, NodeId::Bob, ChannelKind::Sats, NodeId::Edge),
@@ -97,12 +100,13 @@ fn bob_pays_an_asset_invoice_with_sats_and_the_merchant_gets_exactly_the_units()
         n.balances(NodeId::Merchant).unwrap().assets[0]
             .usd
             .to_string(),
-        "1.000000"
+        "0.999999"
     );
     let inv = n
         .lookup_invoice(NodeId::Merchant, &added.invoice.payment_hash)
         .unwrap();
-    assert_eq!(inv.asset_units_paid(), Some(1_000_000));
+    assert_eq!(inv.asset_units_paid(), Some(999_999));
+    assert_eq!(inv.amt_paid_msat, 1_010_101);
 }
 
 #[test]
@@ -112,18 +116,19 @@ fn alice_pays_an_asset_invoice_with_the_asset_and_bob_pays_alice() {
     let pay = asset_pay(&n, &added.invoice.payment_request, false);
     let p = n.pay_with_asset(NodeId::Alice, &pay, T0).unwrap();
     assert!(p.preimage().is_some());
+    // ⌊505,050 msat · 0.99⌋ = 499,999 units reach the merchant.
     assert_eq!(
         n.balances(NodeId::Merchant).unwrap().assets[0].units,
-        500_000
+        499_999
     );
-    // alice can receive the asset too, paid in sats by bob.
+    // alice can receive the asset too, paid in sats by bob: ⌊404,040 · 0.99⌋ = 399,999 units.
     let to_alice = asset_invoice(&mut n, NodeId::Alice, 400_000, 0).unwrap();
     n.pay_sats(NodeId::Bob, &to_alice.invoice.payment_request, 5_000, T0)
         .unwrap();
     let alice = n.balances(NodeId::Alice).unwrap();
     assert_eq!(
         alice.assets[0].units,
-        1_000_000_000 - p.units_spent().unwrap() + 400_000
+        1_000_000_000 - p.units_spent().unwrap() + 399_999
     );
 }
 
@@ -308,7 +313,9 @@ fn small_asset_payments_need_allow_overpay() {
     );
     let pay = asset_pay(&n, &inv.payment_request, true);
     let p = n.pay_with_asset(NodeId::Alice, &pay, T0).unwrap();
-    assert_eq!(p.units_spent(), Some(357_540));
+    // Overpaying changes nothing in the units, ⌊(10,000 + 1,010) · 1.01⌋: what is overpaid is
+    // the HTLC's 354-sat anchor (tapd's checkOverpayment and ProduceHtlcExtraData, v0.8.1).
+    assert_eq!(p.units_spent(), Some(11_120));
     assert!(p.asset.unwrap().overpaid);
     assert_eq!(
         local(&n, NodeId::Merchant, ChannelKind::Sats, NodeId::Edge),

@@ -98,17 +98,21 @@ async fn sats_payment_succeeds_with_the_preimage_and_settles_the_invoice() {
     net.run.shutdown().await.unwrap();
 }
 
+/// The merchant's `SubscribeInvoices` from these indices.
+async fn subscribe(net: &Net, add_index: u64, settle_index: u64) -> Stream<lnrpc::Invoice> {
+    let sub = lnrpc::InvoiceSubscription {
+        add_index,
+        settle_index,
+    };
+    let sub = net.lnd(NodeId::Merchant).subscribe_invoices(sub).await;
+    sub.unwrap().into_inner()
+}
+
 #[tokio::test]
 async fn subscribe_invoices_streams_settlements_resumes_and_is_cut_by_the_knob() {
     use lnrpc::invoice::InvoiceState;
     let net = Net::start().await;
-    let live = lnrpc::InvoiceSubscription::default();
-    let mut sub = net
-        .lnd(NodeId::Merchant)
-        .subscribe_invoices(live)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut sub = subscribe(&net, 0, 0).await;
 
     let first = add_invoice(&net, NodeId::Merchant, 500_000).await;
     let mut payment = pay(&net, NodeId::Bob, &first.payment_request).await;
@@ -126,16 +130,7 @@ async fn subscribe_invoices_streams_settlements_resumes_and_is_cut_by_the_knob()
     let second = add_invoice(&net, NodeId::Merchant, 600_000).await;
     let mut payment = pay(&net, NodeId::Bob, &second.payment_request).await;
     while status_of(&next(&mut payment).await) == lnrpc::payment::PaymentStatus::InFlight {}
-    let resume = lnrpc::InvoiceSubscription {
-        add_index: 0,
-        settle_index: 1,
-    };
-    let mut resumed = net
-        .lnd(NodeId::Merchant)
-        .subscribe_invoices(resume)
-        .await
-        .unwrap()
-        .into_inner();
+    let mut resumed = subscribe(&net, 0, 1).await;
     let replayed = next(&mut resumed).await;
     assert_eq!((replayed.r_hash, replayed.settle_index), (second.r_hash, 2));
 
@@ -144,6 +139,42 @@ async fn subscribe_invoices_streams_settlements_resumes_and_is_cut_by_the_knob()
         .await
         .unwrap();
     assert_eq!(cut.unwrap_err().code(), Code::Unavailable);
+    net.run.shutdown().await.unwrap();
+}
+
+/// lnd replays the invoices added after `add_index` in their current state, and drops the
+/// CANCELED ones (lightningnetwork/lnd invoices/invoiceregistry.go `SubscribeNotifications`,
+/// v0.21.0-beta).
+#[tokio::test]
+async fn a_resumed_subscription_replays_adds_as_they_are_now_without_cancelled_ones() {
+    use lnrpc::invoice::InvoiceState;
+    let net = Net::start().await;
+    let first = add_invoice(&net, NodeId::Merchant, 500_000).await;
+    let paid = add_invoice(&net, NodeId::Merchant, 510_000).await;
+    let mut payment = pay(&net, NodeId::Bob, &paid.payment_request).await;
+    while status_of(&next(&mut payment).await) == lnrpc::payment::PaymentStatus::InFlight {}
+    let cancelled = add_invoice(&net, NodeId::Merchant, 520_000).await;
+    let cancel = invoicesrpc::CancelInvoiceMsg {
+        payment_hash: cancelled.r_hash.clone(),
+    };
+    net.invoices(NodeId::Merchant)
+        .cancel_invoice(cancel)
+        .await
+        .unwrap();
+    let open = add_invoice(&net, NodeId::Merchant, 530_000).await;
+    let mut sub = subscribe(&net, first.add_index, 0).await;
+    let a = next(&mut sub).await;
+    assert_eq!(
+        (a.r_hash, a.state, a.settle_index),
+        (paid.r_hash, InvoiceState::Settled as i32, 1)
+    );
+    let b = next(&mut sub).await;
+    assert_eq!(
+        (b.r_hash, b.state, b.add_index),
+        (open.r_hash, InvoiceState::Open as i32, open.add_index)
+    );
+    let nothing = tokio::time::timeout(Duration::from_millis(300), sub.message()).await;
+    assert!(nothing.is_err(), "the cancelled invoice is not replayed");
     net.run.shutdown().await.unwrap();
 }
 

@@ -18,7 +18,8 @@ async fn asset_invoice_paid_with_the_asset() {
         peer_pubkey: edge.clone(),
         invoice_request: Some(lnrpc::Invoice {
             memo: "1 call".into(),
-            expiry: 300,
+            // The sample oracle's quotes for more than 100,000 units live 60 s.
+            expiry: 60,
             ..Default::default()
         }),
         ..Default::default()
@@ -75,7 +76,8 @@ async fn asset_invoice_paid_with_the_asset() {
         .run
         .model()
         .read(|m| m.balances(NodeId::Merchant).unwrap().assets[0].units);
-    assert_eq!(units, 1_000_000);
+    // The edge forwards the floor of the invoice's 1,010,101 msat at 0.99 units per msat.
+    assert_eq!(units, 999_999);
     let by_id = taprpc::ListBalancesRequest {
         group_by: Some(taprpc::list_balances_request::GroupBy::AssetId(true)),
         ..Default::default()
@@ -98,8 +100,8 @@ async fn asset_invoice_paid_with_the_asset() {
     assert_eq!(
         channels.unwrap().open_units(&usd),
         ChannelUnits {
-            local: 1_000_000,
-            remote: 999_000_000
+            local: 999_999,
+            remote: 999_000_001
         }
     );
     let meta = taprpc::FetchAssetMetaRequest {
@@ -223,7 +225,17 @@ async fn price_oracle_answers_like_the_sample_oracle() {
         (payment_rate.coefficient.as_str(), payment_rate.scale),
         ("100000000000", 9)
     );
-    assert!(rates.expiry_timestamp >= before + 600);
+    // No units named: the sample oracle's 300 s.
+    assert!((before + 300..=before + 301).contains(&rates.expiry_timestamp));
+    // More than 100,000 units: 60 s (basic-price-oracle/main.go `getAssetRates`, v0.8.1).
+    let mut large = query(net.asset_id(), vec![0; 32]);
+    large.subject_asset_max_amount = 100_001;
+    let large = oracle.query_asset_rates(large).await.unwrap();
+    let Some(Answer::Ok(large)) = large.into_inner().result else {
+        panic!("rates")
+    };
+    let expiry = large.asset_rates.unwrap().expiry_timestamp;
+    assert!((before + 60..=before + 61).contains(&expiry));
 
     let err = oracle
         .query_asset_rates(query(net.asset_id(), vec![1; 32]))
