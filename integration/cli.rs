@@ -586,17 +586,30 @@ struct Simnet {
 
 #[cfg(feature = "node")]
 impl Simnet {
+    /// 3,600 s quotes, as on the real networks, so the default 300 s asset invoices are valid
+    /// (simnet's default follows tapd's sample oracle: 60 s above 100,000 units).
+    const ARGS: [&str; 2] = ["--quote-lifetime-secs", "3600"];
+
     fn start() -> Self {
-        use std::io::{BufRead, BufReader};
+        Self::start_with(&Self::ARGS)
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let (child, info) = Self::spawn(dir.path(), extra);
+        Simnet { child, dir, info }
+    }
+
+    /// `tapgate simnet --dir net EXTRA…` in `cwd`, once its nodes listen.
+    fn spawn(cwd: &Path, extra: &[&str]) -> (std::process::Child, Value) {
+        use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_tapgate"))
-            .current_dir(dir.path())
+            .current_dir(cwd)
             .env_remove("TAPGATE_CONFIG")
-            // 3,600 s quotes, as on the real networks, so the default 300 s asset invoices are
-            // valid (simnet's default follows tapd's sample oracle: 60 s above 100,000 units).
-            .args(["simnet", "--dir", "net", "--quote-lifetime-secs", "3600"])
+            .args(["simnet", "--dir", "net"])
+            .args(extra)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         // The start-up JSON is printed once the nodes listen; it ends with a lone "}".
@@ -610,7 +623,55 @@ impl Simnet {
             }
         }
         let info = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        Simnet { child, dir, info }
+        (child, info)
+    }
+
+    /// Ctrl-C: SIGINT to the process, then its exit; returns how long it took and its stderr.
+    fn interrupt(&mut self) -> (std::time::Duration, String) {
+        use std::io::Read;
+        let pid = self.child.id().to_string();
+        let sent = std::time::Instant::now();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        let took = sent.elapsed();
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut stderr).unwrap();
+        }
+        assert!(status.success(), "simnet exited with {status}: {stderr}");
+        (took, stderr)
+    }
+
+    /// Stops this simnet and starts it again on the same directory.
+    fn restart(&mut self) {
+        if self.child.try_wait().unwrap().is_none() {
+            self.interrupt();
+        }
+        let (child, info) = Self::spawn(self.dir.path(), &Self::ARGS);
+        self.child = child;
+        self.info = info;
+    }
+
+    fn pubkeys(&self) -> Vec<String> {
+        self.info["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["pubkey"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The preimage bob learns paying a fresh 10-sat invoice from the merchant.
+    fn paid_preimage(&self) -> String {
+        let inv = self.invoice("merchant", &["--msat", "10000"]);
+        let v = self.ok("bob", &["pay", &inv]);
+        v["payment"]["preimage"].as_str().unwrap().to_owned()
     }
 
     fn network(&self) -> String {
@@ -799,4 +860,100 @@ fn node_errors_do_not_repeat_themselves() {
     assert!(err.contains("cannot connect"), "{err}");
     assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
     assert!(!err.contains("transport error"), "{err}");
+}
+
+/// Each network draws its secrets from the OS: two networks share no node key and no preimage.
+/// A restart on the same directory keeps the node keys and still draws new preimages. `--seed`
+/// makes a network reproducible.
+#[cfg(feature = "node")]
+#[test]
+fn simnet_secrets_are_fresh_per_network_and_kept_per_directory() {
+    let mut a = Simnet::start();
+    let b = Simnet::start();
+    let (keys_a, keys_b) = (a.pubkeys(), b.pubkeys());
+    assert_eq!(keys_a.len(), 4);
+    assert!(
+        keys_a.iter().all(|k| !keys_b.contains(k)),
+        "{keys_a:?} {keys_b:?}"
+    );
+    let (pa, pb) = (a.paid_preimage(), b.paid_preimage());
+    assert_eq!(pa.len(), 64);
+    assert_ne!(pa, pb, "two networks, two preimages");
+
+    let cert = a.dir.path().join("net/volumes/litd/alice/lnd/tls.cert");
+    let cert_before = std::fs::read(&cert).unwrap();
+    a.restart();
+    assert_eq!(a.pubkeys(), keys_a, "a restart keeps the node identities");
+    assert_eq!(
+        std::fs::read(&cert).unwrap(),
+        cert_before,
+        "and the TLS certificate"
+    );
+    let again = a.paid_preimage();
+    assert_ne!(again, pa, "a restart never reuses a preimage");
+    let state = std::fs::read_to_string(a.dir.path().join("net/simnet.toml")).unwrap();
+    assert!(state.contains("runs = 2"), "{state}");
+
+    let mut args = Simnet::ARGS.to_vec();
+    args.extend(["--seed", "7"]);
+    let (s1, s2) = (Simnet::start_with(&args), Simnet::start_with(&args));
+    assert_eq!(s1.pubkeys(), s2.pubkeys(), "--seed: the same keys");
+    assert_eq!(
+        s1.paid_preimage(),
+        s2.paid_preimage(),
+        "--seed: the same preimages"
+    );
+    assert!(s1.pubkeys().iter().all(|k| !keys_a.contains(k)));
+}
+
+/// One simnet per directory: a second one fails at once naming the first's pid. Ctrl-C stops
+/// the first within SHUTDOWN_GRACE (400 ms) plus process exit and removes network.toml.
+#[cfg(feature = "node")]
+#[test]
+fn one_simnet_per_directory_and_ctrl_c_stops_it_cleanly() {
+    let mut net = Simnet::start();
+    let pid = net.child.id();
+    let started = std::time::Instant::now();
+    let second = tapgate(net.dir.path(), &["simnet", "--dir", "net"]);
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("a simnet is already running on") && err.contains(&format!("(pid {pid})")),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "fails at once"
+    );
+    // The first one is untouched: its nodes still answer.
+    net.ok("alice", &["info"]);
+
+    // A client holding a connection open does not hold the shutdown up.
+    let (took, stderr) = net.interrupt();
+    eprintln!("simnet stopped {took:?} after SIGINT");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert!(stderr.contains("simnet stopped in"), "{stderr}");
+    assert!(
+        !net.dir.path().join("net/network.toml").exists(),
+        "no stale network.toml"
+    );
+    // The lock went with the process: the directory can be run again.
+    net.restart();
+    net.ok("alice", &["info"]);
+}
+
+/// On a default simnet (quotes as tapd's sample oracle gives them: 60 s above 100,000 units)
+/// an asset invoice with the default expiry is created; one that outlives its quote is refused
+/// saying so.
+#[cfg(feature = "node")]
+#[test]
+fn default_asset_invoice_expiry_fits_the_sample_oracles_quotes() {
+    let net = Simnet::start_with(&[]);
+    let v = net.ok("merchant", &["invoice", "--usd", "1.00"]);
+    assert_eq!(v["kind"], "asset", "{v}");
+    let err = net.fails("merchant", &["invoice", "--usd", "1.00", "--expiry", "300"]);
+    assert!(
+        err.contains("every quote expires before the invoice would"),
+        "{err}"
+    );
 }

@@ -11,7 +11,9 @@
 //! ```text
 //! DIR/                                                  0700
 //!   network.toml                                        endpoints, keys, file paths
-//!   volumes/litd/<node>/lnd/tls.cert, tls.key           tls.key 0600
+//!   simnet.toml                                         the network's secret, run count; 0600
+//!   simnet.lock                                         held while running; the pid
+//!   volumes/litd/<node>/lnd/tls.cert, tls.key           kept across runs; tls.key 0600
 //!   volumes/litd/<node>/lnd/data/chain/bitcoin/regtest/{admin,invoice,readonly}.macaroon
 //!   volumes/litd/<node>/tapd/data/regtest/admin.macaroon
 //! ```
@@ -226,9 +228,10 @@ pub async fn start(
     start_with(dir, RunOptions::new(config), shutdown).await
 }
 
-/// Starts the simnet: writes every node's certificate and macaroons (fresh each run), binds and
-/// serves every node, then writes `dir/network.toml`. Must run inside a multi-threaded or
-/// current-thread Tokio runtime; all four servers share it.
+/// Starts the simnet: takes `dir`'s lock, writes every node's macaroons (fresh each run) and
+/// certificate (kept from an earlier run on `dir`), binds and serves every node, then writes
+/// `dir/network.toml`. Must run inside a multi-threaded or current-thread Tokio runtime; all
+/// four servers share it.
 pub async fn start_with(
     dir: &Path,
     options: RunOptions,
@@ -321,11 +324,14 @@ impl RunningSimnet {
     }
 
     /// Waits until the shutdown future given to [`start`] completes (or a server fails), then
-    /// stops everything as [`Self::shutdown`] does.
-    pub async fn wait(mut self) -> Result<(), ShutdownError> {
+    /// stops everything as [`Self::shutdown`] does. Returns how long stopping took, from the
+    /// stop signal to the last task's end.
+    pub async fn wait(mut self) -> Result<Duration, ShutdownError> {
         let mut stopping = self.stop.subscribe();
         let _ = stopping.wait_for(|s| *s).await;
-        self.join().await
+        let since = std::time::Instant::now();
+        self.join().await?;
+        Ok(since.elapsed())
     }
 
     async fn join(&mut self) -> Result<(), ShutdownError> {

@@ -44,13 +44,17 @@ pub enum NodeFilesError {
     },
 }
 
-/// Generates a fresh certificate and key like lnd's, writes them to `dir/tls.cert` (PEM, 0644)
-/// and `dir/tls.key` (PEM, 0600), and returns the server configuration that presents them.
-/// Existing files are replaced, so every simnet run has its own certificate.
+/// The server configuration presenting `dir/tls.cert` and `dir/tls.key`. Like lnd, a node
+/// keeps the pair it finds (so a client that pinned the certificate reconnects after a
+/// restart) and generates one only when there is none (or the key cannot be read): a
+/// certificate and key like lnd's, written as PEM with modes 0644 and 0600.
 ///
 /// Validity dates are rcgen's defaults (1975 to 4096): clients pin the certificate itself and
-/// check no dates, and a simnet certificate lives only as long as its run.
+/// check no dates.
 pub fn write_node_tls(dir: &Path) -> Result<ServerTlsConfig, NodeFilesError> {
+    if let Some((cert_pem, key_pem)) = existing_pair(dir) {
+        return Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem)));
+    }
     let key =
         KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(NodeFilesError::Generate)?;
     let names = SUBJECT_ALT_NAMES.map(str::to_owned).to_vec();
@@ -76,6 +80,15 @@ pub fn write_node_tls(dir: &Path) -> Result<ServerTlsConfig, NodeFilesError> {
     write_file(&dir.join(TLS_CERT_FILE), cert_pem.as_bytes(), 0o644)?;
     write_file(&dir.join(TLS_KEY_FILE), key_pem.as_bytes(), 0o600)?;
     Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem)))
+}
+
+/// The certificate and key a previous run left in `dir`, if both are there and the key parses.
+fn existing_pair(dir: &Path) -> Option<(String, String)> {
+    let cert = fs::read_to_string(dir.join(TLS_CERT_FILE)).ok()?;
+    let key = fs::read_to_string(dir.join(TLS_KEY_FILE)).ok()?;
+    KeyPair::from_pem(&key).ok()?;
+    cert.contains("-----BEGIN CERTIFICATE-----")
+        .then_some((cert, key))
 }
 
 /// Writes `contents` to a new file at `path` created with `mode` (on Unix), replacing any file
@@ -154,10 +167,13 @@ mod tests {
     }
 
     #[test]
-    fn a_second_run_replaces_the_certificate() {
+    fn a_second_run_keeps_the_certificate_unless_its_key_is_unreadable() {
         let dir = tempfile::tempdir().unwrap();
         write_node_tls(dir.path()).unwrap();
         let first = fs::read(dir.path().join(TLS_CERT_FILE)).unwrap();
+        write_node_tls(dir.path()).unwrap();
+        assert_eq!(first, fs::read(dir.path().join(TLS_CERT_FILE)).unwrap());
+        fs::write(dir.path().join(TLS_KEY_FILE), "not a key").unwrap();
         write_node_tls(dir.path()).unwrap();
         assert_ne!(first, fs::read(dir.path().join(TLS_CERT_FILE)).unwrap());
     }
