@@ -393,6 +393,7 @@ macro_rules! conformance {
 conformance!(
     node_identity,
     invoices_add_and_lookup,
+    bad_payment_requests_in_lnds_words,
     an_invoice_expires,
     settlement_stream_resumes_from_an_index,
     a_resumed_stream_replays_adds_as_they_are_now,
@@ -465,6 +466,51 @@ async fn invoices_add_and_lookup(net: &Net) {
             .is_none(),
         "an unknown hash is None, not an error"
     );
+}
+
+/// lnd's `DecodePayReq` and tapd's `DecodeAssetPayReq` refuse what is not a regtest BOLT 11
+/// invoice with zpay32's words (lightningnetwork/lnd `zpay32/bech32.go`, `zpay32/decode.go`,
+/// v0.21.0-beta); tapd wraps lnd's error as "unable to fetch channel: …"
+/// (lightninglabs/taproot-assets `rpcserver/rpcserver.go`, v0.8.1). A real invoice decodes
+/// with its amount on both.
+async fn bad_payment_requests_in_lnds_words(net: &Net) {
+    let (merchant, alice) = (net.node("merchant"), net.node("alice"));
+    let good = net
+        .invoice(&merchant, 12_345_000, 600)
+        .await
+        .payment_request;
+    assert_eq!(
+        alice.lnd.decode_amount_msat(&good).await.unwrap(),
+        12_345_000
+    );
+    let mut tampered = good.clone().into_bytes();
+    let i = tampered.len() - 8;
+    tampered[i] = if tampered[i] == b'q' { b'p' } else { b'q' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    // BOLT 11's first example: a valid invoice, for mainnet.
+    let mainnet = "lnbc1pvjluezsp5zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygspp5qqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqqqsyqcyq5rqwzqfqypqdpl2pkx2ctnv5sxxmmwwd5kgetjypeh2ursdae8g6twvus8g6rfwvs8qun0dfjkxaq9qrsgq357wnc5r2ueh7ck6q93dj32dlqnls087fxdwk8qakdyafkq3yap9us6v52vjjsrvywa6rt52cm9r9zqt8r2t7mlcwspyetp5h2tztugp9lfyql";
+    for (bad, words) in [
+        (tampered.as_str(), "checksum failed."),
+        (mainnet, "invoice not for current active network 'regtest'"),
+        (
+            "lnbcrt1garbage",
+            "failed converting data to bytes: invalid character not part of charset: 98",
+        ),
+    ] {
+        let e = alice.lnd.decode_amount_msat(bad).await.unwrap_err();
+        assert!(e.to_string().contains(words), "DecodePayReq {bad}: {e}");
+        let e = alice
+            .tapd
+            .preview_asset_payment(bad, &net.asset())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "unable to fetch channel: rpc error: code = Unknown desc = {words}"
+            )),
+            "DecodeAssetPayReq {bad}: {e}"
+        );
+    }
 }
 
 async fn an_invoice_expires(net: &Net) {

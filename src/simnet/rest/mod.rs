@@ -22,9 +22,11 @@
 //! code to, and `WWW-Authenticate: <message>` for `UNAUTHENTICATED` (grpc-gateway v2.16.0
 //! `runtime/errors.go`). A stream answers newline-delimited `{"result": …}` objects; an error
 //! after the first message is one more line `{"error": <Status>}`, an error before it is that
-//! line with the error's HTTP status (`runtime/handler.go` `ForwardResponseStream`), and a call
-//! refused before the stream opens is the plain error body (`router.pb.gw.go` returns the error
-//! of `stream.Header()` to `HTTPError`).
+//! line with the error's HTTP status (`runtime/handler.go` `ForwardResponseStream`), also when
+//! the node refuses the call outright (a trailers-only answer: grpc-go's `stream.Header()`
+//! returns no error for it, so `router.pb.gw.go` hands the stream on and its first `Recv`
+//! fails). Only a body that does not parse gets the plain error body. The real lnd answers a bad
+//! invoice on `/v2/router/send` this way (seen on the regtest network).
 //!
 //! Not modelled: query parameters (lnd's gateway also fills request fields from them), the
 //! WebSocket upgrade lnd wraps around the proxy, CORS, `Grpc-Timeout`, and HTTP/2.
@@ -296,9 +298,13 @@ async fn handle(
         Route::SendPayment => match read_body::<routerrpc::SendPaymentRequest>(body).await {
             Ok(request) => {
                 let call = with_metadata(request, &metadata);
+                // A call refused before its first message (a trailers-only answer: a bad
+                // invoice, a macaroon refusal) reaches grpc-gateway as the stream's first
+                // `Recv` error, since grpc-go's `Header()` returns no error for it: a single
+                // `{"error": …}` line with the error's HTTP status, as the real lnd answers.
                 match gateway.router.clone().send_payment_v2(call).await {
                     Ok(stream) => return stream_response(stream.into_inner(), stop).await,
-                    Err(status) => Err(status),
+                    Err(status) => return stream_error_response(&status),
                 }
             }
             Err(status) => Err(status),
@@ -490,6 +496,18 @@ fn stream_line(key: &str, value: Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// A stream whose first update is an error: that one `{"error": …}` line, with the error's
+/// HTTP status.
+fn stream_error_response(e: &Status) -> Response<Body> {
+    let mut response =
+        Response::new(Full::new(stream_line("error", status_body(e))).boxed_unsync());
+    *response.status_mut() = http_status(e.code());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 /// grpc-gateway v2.16.0 `runtime/handler.go` `ForwardResponseStream`: the first update decides
 /// the HTTP status (200, or the error's status with a single `{"error": …}` line); later
 /// updates are `{"result": …}` lines, a later error a final `{"error": …}` line.
@@ -507,15 +525,7 @@ async fn stream_response(
             let response = Response::new(Full::new(Bytes::new()).boxed_unsync());
             return response;
         }
-        Err(e) => {
-            let mut response =
-                Response::new(Full::new(stream_line("error", status_body(&e))).boxed_unsync());
-            *response.status_mut() = http_status(e.code());
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            return response;
-        }
+        Err(e) => return stream_error_response(&e),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
     tokio::spawn(async move {

@@ -60,7 +60,9 @@ pub(crate) fn asset_invoice(e: InvoiceError, peer: Option<&NodePubkey>) -> Statu
     match e {
         InvoiceError::NodeDown(n) => node_down(n),
         InvoiceError::UnknownInvoice { .. } => {
-            Status::not_found(format!("{INVOICE_NOT_FOUND}: {msg}"))
+            // lnd's words alone (lightningnetwork/lnd `rpcserver.go` `LookupInvoice`,
+            // v0.21.0-beta; seen through its REST gateway on the regtest network).
+            Status::not_found(INVOICE_NOT_FOUND)
         }
         InvoiceError::DuplicateHash { .. } => {
             Status::already_exists(format!("invoice with payment hash already exists: {msg}"))

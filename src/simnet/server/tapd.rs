@@ -16,8 +16,8 @@ use super::{NodeService, asset_of};
 use crate::lightning::proto::{lnrpc, rfqrpc, tapchannelrpc, taprpc};
 use crate::simnet::model::NodeId;
 use crate::simnet::model::{
-    AssetHolding, AssetId, AssetInfo, AssetInvoiceRequest, AssetPayment, InvoiceSecret, QuoteId,
-    RfqError,
+    AssetHolding, AssetId, AssetInfo, AssetInvoiceRequest, AssetPayment, InvoiceError,
+    InvoiceSecret, QuoteId, RfqError,
 };
 
 /// tapd's services for one node.
@@ -464,7 +464,15 @@ impl tapchannelrpc::taproot_asset_channels_server::TaprootAssetChannels for Tapd
         let decoded = svc
             .net
             .read(|m| m.decode_asset_pay_req(svc.node, &asset_id, &r.pay_req_string));
-        let d = decoded.map_err(status::invoice)?;
+        let d = decoded.map_err(|e| match e {
+            // tapd asks lnd's DecodePayReq and wraps its error under this (misleading) text
+            // (lightninglabs/taproot-assets `rpcserver/rpcserver.go` `DecodeAssetPayReq`,
+            // v0.8.1); lnd's gRPC error reads as Go prints a status.
+            InvoiceError::InvalidPaymentRequest(msg) => Status::unknown(format!(
+                "unable to fetch channel: rpc error: code = Unknown desc = {msg}"
+            )),
+            e => status::invoice(e),
+        })?;
         Ok(Response::new(tapchannelrpc::AssetPayReqResponse {
             asset_amount: d.asset_amount,
             decimal_display: Some(convert::decimal_display(&d.asset)),
