@@ -204,13 +204,13 @@ async fn every_simnet_invoice_decodes_with_lnds_decoder() {
             1_234_567u64,
             600i64,
         ),
-        (hex32(&hold_hash), 5_000_000, 3_600),
+        (hex32(&hold_hash), 5_000_000, 86_400),
         (
             hex32(&PaymentHash(asset.invoice.payment_hash.0)),
             asset.value_msat,
             45,
         ),
-        (hex32(&described.payment_hash), 10_000, 3_600),
+        (hex32(&described.payment_hash), 10_000, 86_400),
     ];
     for (d, (hash, msat, expiry)) in decoded.iter().zip(&expect) {
         assert_eq!(

@@ -394,6 +394,7 @@ conformance!(
     node_identity,
     invoices_add_and_lookup,
     bad_payment_requests_in_lnds_words,
+    a_plain_invoice_with_expiry_zero_lasts_a_day,
     an_invoice_expires,
     settlement_stream_resumes_from_an_index,
     a_resumed_stream_replays_adds_as_they_are_now,
@@ -511,6 +512,15 @@ async fn bad_payment_requests_in_lnds_words(net: &Net) {
             "DecodeAssetPayReq {bad}: {e}"
         );
     }
+}
+
+/// lnd's `DefaultInvoiceExpiry`: 24 h (lightningnetwork/lnd `lnrpc/invoicesrpc/addinvoice.go`,
+/// v0.21.0-beta).
+async fn a_plain_invoice_with_expiry_zero_lasts_a_day(net: &Net) {
+    let merchant = net.node("merchant");
+    let inv = net.invoice(&merchant, 10_000, 0).await;
+    let status = net.lookup(&merchant, &inv.payment_hash).await;
+    assert_eq!(status.expiry_secs, 86_400);
 }
 
 async fn an_invoice_expires(net: &Net) {

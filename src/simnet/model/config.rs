@@ -6,7 +6,7 @@
 //! | `usd_per_btc` | 100,000 | makes 1 unit of a 6-decimal coin worth exactly 1 msat, so test numbers read at a glance |
 //! | `spread_ppm` | 10,000 (±1 %) | visible in tests, well inside tapd's 5 % `acceptpricedeviationppm` |
 //! | `quote_lifetime_secs` | unset: tapd's sample oracle's rule, 300 s, or 60 s for orders above 100,000 units | the oracle the edge imitates (see [`SampleOracleLifetime`]); set it for one fixed lifetime, ≥ tapd's 10 s minimum |
-//! | `invoice_expiry_secs` | 3,600 | plain invoices created with expiry 0 |
+//! | `invoice_expiry_secs` | 86,400 | plain invoices created with expiry 0, as lnd's `DefaultInvoiceExpiry` |
 //! | `fees` | 1,000 msat + 1,000 ppm | lnd's default base fee and a 0.1 % rate an edge LSP might charge |
 //! | `balances` | see [`InitialBalances`] | alice $1,000, bob 0.1 BTC, the merchant empty |
 //! | `block_height` | 200 | a regtest chain past coinbase maturity |
@@ -68,9 +68,9 @@ impl SampleOracleLifetime {
 pub(crate) fn quote_lifetime_secs(fixed: Option<u64>, subject_asset_max_amount: u64) -> u64 {
     fixed.unwrap_or_else(|| SampleOracleLifetime::secs(subject_asset_max_amount))
 }
-/// Default expiry of a plain invoice created with expiry 0. (lnd's own default is 86,400 s;
-/// an hour keeps a demo's stale invoices from lingering.)
-pub const DEFAULT_INVOICE_EXPIRY_SECS: u64 = 3_600;
+/// Default expiry of a plain invoice created with expiry 0: lnd's `DefaultInvoiceExpiry`, 24 h
+/// (lightningnetwork/lnd `lnrpc/invoicesrpc/addinvoice.go`, v0.21.0-beta).
+pub const DEFAULT_INVOICE_EXPIRY_SECS: u64 = 86_400;
 /// Default base fee the edge charges per forwarded payment: 1 sat, lnd's default.
 pub const DEFAULT_FEE_BASE_MSAT: u64 = 1_000;
 /// Default proportional fee: 1,000 ppm (0.1 %), visible in tests, typical of an LSP.

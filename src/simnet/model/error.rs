@@ -36,7 +36,7 @@ pub enum ConfigError {
     #[error("quote_lifetime_secs {0} is below tapd's minimum quote lifetime; use at least 10")]
     QuoteLifetime(u64),
     /// Invoices need a positive default expiry.
-    #[error("invoice_expiry_secs must be positive; 3600 is the simnet default")]
+    #[error("invoice_expiry_secs must be positive; 86400 (lnd's) is the simnet default")]
     InvoiceExpiry,
 }
 
