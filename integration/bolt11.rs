@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use tapgate::app::{NetworkAddresses, Node};
 use tapgate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource};
 use tapgate::lightning::types::{AssetInvoiceRequest, InvoiceRequest};
-use tapgate::nodes::{NetworkAddresses, Node};
 use tapgate::simnet::model::{self, InvoiceSecret, NodeId, PaymentHash, SimnetConfig};
 use tapgate::simnet::run::{RunOptions, start_with};
 

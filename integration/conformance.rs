@@ -39,6 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rust_decimal::Decimal;
 
+use tapgate::app::{NetworkAddresses, Node};
 use tapgate::l402::{PaymentHash, Preimage};
 use tapgate::lightning::error::BackendError;
 use tapgate::lightning::grpc::connect_lazy_streaming;
@@ -47,7 +48,6 @@ use tapgate::lightning::types::{
     AssetInvoiceRequest, AssetRef, InvoiceRequest, InvoiceState, InvoiceStatus,
 };
 use tapgate::network_file::NetworkFile;
-use tapgate::nodes::{NetworkAddresses, Node};
 use tapgate::pricing::{self, FixedPoint};
 use tapgate::simnet::model::SimnetConfig;
 use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};

@@ -248,9 +248,9 @@ async fn an_l402_client_pays_through_lnds_rest_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_mid_stream_is_a_last_error_line() {
     use std::io::{BufRead, BufReader};
+    use tapgate::app::{NetworkAddresses, Node};
     use tapgate::l402::Preimage;
     use tapgate::lightning::types::InvoiceRequest;
-    use tapgate::nodes::{NetworkAddresses, Node};
     use tapgate::simnet::model::NodeId;
 
     let (running, _dir) = start_simnet().await;

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use tapgate::app::{NetworkAddresses, Node};
 use tapgate::lightning::error::BackendError;
 use tapgate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Rates};
 use tapgate::lightning::types::{AssetInvoiceRequest, AssetRef, InvoiceRequest};
-use tapgate::nodes::{NetworkAddresses, Node};
 use tapgate::pricing;
 use tapgate::simnet::model::{NodeId, SimnetConfig};
 use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};

@@ -280,7 +280,7 @@ pub enum CliError {
     /// Node wiring problem (unknown node, unreadable network file, bad asset id).
     #[cfg(feature = "node")]
     #[error(transparent)]
-    NodeSetup(#[from] crate::nodes::NodeSetupError),
+    NodeSetup(#[from] crate::app::BuildError),
     /// A node call failed.
     #[cfg(feature = "node")]
     #[error(transparent)]

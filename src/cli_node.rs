@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::app::{BuildError, NetworkAddresses, Node};
 use crate::cli::spend_cap::{self, CapRate, CappedPayment, RateSource};
 use crate::cli::{CliError, parse};
 use crate::config::Settings;
@@ -21,7 +22,6 @@ use crate::lightning::oracle::{OracleClient, OracleSide};
 use crate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Payments, Rates};
 use crate::lightning::types::{AssetInvoiceRequest, AssetRef, InvoiceRequest};
 use crate::network_file::NetworkFile;
-use crate::nodes::{NetworkAddresses, Node, NodeSetupError};
 use crate::pricing;
 
 /// `node invoice --msat`'s default expiry.
@@ -135,7 +135,7 @@ pub enum NodeCommand {
 fn pick_asset(net: &NetworkAddresses, given: Option<&str>) -> Result<AssetRef, CliError> {
     match given {
         Some(s) if s != "default" => AssetRef::parse(s).ok_or_else(|| {
-            NodeSetupError::BadHex {
+            BuildError::BadHex {
                 what: "asset id",
                 value: s.to_owned(),
             }
@@ -425,7 +425,7 @@ async fn sats_rate(
 /// The price oracle a network file names, if any (the real regtest network's nodes use
 /// tapd's built-in mock oracle, which has no endpoint).
 fn oracle_of(network_file: &Path) -> Result<Option<OracleClient>, CliError> {
-    let file = NetworkFile::read(network_file).map_err(NodeSetupError::from)?;
+    let file = NetworkFile::read(network_file).map_err(BuildError::from)?;
     let Some((endpoint, cert)) = file.oracle_endpoint.zip(file.oracle_tls_cert_path) else {
         return Ok(None);
     };

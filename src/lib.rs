@@ -40,6 +40,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "node")]
+pub mod app;
 pub mod cli;
 #[cfg(feature = "node")]
 pub mod cli_node;
@@ -49,8 +51,6 @@ pub mod l402;
 pub mod lightning;
 #[cfg(feature = "node")]
 pub mod network_file;
-#[cfg(feature = "node")]
-pub mod nodes;
 pub mod pricing;
 pub mod simnet;
 pub mod store;

@@ -162,7 +162,7 @@ impl TapdNode {
 
     /// Attaches the lnd of the same node (in litd: the same endpoint, with lnd's macaroon), so
     /// that [`TapdNode::asset_balance`] can count the units in asset channels.
-    /// [`crate::nodes::Node::connect`] does this for every node it connects.
+    /// [`crate::app::Node::connect`] does this for every node it connects.
     #[must_use]
     pub fn with_lnd(mut self, lnd: LndNode) -> Self {
         self.lnd = Some(lnd);
@@ -229,14 +229,14 @@ impl TapdNode {
     /// Units of `asset` this node holds, in its open channels and on chain: tapd's
     /// `ListBalances` plus the node's side of its asset channels from lnd's `ChannelBalance`
     /// (see [`TapdNode::asset_balance_with`] for the parts). Needs the node's lnd attached with
-    /// [`TapdNode::with_lnd`], as [`crate::nodes::Node::connect`] does; without it this fails
+    /// [`TapdNode::with_lnd`], as [`crate::app::Node::connect`] does; without it this fails
     /// rather than report the on-chain part alone as the whole.
     pub async fn asset_balance(&self, asset: &AssetRef) -> Result<u64, BackendError> {
         let Some(lnd) = &self.lnd else {
             return Err(BackendError::invalid_request(
                 "ChannelBalance",
                 "this tapd client has no lnd attached, and tapd reports asset channel units \
-                 only through lnd; connect through `nodes::Node::connect` (or \
+                 only through lnd; connect through `app::Node::connect` (or \
                  `TapdNode::with_lnd`), or use `onchain_asset_balance` for on-chain units alone",
             ));
         };

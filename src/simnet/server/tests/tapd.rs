@@ -1,10 +1,10 @@
 //! tapd's services and the edge's price oracle.
 
 use super::*;
+use crate::app::{NetworkAddresses, Node};
 use crate::lightning::channel_data::ChannelUnits;
 use crate::lightning::tapd::TapdNode;
 use crate::lightning::types::{AssetBalance, AssetRef};
-use crate::nodes::{NetworkAddresses, Node};
 
 #[tokio::test]
 async fn asset_invoice_paid_with_the_asset() {
@@ -278,7 +278,7 @@ async fn price_oracle_answers_like_the_sample_oracle() {
 }
 
 /// The adapters' asset balance: tapd's on-chain units plus the node's side of its asset
-/// channels from lnd, through `nodes::Node` and through `TapdNode` with its lnd attached.
+/// channels from lnd, through `app::Node` and through `TapdNode` with its lnd attached.
 #[tokio::test]
 async fn asset_balance_adds_channel_units_from_lnd() {
     let net = Net::start().await;

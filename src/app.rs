@@ -1,6 +1,14 @@
-//! Wiring: from a simnet `network.toml` or the `[nodes.*]` settings to connected node
-//! adapters. One place decides where nodes are; the adapters do not care whether the other
-//! end is simnet or a real litd.
+//! The one wiring place: from a simnet's `network.toml` or the `[nodes.*]` settings to
+//! connected node adapters. One place decides where nodes are; the adapters do not care whether
+//! the other end is simnet or a real litd.
+//!
+//! Start-up problems (a network file that cannot be read, a bad asset id, an unknown node, a
+//! certificate or macaroon that cannot be loaded) are a [`BuildError`], kept apart from the
+//! runtime errors of the adapters ([`BackendError`]) the way ldk-node keeps its `BuildError`
+//! apart from `Error`: a `BuildError` means "fix the configuration and start again".
+//!
+//! This module reads the network file through [`crate::network_file`], which is where its type
+//! lives; it never imports `crate::simnet` (production code does not depend on the simulator).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,9 +43,10 @@ pub struct NetworkAddresses {
     pub edge_pubkey: Option<String>,
 }
 
-/// Why the nodes cannot be set up.
+/// Why tapgate cannot start: the nodes cannot be set up from the network file or the
+/// settings. Runtime failures of a node call are a [`BackendError`] instead.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeSetupError {
+pub enum BuildError {
     /// The network file.
     #[error(transparent)]
     NetworkFile(#[from] NetworkFileError),
@@ -65,8 +74,8 @@ pub enum NodeSetupError {
     Backend(#[from] BackendError),
 }
 
-fn asset_ref(value: &str) -> Result<AssetRef, NodeSetupError> {
-    AssetRef::parse(value).ok_or_else(|| NodeSetupError::BadHex {
+fn asset_ref(value: &str) -> Result<AssetRef, BuildError> {
+    AssetRef::parse(value).ok_or_else(|| BuildError::BadHex {
         what: "asset id",
         value: value.to_owned(),
     })
@@ -84,7 +93,7 @@ fn connection(key: &'static str, c: &ConnectionSettings) -> Result<NodeConnectio
 
 impl NetworkAddresses {
     /// From a simnet's `network.toml`.
-    pub fn from_network_file(path: &Path) -> Result<Self, NodeSetupError> {
+    pub fn from_network_file(path: &Path) -> Result<Self, BuildError> {
         let file = NetworkFile::read(path)?;
         let nodes = file
             .nodes
@@ -111,7 +120,7 @@ impl NetworkAddresses {
     }
 
     /// From the `[nodes.*]` and `[network]` settings (a Polar network, or real nodes).
-    pub fn from_settings(settings: &Settings) -> Result<Self, NodeSetupError> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, BuildError> {
         let mut nodes = Vec::new();
         for (name, n) in &settings.nodes {
             nodes.push(NodeAddress {
@@ -133,11 +142,11 @@ impl NetworkAddresses {
     }
 
     /// The node called `name`.
-    pub fn node(&self, name: &str) -> Result<&NodeAddress, NodeSetupError> {
+    pub fn node(&self, name: &str) -> Result<&NodeAddress, BuildError> {
         self.nodes
             .iter()
             .find(|n| n.name == name)
-            .ok_or_else(|| NodeSetupError::UnknownNode {
+            .ok_or_else(|| BuildError::UnknownNode {
                 name: name.to_owned(),
                 known: self
                     .nodes
@@ -164,7 +173,7 @@ impl Node {
     /// Lazily connected clients for both daemons (nothing is dialled yet). The tapd client
     /// gets a handle on the node's lnd: tapd reports the units in asset channels only through
     /// lnd (see [`TapdNode::with_lnd`]).
-    pub fn connect(addr: &NodeAddress) -> Result<Self, NodeSetupError> {
+    pub fn connect(addr: &NodeAddress) -> Result<Self, BuildError> {
         let lnd = LndNode::connect(&addr.lnd)?;
         let tapd = TapdNode::connect(&addr.tapd)?.with_lnd(lnd.clone());
         Ok(Self {
@@ -216,4 +225,54 @@ impl crate::lightning::traits::Payments for Node {
 /// The default network file of a simnet started in `dir`.
 pub fn network_file_in(dir: &Path) -> PathBuf {
     dir.join("network.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_node_names_the_known_ones() {
+        let addrs = NetworkAddresses {
+            nodes: ["alice", "bob"]
+                .map(|name| NodeAddress {
+                    name: name.to_owned(),
+                    lnd: NodeConnection::new("127.0.0.1:1", "c", "m"),
+                    tapd: NodeConnection::new("127.0.0.1:2", "c", "m"),
+                })
+                .to_vec(),
+            ..NetworkAddresses::default()
+        };
+        assert!(addrs.node("bob").is_ok());
+        let err = addrs.node("carol").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no node named \"carol\"; known nodes: alice, bob"
+        );
+    }
+
+    #[test]
+    fn a_bad_asset_id_in_the_settings_is_a_build_error() {
+        let mut settings = Settings::default();
+        settings.network.asset_id = Some("not hex".into());
+        let err = NetworkAddresses::from_settings(&settings).unwrap_err();
+        assert!(matches!(
+            err,
+            BuildError::BadHex {
+                what: "asset id",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "asset id \"not hex\" is not valid hex of the right length"
+        );
+    }
+
+    #[test]
+    fn a_missing_network_file_is_a_build_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = NetworkAddresses::from_network_file(&network_file_in(dir.path())).unwrap_err();
+        assert!(matches!(err, BuildError::NetworkFile(_)), "{err:?}");
+    }
 }
