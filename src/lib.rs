@@ -45,6 +45,7 @@ pub mod app;
 pub mod cli;
 #[cfg(feature = "node")]
 pub mod cli_node;
+pub mod clock;
 pub mod config;
 pub mod l402;
 #[cfg(feature = "node")]

@@ -59,9 +59,10 @@ use super::auth::{MacaroonAuth, write_grant};
 use super::model::{ConfigError, NodeId, NodePubkey, Simnet, SimnetConfig};
 use super::permissions::Grant;
 use super::rest::{self, RestSetupError};
-use super::server::{Clock, NodeAuth, SimnetHandle, SystemClock, node_routes};
+use super::server::{NodeAuth, SimnetHandle, node_routes};
 use super::state_dir::{DirLock, StateDirError, begin_run};
 use super::tls::{NodeFilesError, TLS_CERT_FILE, write_node_tls};
+use crate::clock::{Clock, SystemClock};
 use crate::l402::RootKey;
 pub use crate::network_file::{NetworkFile, NetworkFileError, NodeEntry};
 

@@ -38,7 +38,7 @@ use crate::simnet::model::{
     AssetInfo, NodeId, PayError, Payment, PaymentHash, PaymentStatus, Simnet,
 };
 
-pub use state::{Clock, ManualClock, SimnetHandle, SystemClock};
+pub use state::SimnetHandle;
 
 use stream::{Poll, RpcStream, StreamCtx};
 

@@ -6,65 +6,12 @@
 //! every watcher when it moved. It never holds the lock across an `.await` (the mutex is
 //! `std`'s, so it cannot be) and never sleeps.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::simnet::model::Simnet;
-
-/// Where the servers get "now" from, in unix seconds: the system clock in production, a
-/// [`ManualClock`] in tests so quote and invoice expiry can be stepped past without sleeping.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time, unix seconds.
-    fn now_unix(&self) -> u64;
-}
-
-/// The system's wall clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_unix(&self) -> u64 {
-        // A clock before 1970 is a broken machine; 0 keeps the simnet running rather than
-        // failing every call.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
-}
-
-/// A clock that only moves when told to.
-#[derive(Debug, Default)]
-pub struct ManualClock {
-    secs: AtomicU64,
-}
-
-impl ManualClock {
-    /// A clock reading `secs`.
-    pub fn new(secs: u64) -> Self {
-        Self {
-            secs: AtomicU64::new(secs),
-        }
-    }
-
-    /// Sets the time.
-    pub fn set(&self, secs: u64) {
-        self.secs.store(secs, Ordering::SeqCst);
-    }
-
-    /// Moves the time forward by `secs`.
-    pub fn advance(&self, secs: u64) {
-        self.secs.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_unix(&self) -> u64 {
-        self.secs.load(Ordering::SeqCst)
-    }
-}
 
 struct Inner {
     /// The network. Locked only for synchronous model calls, never across an `.await`.
@@ -72,6 +19,9 @@ struct Inner {
     /// The model's generation after the last [`SimnetHandle::update`]; watchers wake when it
     /// changes. Invariant: it equals `model.generation()` whenever the lock is free.
     changed: watch::Sender<u64>,
+    /// Where "now" comes from: the system clock when serving, a
+    /// [`ManualClock`](crate::clock::ManualClock) in tests so quote and invoice expiry can be
+    /// stepped past without sleeping.
     clock: Arc<dyn Clock>,
 }
 
@@ -157,6 +107,7 @@ impl SimnetHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::simnet::model::{NodeId, SimnetConfig};
 
     #[test]
