@@ -53,5 +53,6 @@ pub mod lightning;
 #[cfg(feature = "node")]
 pub mod network_file;
 pub mod pricing;
+pub mod shutdown;
 pub mod simnet;
 pub mod store;
