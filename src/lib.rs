@@ -3,16 +3,21 @@
 //! tapgate lets an API be priced in US dollars and paid over Lightning through L402, whether
 //! the paying agent holds sats or a USD stablecoin issued as a Taproot Asset.
 //!
-//! This release carries the foundation:
+//! ## Modules
 //!
-//! * [`l402`]: the protocol, without I/O. Identifiers, macaroons (V2 binary, go-macaroon's
-//!   HMAC chain, byte-identical with Aperture, pymacaroons and macaroon.js), caveats with
-//!   narrowing rules, the `WWW-Authenticate`/`Authorization` headers, and verification from a
-//!   header string to a typed [`l402::Decision`].
-//! * [`store`]: where root keys live; one trait, an in-memory store and a SQLite store, both
-//!   held to one conformance suite.
-//! * [`config`]: layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI).
-//! * [`cli`]: the `tapgate` command: `config check`, `token inspect|attenuate|mint|verify|revoke`.
+//! | module | owns | must not |
+//! | --- | --- | --- |
+//! | [`l402`] | the protocol: identifiers, macaroons (V2 binary, go-macaroon's HMAC chain, byte-identical with Aperture, pymacaroons and macaroon.js), caveats with narrowing rules, the `WWW-Authenticate`/`Authorization` headers, verification from a header string to a typed [`l402::Decision`] | do I/O |
+//! | [`pricing`] | US dollars, asset units, msat and tapd's `FixedPoint` rates, converted with tapd's truncating rules; the one `units_covering` | read a clock or a node |
+//! | `lightning` | narrow traits in tapgate's types, and the lnd, tapd and price-oracle adapters over gRPC (feature `node`) | let a proto type out of an adapter |
+//! | [`store`] | root keys: one trait, an in-memory and a SQLite store, one conformance suite | log a key |
+//! | [`config`] | layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI) | connect to anything |
+//! | `network_file` | the `network.toml` type that simnet and the regtest script write (feature `node`) | |
+//! | `app` | the one wiring place: settings or a `network.toml` to node adapters; `BuildError` for start-up problems (feature `node`) | import `simnet` |
+//! | [`clock`] | where "now" comes from: `Clock`, `SystemClock`, `ManualClock` for tests | sleep |
+//! | [`shutdown`] | stopping cleanly: one cancellation token, named tasks, a drain with a bound, SIGINT/SIGTERM | decide what a task does when cancelled |
+//! | [`cli`], `cli_node` | the `tapgate` command: `config check`, `token …`, `node …`, `simnet` | hold logic the library lacks |
+//! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
 //! ## The request flow this is built for
 //! A request without a token gets `402` and `WWW-Authenticate: L402 macaroon="…",

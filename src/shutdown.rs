@@ -208,7 +208,9 @@ impl std::fmt::Display for Signal {
 /// A signal handler could not be installed.
 #[cfg(unix)]
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for {signal}: {source}; the process could not be stopped cleanly, so it does not start")]
+#[error(
+    "cannot listen for {signal}: {source}; the process could not be stopped cleanly, so it does not start"
+)]
 pub struct SignalError {
     /// The signal.
     pub signal: Signal,
