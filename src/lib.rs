@@ -11,6 +11,8 @@
 //!   header string to a typed [`l402::Decision`].
 //! * [`store`]: where root keys live; one trait, an in-memory store and a SQLite store, both
 //!   held to one conformance suite.
+//! * [`mint`]: mints a token for a payment hash (fresh token id, root key in the store,
+//!   caveats), verifies credentials against the store at a time the caller passes, revokes.
 //! * [`config`]: layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI).
 //! * [`cli`]: the `tapgate` command: `config check`, `token inspect|attenuate|mint|verify|revoke`.
 //!
@@ -47,6 +49,7 @@ pub mod config;
 pub mod l402;
 #[cfg(feature = "node")]
 pub mod lightning;
+pub mod mint;
 #[cfg(feature = "node")]
 pub mod network_file;
 #[cfg(feature = "node")]
