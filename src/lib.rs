@@ -14,7 +14,9 @@
 //! * [`mint`]: mints a token for a payment hash (fresh token id, root key in the store,
 //!   caveats), verifies credentials against the store at a time the caller passes, revokes.
 //! * [`config`]: layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI).
-//! * [`cli`]: the `tapgate` command: `config check`, `token inspect|attenuate|mint|verify|revoke`.
+//! * [`cli`]: the `tapgate` command, one thin file per command (`src/cli/`): `config check`,
+//!   `token inspect|attenuate|mint|verify|revoke` (over [`mint`]), `price convert`, and with the
+//!   `node` feature `simnet` and `node …`.
 //!
 //! ## The request flow this is built for
 //! A request without a token gets `402` and `WWW-Authenticate: L402 macaroon="…",
@@ -43,8 +45,6 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-#[cfg(feature = "node")]
-pub mod cli_node;
 pub mod config;
 pub mod l402;
 #[cfg(feature = "node")]
