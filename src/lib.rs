@@ -16,7 +16,8 @@
 //! | `app` | the one wiring place: settings or a `network.toml` to node adapters; `BuildError` for start-up problems (feature `node`) | import `simnet` |
 //! | [`clock`] | where "now" comes from: `Clock`, `SystemClock`, `ManualClock` for tests | sleep |
 //! | [`shutdown`] | stopping cleanly: one cancellation token, named tasks, a drain with a bound, SIGINT/SIGTERM | decide what a task does when cancelled |
-//! | [`cli`], `cli_node` | the `tapgate` command: `config check`, `token …`, `node …`, `simnet` | hold logic the library lacks |
+//! | [`mint`] | mints a token for a payment hash (fresh token id, root key in the store, caveats), verifies credentials against the store at a time the caller passes, revokes | read a clock |
+//! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `simnet` and `node …` | hold logic the library lacks |
 //! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
 //! ## The request flow this is built for
@@ -48,13 +49,12 @@
 #[cfg(feature = "node")]
 pub mod app;
 pub mod cli;
-#[cfg(feature = "node")]
-pub mod cli_node;
 pub mod clock;
 pub mod config;
 pub mod l402;
 #[cfg(feature = "node")]
 pub mod lightning;
+pub mod mint;
 #[cfg(feature = "node")]
 pub mod network_file;
 pub mod pricing;

@@ -372,6 +372,38 @@ pub fn evaluate<'a>(
     })
 }
 
+/// Refuses a caveat chain in which a caveat widens an earlier one, by the rules verification
+/// applies ([`evaluate`]): for minting and attenuating, since a widened token would be refused
+/// by every tapgate anyway. `evaluate` judges the `services` caveats and the caveats of one
+/// service, so it runs once for every service the chain names; its other refusals (a service
+/// missing, say) are for verification to report, not this.
+pub fn check_narrowing<C: AsRef<[u8]>>(chain: &[C]) -> Result<(), CaveatError> {
+    let mut services = BTreeSet::new();
+    for text in chain
+        .iter()
+        .filter_map(|c| std::str::from_utf8(c.as_ref()).ok())
+    {
+        match Caveat::parse(text) {
+            Ok(Caveat {
+                service: Some(svc), ..
+            }) => {
+                services.insert(svc);
+            }
+            Ok(Caveat {
+                condition: Condition::Services(list),
+                ..
+            }) => services.extend(list.into_iter().map(|s| s.name)),
+            _ => {}
+        }
+    }
+    for svc in &services {
+        if let Err(e @ CaveatError::Widening(_)) = evaluate(chain.iter().map(|c| c.as_ref()), svc) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,5 +595,28 @@ mod tests {
             let r = eval(&["services=s:0", &first, &second], "s");
             prop_assert_eq!(r.is_ok(), b <= a);
         }
+    }
+
+    #[test]
+    fn check_narrowing_refuses_only_widening() {
+        let widening = CaveatError::Widening("svc_max_calls".into());
+        assert_eq!(
+            check_narrowing(&["services=svc:0", "svc_max_calls=5", "svc_max_calls=6"]),
+            Err(widening)
+        );
+        assert!(matches!(
+            check_narrowing(&["services=svc:0", "services=svc:0,b:0"]),
+            Err(CaveatError::Widening(_))
+        ));
+        // Narrowing, another service's caveats, and refusals that are not widenings pass.
+        assert_eq!(
+            check_narrowing(&["services=svc:0", "svc_max_calls=6", "svc_max_calls=5"]),
+            Ok(())
+        );
+        assert_eq!(
+            check_narrowing(&["svc_max_calls=5", "other_max_calls=9"]),
+            Ok(())
+        );
+        assert_eq!(check_narrowing(&["color=blue"]), Ok(()));
     }
 }

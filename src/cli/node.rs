@@ -1,6 +1,6 @@
-//! `tapgate simnet` and `tapgate node …`: the operator's commands over the node adapters.
-//! They print JSON and work the same against simnet (`--network DIR/network.toml`) and a
-//! Polar or real network (`--config config/polar.toml`).
+//! `tapgate node …`: the operator's commands over the node adapters. They print JSON and work
+//! the same against simnet (`--network DIR/network.toml`) and a Polar or real network
+//! (`--config config/polar.toml`).
 //!
 //! `node … pay --max-usd` is a hard cap, routing fees included: the fee limit handed to the
 //! node is chosen so that the invoice plus the whole fee limit, at the edge's rate, stays
@@ -12,10 +12,12 @@ use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::error::CliError;
+use super::output::print_json;
+use super::parse;
+use super::spend_cap::{self, CapRate, CappedPayment, RateSource};
 use crate::app::{BuildError, NetworkAddresses, Node};
-use crate::cli::spend_cap::{self, CapRate, CappedPayment, RateSource};
-use crate::cli::{CliError, parse};
-use crate::config::Settings;
+use crate::config::{Settings, Sources};
 use crate::lightning::error::BackendError;
 use crate::lightning::grpc::NodeConnection;
 use crate::lightning::oracle::{OracleClient, OracleSide};
@@ -33,30 +35,6 @@ const ASSET_INVOICE_EXPIRY_SECS: u64 = 60;
 
 /// How long the quotes tapgate asks for itself (to price a `--max-usd` check) live.
 const CHECK_QUOTE_SECS: u64 = 60;
-
-/// `tapgate simnet`
-#[derive(Debug, Args)]
-pub struct SimnetArgs {
-    /// Directory for the nodes' certificates, macaroons and `network.toml` (created 0700).
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// Dollar price of one bitcoin at the edge's oracle.
-    #[arg(long, default_value = "100000", allow_negative_numbers = true, value_parser = parse::positive_usd_per_btc)]
-    pub usd_per_btc: Decimal,
-    /// Listen on this port and the three after it (gRPC of alice, bob, edge, merchant) and on
-    /// the four after those (their REST) instead of ports the OS picks.
-    #[arg(long)]
-    pub base_port: Option<u16>,
-    /// Derive the network's secrets (node keys, preimages, quote ids) from this number, for a
-    /// reproducible run. Without it they come from the OS CSPRNG. A directory keeps the seed it
-    /// was made with; a restart there draws new preimages either way.
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-    /// Give every RFQ quote this lifetime, seconds (at least 10). Without it the edge's oracle
-    /// follows tapd's sample oracle: 300 s, or 60 s for an asset invoice above 100,000 units.
-    #[arg(long, value_name = "SECS")]
-    pub quote_lifetime_secs: Option<u64>,
-}
 
 /// `tapgate node`
 #[derive(Debug, Args)]
@@ -152,57 +130,13 @@ fn edge(net: &NetworkAddresses) -> Result<String, CliError> {
         "the network names no edge node; set network.edge_pubkey",
     ))
 }
-
-/// Runs `tapgate simnet` until Ctrl-C.
-pub async fn simnet(args: &SimnetArgs) -> Result<(), CliError> {
-    use crate::simnet::model::SimnetConfig;
-    use crate::simnet::run::{RunOptions, start_with};
-    let started = std::time::Instant::now();
-    let config = SimnetConfig {
-        usd_per_btc: args.usd_per_btc,
-        seed: args.seed,
-        quote_lifetime_secs: args.quote_lifetime_secs,
-        ..SimnetConfig::default()
-    };
-    let mut options = RunOptions::new(config);
-    options.base_port = args.base_port;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let running = start_with(&args.dir, options, shutdown).await?;
-    let n = running.network();
-    let nodes: Vec<_> = n
-        .nodes
-        .iter()
-        .map(|e| {
-            json!({
-                "name": e.name,
-                "pubkey": e.pubkey,
-                "endpoint": e.lnd_endpoint,
-                "rest_endpoint": e.rest_endpoint,
-            })
-        })
-        .collect();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "network_file": running.network_file(),
-            "started_in_ms": started.elapsed().as_millis() as u64,
-            "asset_id": n.asset_id,
-            "edge_pubkey": n.edge_pubkey,
-            "nodes": nodes,
-        }))?
-    );
-    eprintln!("simnet running; press Ctrl-C to stop");
-    let took = running.wait().await?;
-    eprintln!(
-        "simnet stopped in {} ms; network.toml removed",
-        took.as_millis()
-    );
-    Ok(())
+/// Runs `tapgate node …` and prints its result.
+pub async fn run(args: &NodeArgs, sources: &Sources) -> Result<(), CliError> {
+    let settings = sources.load()?;
+    print_json(&node(args, &settings).await?)
 }
 
-/// Runs `tapgate node …`.
+/// What `tapgate node …` answers, as JSON (printed by [`run`]).
 pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Value, CliError> {
     let net = match &args.network {
         Some(path) => NetworkAddresses::from_network_file(path)?,
@@ -522,7 +456,7 @@ async fn pay_with_asset(
     if let (Some(cap), Some(units), Some(spent_usd)) = (&cap, out.units_spent, spent_usd)
         && !cap.holds_for(units)
     {
-        crate::cli::print_json(&result)?;
+        print_json(&result)?;
         return Err(CliError::CapBrokenAfterPayment {
             spent_usd,
             max_usd: cap.max_usd,

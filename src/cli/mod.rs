@@ -1,0 +1,108 @@
+//! The `tapgate` command line: the clap definitions and the dispatch to one file per command.
+//!
+//! Commands print their result on stdout (JSON; TOML for `config check`; the bare macaroon for
+//! `token attenuate`) and errors on stderr, and exit non-zero on any error. Root keys are never
+//! printed. The only preimage printed is the one `node pay` obtains: it is the payer's proof of
+//! payment, which the payer needs. `token inspect` shows a macaroon's contents, not its
+//! signature; `token mint` and `token attenuate` print whole macaroons, which are bearer
+//! credentials.
+//!
+//! Input is checked before anything is written or dialled: flag values by the parsers in
+//! [`parse`], arguments that contradict each other by clap, caveats before the store is opened.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | [`Cli`], [`Command`], [`run`]: nothing but parsing and dispatch |
+//! | [`config`] | `config check` |
+//! | [`token`] | `token inspect\|attenuate\|mint\|verify\|revoke` (over [`crate::mint`]) |
+//! | [`price`] | `price convert` |
+//! | `simnet` | `simnet` (feature `node`) |
+//! | `node` | `node … info\|balance\|invoice\|quote\|pay` (feature `node`) |
+//! | [`error`] | [`CliError`], the messages a user reads |
+//! | [`output`] | stdout and stderr: JSON results, logging |
+//! | [`parse`], [`report`], `spend_cap` | flag values, error causes on stderr, `--max-usd` |
+//!
+//! A command file parses its arguments, calls the library and prints; the work belongs in the
+//! library, where the gateway can call the same code.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Sources;
+
+pub mod config;
+pub mod error;
+#[cfg(feature = "node")]
+pub mod node;
+pub mod output;
+pub mod parse;
+pub mod price;
+pub mod report;
+#[cfg(feature = "node")]
+pub mod simnet;
+#[cfg(feature = "node")]
+pub mod spend_cap;
+pub mod token;
+
+pub use error::CliError;
+pub use output::init_tracing;
+
+/// tapgate: L402 for APIs priced in dollars, paid in sats or a Taproot Assets stablecoin.
+#[derive(Debug, Parser)]
+#[command(name = "tapgate", version, about)]
+pub struct Cli {
+    /// Configuration file (default: config/tapgate.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE", env = "TAPGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Override one setting, highest precedence; repeatable (e.g. --set store.backend=memory).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// L402 tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Prices: check what a dollar price comes to in asset units and msat.
+    #[command(subcommand)]
+    Price(price::PriceCommand),
+    /// Start the simulated regtest network (alice, bob, edge, merchant) and run until Ctrl-C.
+    #[cfg(feature = "node")]
+    Simnet(simnet::SimnetArgs),
+    /// Talk to one node of a simnet, Polar or real network.
+    #[cfg(feature = "node")]
+    Node(node::NodeArgs),
+}
+
+impl Cli {
+    fn sources(&self) -> Sources {
+        Sources {
+            file: self.config.clone(),
+            overrides: self.overrides.clone(),
+            env: true,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let sources = cli.sources();
+    match cli.command {
+        Command::Config(command) => config::run(command, &sources),
+        Command::Token(command) => token::run(command, &sources).await,
+        Command::Price(command) => price::run(command),
+        #[cfg(feature = "node")]
+        Command::Simnet(args) => simnet::run(&args).await,
+        #[cfg(feature = "node")]
+        Command::Node(args) => node::run(&args, &sources).await,
+    }
+}

@@ -1,0 +1,33 @@
+//! Where the commands write: results on stdout, logs on stderr.
+//!
+//! Results are pretty-printed JSON (except `config check`'s TOML and `token attenuate`'s bare
+//! macaroon, printed by their commands). Logs go to stderr, coloured only on a terminal, so
+//! stdout stays a clean result for scripts. Errors are printed by `main` (see `report`).
+
+use super::Cli;
+use super::error::CliError;
+
+/// Sets up logging to stderr. Uses the configured filter when the configuration loads;
+/// configuration errors are reported by the command itself.
+pub fn init_tracing(cli: &Cli) {
+    let filter = cli
+        .sources()
+        .load()
+        .map(|s| s.log.filter)
+        .unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a terminal: escape codes in a log file or a pipe are noise.
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Prints a command's result on stdout, pretty-printed.
+pub(super) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
