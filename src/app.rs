@@ -10,7 +10,7 @@
 //! This module reads the network file through [`crate::network_file`], which is where its type
 //! lives; it never imports `crate::simnet` (production code does not depend on the simulator).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{ConfigError, ConnectionSettings, Settings, expand_path};
@@ -222,11 +222,6 @@ impl crate::lightning::traits::Payments for Node {
     }
 }
 
-/// The default network file of a simnet started in `dir`.
-pub fn network_file_in(dir: &Path) -> PathBuf {
-    dir.join("network.toml")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +267,8 @@ mod tests {
     #[test]
     fn a_missing_network_file_is_a_build_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = NetworkAddresses::from_network_file(&network_file_in(dir.path())).unwrap_err();
+        let err =
+            NetworkAddresses::from_network_file(&NetworkFile::path_in(dir.path())).unwrap_err();
         assert!(matches!(err, BuildError::NetworkFile(_)), "{err:?}");
     }
 }

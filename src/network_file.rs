@@ -67,7 +67,15 @@ pub struct NodeEntry {
     pub tapd_macaroon_path: PathBuf,
 }
 
+/// The network file's name inside a network's directory.
+pub const NETWORK_FILE: &str = "network.toml";
+
 impl NetworkFile {
+    /// `dir/network.toml`: where `tapgate simnet --dir DIR` and `up.sh DIR` write it.
+    pub fn path_in(dir: &Path) -> PathBuf {
+        dir.join(NETWORK_FILE)
+    }
+
     /// Reads and parses a network file.
     pub fn read(path: &Path) -> Result<Self, NetworkFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| NetworkFileError::Read {

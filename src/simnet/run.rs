@@ -66,8 +66,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::l402::RootKey;
 pub use crate::network_file::{NetworkFile, NetworkFileError, NodeEntry};
 
-/// The network file's name inside `DIR`.
-pub const NETWORK_FILE: &str = "network.toml";
+pub use crate::network_file::NETWORK_FILE;
 
 /// How long [`RunningSimnet::shutdown`] waits for the servers to drain before aborting them:
 /// long enough for in-flight unary calls (the simnet answers in microseconds), short enough
@@ -288,7 +287,7 @@ pub async fn start_with(
         group_key: asset.group_key.map(|g| g.to_hex()),
         nodes,
     };
-    let network_file = dir.join(NETWORK_FILE);
+    let network_file = NetworkFile::path_in(&dir);
     write_network_file(&network_file, &network)?;
     tracing::info!(file = %network_file.display(), "simnet running");
     Ok(RunningSimnet {
