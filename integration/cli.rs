@@ -628,12 +628,17 @@ impl Simnet {
 
     /// Ctrl-C: SIGINT to the process, then its exit; returns how long it took and its stderr.
     fn interrupt(&mut self) -> (std::time::Duration, String) {
+        self.signal("-INT")
+    }
+
+    /// `kill SIGNAL pid`, then the process's exit: how long it took, and its stderr.
+    fn signal(&mut self, signal: &str) -> (std::time::Duration, String) {
         use std::io::Read;
         let pid = self.child.id().to_string();
         let sent = std::time::Instant::now();
         assert!(
             Command::new("kill")
-                .args(["-INT", &pid])
+                .args([signal, &pid])
                 .status()
                 .unwrap()
                 .success()
@@ -940,6 +945,11 @@ fn one_simnet_per_directory_and_ctrl_c_stops_it_cleanly() {
     // The lock went with the process: the directory can be run again.
     net.restart();
     net.ok("alice", &["info"]);
+    // SIGTERM (a service manager, `kill`) stops it the same way.
+    let (took, stderr) = net.signal("-TERM");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert!(stderr.contains("simnet stopped in"), "{stderr}");
+    assert!(!net.dir.path().join("net/network.toml").exists());
 }
 
 /// On a default simnet (quotes as tapd's sample oracle gives them: 60 s above 100,000 units)

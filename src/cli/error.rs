@@ -141,6 +141,10 @@ pub enum CliError {
     #[cfg(feature = "node")]
     #[error(transparent)]
     SimnetShutdown(#[from] crate::simnet::run::ShutdownError),
+    /// The stop signals could not be listened for.
+    #[cfg(unix)]
+    #[error(transparent)]
+    Signals(#[from] crate::shutdown::SignalError),
     /// Something the command needs is not given.
     #[error("{0}")]
     Missing(&'static str),

@@ -48,6 +48,17 @@ pub async fn run(args: &SimnetArgs) -> Result<(), CliError> {
     };
     let mut options = RunOptions::new(config);
     options.base_port = args.base_port;
+    // SIGINT (Ctrl-C) or SIGTERM (a service manager, `kill`) stops it the same way; the
+    // listeners are installed before the servers start, so an early signal is not lost.
+    #[cfg(unix)]
+    let shutdown = {
+        let mut signals = crate::shutdown::Signals::install()?;
+        async move {
+            let signal = signals.recv().await;
+            tracing::info!(?signal, "stopping the simnet");
+        }
+    };
+    #[cfg(not(unix))]
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

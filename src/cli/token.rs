@@ -111,7 +111,9 @@ pub async fn run(command: TokenCommand, sources: &Sources) -> Result<(), CliErro
                 service: &args.service,
                 method: &args.method,
                 path: &args.path,
-                now: args.now.unwrap_or_else(unix_now),
+                now: args
+                    .now
+                    .unwrap_or_else(|| crate::clock::Clock::now_unix(&crate::clock::SystemClock)),
             };
             let decision = mint_of(store, &settings).verify(&values, &ctx).await?;
             print_json(&serde_json::to_value(decision)?)
@@ -136,12 +138,6 @@ fn mint_of(store: AnyStore, settings: &Settings) -> Mint<AnyStore> {
 
 /// The time `token verify` judges at without `--now`: this machine's clock, unix seconds. The
 /// mint never reads a clock itself; the command line is where "now" is decided.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The configured store for a command that only reads or deletes keys: a SQLite store must
 /// already exist, since opening one that does not would create an empty database (in the
 /// current directory, by default) and then report every token as unknown.
