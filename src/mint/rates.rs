@@ -174,7 +174,9 @@ where
     pub async fn get(&self, asset: &A) -> Result<LiveRate, RateError<S::Error>> {
         let (slot, now) = self.slot(asset);
         if let Some(outcome) = slot.get() {
-            // Checked against the same `now` under the lock: a hit is never refused.
+            // Judged at the `now` the slot was kept at, so a hit is never refused. (A fetch that
+            // ended since then is judged a moment before it arrived: at most a second, which
+            // the invoice slack covers.)
             return self.answer(outcome, now);
         }
         let outcome = slot
