@@ -18,6 +18,8 @@ use crate::l402::{
 };
 use crate::store::{RootKeyStore, StoreError};
 
+pub mod rates;
+
 /// Why the mint could not mint, verify or revoke.
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {

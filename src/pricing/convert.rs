@@ -89,6 +89,27 @@ pub fn usd_to_units(usd: Decimal, decimals: u8) -> Result<u64, PricingError> {
     u64::try_from(units).map_err(|_| PricingError::Overflow("asset units"))
 }
 
+/// Dollars → asset units, rounded **up** to a whole unit: the fewest units worth at least `usd`.
+/// For charging a price: [`usd_to_units`] refuses $0.0000005 on a 6-decimal coin, where a call
+/// priced that way must still cost something, and rounding down would give it away. Exact
+/// amounts give what [`usd_to_units`] gives.
+pub fn usd_to_units_ceil(usd: Decimal, decimals: u8) -> Result<u64, PricingError> {
+    match usd_to_units(usd, decimals) {
+        Err(PricingError::TooPrecise { .. }) => {}
+        exact => return exact,
+    }
+    // `usd` has more places than the asset (so it is positive, and its scale, at most 28, is
+    // above `decimals`): units = ⌈mantissa / 10^(scale − decimals)⌉.
+    let norm = usd.normalize();
+    let extra = u8::try_from(norm.scale())
+        .map_err(|_| PricingError::Scale(norm.scale()))?
+        .saturating_sub(decimals);
+    let divisor = super::fixed_point::pow10(extra);
+    let mantissa = BigUint::from(norm.mantissa().unsigned_abs());
+    let units = (mantissa + &divisor - 1u32) / divisor;
+    u64::try_from(units).map_err(|_| PricingError::Overflow("asset units"))
+}
+
 /// Asset units → dollars (exact).
 pub fn units_to_usd(units: u64, decimals: u8) -> Result<Decimal, PricingError> {
     check_decimals(decimals)?;
@@ -302,6 +323,19 @@ mod tests {
         );
         assert_eq!(usd_to_units(d("1"), 13), Err(PricingError::Decimals(13)));
         assert_eq!(usd_to_units(d("1.50000000"), 6), Ok(1_500_000));
+        assert_eq!(usd_to_units_ceil(d("0.0000001"), 6), Ok(1));
+        assert_eq!(usd_to_units_ceil(d("1.0000001"), 6), Ok(1_000_001));
+        assert_eq!(usd_to_units_ceil(d("1.50000000"), 6), Ok(1_500_000));
+        assert_eq!(usd_to_units_ceil(d("0"), 6), Ok(0));
+        assert_eq!(usd_to_units_ceil(d("0.9"), 0), Ok(1));
+        assert_eq!(
+            usd_to_units_ceil(d("-0.0000001"), 6),
+            Err(PricingError::Negative("dollar amount"))
+        );
+        assert_eq!(
+            usd_to_units_ceil(d("1"), 13),
+            Err(PricingError::Decimals(13))
+        );
         assert!(matches!(
             units_to_msat(u64::MAX, &rate("1", 0)),
             Err(PricingError::Overflow(_))
@@ -345,6 +379,28 @@ mod tests {
             let r = rate(&scaled, extra);
             prop_assert_eq!(msat_to_units(msat, &r0).unwrap(), msat_to_units(msat, &r).unwrap());
             prop_assert_eq!(units_to_msat(msat, &r0).unwrap(), units_to_msat(msat, &r).unwrap());
+        }
+
+        #[test]
+        fn usd_to_units_ceil_is_the_least_covering_amount(mantissa in 0i64..1_000_000_000_000_000, scale in 0u32..=18, decimals in 0u8..=12) {
+            let usd = Decimal::new(mantissa, scale);
+            let units = match usd_to_units_ceil(usd, decimals) {
+                Ok(units) => units,
+                // Only amounts beyond u64 units may fail, and they must say so.
+                Err(e) => {
+                    prop_assert_eq!(e, PricingError::Overflow("asset units"));
+                    return Ok(());
+                }
+            };
+            // units · 10^-decimals ≥ usd > (units − 1) · 10^-decimals.
+            let covered = |u: u64| units_to_usd(u, decimals).unwrap() >= usd;
+            prop_assert!(covered(units));
+            if units > 0 {
+                prop_assert!(!covered(units - 1));
+            }
+            if let Ok(exact) = usd_to_units(usd, decimals) {
+                prop_assert_eq!(exact, units);
+            }
         }
 
         #[test]

@@ -8,13 +8,15 @@
 //!
 //! This module does no I/O; rates come from the caller (an RFQ quote or a configured price).
 
+mod call;
 mod convert;
 mod fixed_point;
 
+pub use call::{CallPrice, price_call};
 pub use convert::{
     DUST_LIMIT_MSAT, MAX_DECIMALS, MSAT_PER_BTC, Quote, min_transportable_msat,
     min_transportable_units, msat_to_units, quote_usd, rate_from_usd_per_btc, units_covering,
-    units_to_msat, units_to_usd, usd_to_units,
+    units_to_msat, units_to_usd, usd_to_units, usd_to_units_ceil,
 };
 pub use fixed_point::FixedPoint;
 
