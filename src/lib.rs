@@ -8,7 +8,7 @@
 //! | module | owns | must not |
 //! | --- | --- | --- |
 //! | [`l402`] | the protocol: identifiers, macaroons (V2 binary, go-macaroon's HMAC chain, byte-identical with Aperture, pymacaroons and macaroon.js), caveats with narrowing rules, the `WWW-Authenticate`/`Authorization` headers, verification from a header string to a typed [`l402::Decision`] | do I/O |
-//! | [`pricing`] | US dollars, asset units, msat and tapd's `FixedPoint` rates, converted with tapd's truncating rules; the one `units_covering` | read a clock or a node |
+//! | [`pricing`] | US dollars, asset units, msat and tapd's `FixedPoint` rates, converted with tapd's truncating rules; the one `units_covering`; `price_call`, a call's USD price as whole units (rounded up) and msat | read a clock or a node |
 //! | `lightning` | narrow traits in tapgate's types, and the lnd, tapd and price-oracle adapters over gRPC (feature `node`) | let a proto type out of an adapter |
 //! | [`store`] | root keys: one trait, an in-memory and a SQLite store, one conformance suite | log a key |
 //! | [`config`] | layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI) | connect to anything |
@@ -16,7 +16,7 @@
 //! | `app` | the one wiring place: settings or a `network.toml` to node adapters; `BuildError` for start-up problems (feature `node`) | import `simnet` |
 //! | [`clock`] | where "now" comes from: `Clock`, `SystemClock`, `ManualClock` for tests | sleep |
 //! | [`shutdown`] | stopping cleanly: one cancellation token, named tasks, a drain with a bound, SIGINT/SIGTERM | decide what a task does when cancelled |
-//! | [`mint`] | mints a token for a payment hash (fresh token id, root key in the store, caveats), verifies credentials against the store at a time the caller passes, revokes | read a clock |
+//! | [`mint`] | mints a token for a payment hash (fresh token id, root key in the store, caveats), verifies credentials against the store at a time the caller passes, revokes; `mint::rates`, the per-asset rate cache that keeps one RFQ in flight and never hands out a quote about to expire | read the system clock (time is injected) |
 //! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `simnet` and `node …` | hold logic the library lacks |
 //! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
