@@ -967,3 +967,63 @@ fn default_asset_invoice_expiry_fits_the_sample_oracles_quotes() {
         "{err}"
     );
 }
+
+/// The shipped simnet configuration passes `config check` once TAPGATE_SIMNET_DIR is set, shows
+/// its services, and a bad price or a missing variable is refused naming the key.
+#[test]
+fn simnet_config_checks_with_its_directory_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/simnet.toml");
+    let check = |config: &Path, simnet_dir: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapgate"));
+        cmd.current_dir(p).env_remove("TAPGATE_CONFIG");
+        match simnet_dir {
+            Some(d) => cmd.env("TAPGATE_SIMNET_DIR", d),
+            None => cmd.env_remove("TAPGATE_SIMNET_DIR"),
+        };
+        cmd.arg("--config")
+            .arg(config)
+            .args(["config", "check"])
+            .output()
+            .unwrap()
+    };
+
+    let out = check(&shipped, Some(p));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "[[services]]",
+        "name = \"weather\"",
+        "settlement = \"sats\"",
+        "name = \"llm\"",
+        "asset = \"default\"",
+        "listen = \"127.0.0.1:8402\"",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+
+    let out = check(&shipped, None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("network.file") && err.contains("TAPGATE_SIMNET_DIR"),
+        "{err}"
+    );
+
+    let original = std::fs::read_to_string(&shipped).unwrap();
+    let bad = original.replace("price_usd = \"0.02\"", "price_usd = \"0.0000001\"");
+    assert_ne!(bad, original, "the llm service's price moved");
+    std::fs::write(p.join("bad.toml"), bad).unwrap();
+    let out = check(&p.join("bad.toml"), Some(p));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("services.1.price_usd") && err.contains("decimal places"),
+        "{err}"
+    );
+}

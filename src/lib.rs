@@ -11,12 +11,13 @@
 //! | [`pricing`] | US dollars, asset units, msat and tapd's `FixedPoint` rates, converted with tapd's truncating rules; the one `units_covering`; `price_call`, a call's USD price as whole units (rounded up) and msat | read a clock or a node |
 //! | `lightning` | narrow traits in tapgate's types, and the lnd, tapd and price-oracle adapters over gRPC (feature `node`) | let a proto type out of an adapter |
 //! | [`store`] | root keys: one trait, an in-memory and a SQLite store, one conformance suite | log a key |
-//! | [`config`] | layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI) | connect to anything |
+//! | [`config`] | layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI), including the `[[services]]` catalogue and `[gateway]` sockets, each refusal naming the key | connect to anything |
 //! | `network_file` | the `network.toml` type that simnet and the regtest script write (feature `node`) | |
 //! | `app` | the one wiring place: settings or a `network.toml` to node adapters; `BuildError` for start-up problems (feature `node`) | import `simnet` |
 //! | [`clock`] | where "now" comes from: `Clock`, `SystemClock`, `ManualClock` for tests | sleep |
 //! | [`shutdown`] | stopping cleanly: one cancellation token, named tasks, a drain with a bound, SIGINT/SIGTERM | decide what a task does when cancelled |
 //! | [`mint`] | mints a token for a payment hash (fresh token id, root key in the store, caveats), verifies credentials against the store at a time the caller passes, revokes; `mint::rates`, the per-asset rate cache that keeps one RFQ in flight and never hands out a quote about to expire | read the system clock (time is injected) |
+//! | [`gateway`] | today: matching a request's host and path to the configured service, first match in file order (pure) | know prices or payment |
 //! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `simnet` and `node …` | hold logic the library lacks |
 //! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
@@ -51,6 +52,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod gateway;
 pub mod l402;
 #[cfg(feature = "node")]
 pub mod lightning;

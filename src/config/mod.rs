@@ -3,8 +3,8 @@
 //!
 //! Unknown keys and ill-typed values are errors that name the key and what was expected.
 //! Environment keys nest with a double underscore: `TAPGATE_STORE__BACKEND=memory` sets
-//! `store.backend`. `TAPGATE_POLAR_*` variables belong to the Polar test script and are not
-//! settings.
+//! `store.backend`. `TAPGATE_POLAR_*`, `TAPGATE_REGTEST_*` and `TAPGATE_SIMNET_*` variables
+//! belong to the test scripts and the sample configs and are not settings.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -14,6 +14,28 @@
 //! | `log.filter` | `info` | tracing filter, e.g. `tapgate=debug` |
 //! | `nodes.<name>.lnd` / `.tapd` | none | `endpoint`, `tls_cert_path`, `macaroon_path`, `timeout_secs` (60) |
 //! | `network.asset_id`, `network.edge_pubkey` | none | the stablecoin (64 hex asset id, or a 66 hex group key) and the edge node (66 hex compressed public key) |
+//! | `network.file` | none | a `network.toml` (from `tapgate simnet --dir DIR` or `up.sh DIR`) giving the nodes, asset and edge instead of `[nodes.*]` and the two keys above; may use `${VAR}` |
+//! | `gateway.listen` | `127.0.0.1:8402` | the paid API's socket ([`DEFAULT_LISTEN`] says why) |
+//! | `gateway.admin_listen` | `127.0.0.1:8403` | the admin API's socket, loopback ([`DEFAULT_ADMIN_LISTEN`]) |
+//! | `[[services]]` | none | the APIs sold, in match order: see the table below and [`services`] |
+//!
+//! Each `[[services]]` entry:
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `name` | required | unique; written into tokens (1-64 of `A-Za-z0-9_-.`) |
+//! | `host` | any host | only requests whose `Host` is this (no port; case-insensitive) |
+//! | `paths` | required | path patterns (`/api/v1/*`, `/users/*/profile`, `/health`); first match across services in file order wins; a pattern an earlier service hides is refused |
+//! | `upstream` | required | `http://`, `https://` or `grpc://host:port` (no credentials, query or fragment) |
+//! | `price_usd` | required | a decimal string, more than 0, at most 6 places ([`PRICE_DECIMALS`]) |
+//! | `settlement` | required | `"sats"`, or `{ asset = "<64/66 hex or default>", edge_peer = "<66 hex>" }`; `default` is `network.asset_id`, a missing `edge_peer` is `network.edge_pubkey` |
+//! | `token_lifetime_secs` | `86400` | 60 s to a year ([`DEFAULT_TOKEN_LIFETIME_SECS`]) |
+//! | `methods` | `["GET", "POST"]` | methods sold ([`DEFAULT_METHODS`]); a `grpc` upstream needs `POST` |
+//! | `free_paths` | none | patterns inside `paths` that need no payment |
+//! | `free_calls_per_client` | none | calls a client makes before paying (at least 1 when set) |
+//! | `tiers` | none | `[[services.tiers]]`: `name`, `paths` that need the tier, `capabilities` it grants, optional `price_usd`; `tiers[0]` is tier 1 |
+//! | `small_price` | `"sats_invoice"` | below the asset HTLC minimum (354 sat, about $0.35): `"sats_invoice"`, or `"prepaid"` (asset settlement only) with `prepaid_usd` |
+//! | `prepaid_usd` | none | with `"prepaid"`: the balance sold at once, at least `price_usd` |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +43,14 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+
+pub mod services;
+
+pub use services::{
+    AssetSettlement, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_METHODS,
+    DEFAULT_TOKEN_LIFETIME_SECS, GatewaySettings, PRICE_DECIMALS, Service, Settlement, SmallPrice,
+    Tier, Upstream, UpstreamScheme, UsdAmount,
+};
 
 /// The default configuration file, used when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "config/tapgate.toml";
@@ -43,6 +73,12 @@ pub struct Settings {
     /// Facts about the network those nodes are on.
     #[serde(default)]
     pub network: NetworkSettings,
+    /// Where the gateway and its admin API listen.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+    /// The APIs sold, in the order requests are matched against them (`[[services]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
 }
 
 /// One litd node: its lnd and its tapd (which may share a port and certificate in litd).
@@ -86,6 +122,14 @@ pub struct NetworkSettings {
     /// The edge node's public key (66 hex characters, compressed secp256k1): the RFQ peer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_pubkey: Option<String>,
+    /// A `network.toml` (written by `tapgate simnet --dir DIR` or `integration/regtest/up.sh
+    /// DIR`) that names the nodes, the asset and the edge, so a config can follow a network
+    /// whose keys change every run (`"${TAPGATE_SIMNET_DIR}/network.toml"`). It replaces
+    /// `[nodes.*]`, `asset_id` and `edge_pubkey`; setting both is refused. `config check`
+    /// checks only that the path expands (the simnet need not be running); reading the file is
+    /// the start-up wiring's job (`app`), for the gateway that will serve `[[services]]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// Expands a leading `~` and every `${VAR}` in a configured path.
@@ -94,7 +138,7 @@ pub fn expand_path(key: &'static str, raw: &str) -> Result<PathBuf, ConfigError>
     let mut rest = raw;
     if let Some(tail) = rest.strip_prefix("~/") {
         let home = std::env::var("HOME").map_err(|_| ConfigError::Value {
-            key,
+            key: key.into(),
             reason: format!("{raw:?} starts with ~ but HOME is not set"),
         })?;
         out.push_str(&home);
@@ -105,13 +149,13 @@ pub fn expand_path(key: &'static str, raw: &str) -> Result<PathBuf, ConfigError>
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| ConfigError::Value {
-            key,
+            key: key.into(),
             reason: format!("{raw:?} has an unclosed ${{"),
         })?;
         let var = &after[..end];
         let value = std::env::var(var).map_err(|_| ConfigError::Value {
-            key,
-            reason: format!("{raw:?} uses ${{{var}}}, which is not set; export it (see integration/polar/README.md)"),
+            key: key.into(),
+            reason: format!("{raw:?} uses ${{{var}}}, which is not set; export it (config/polar.toml and config/simnet.toml say what it should hold)"),
         })?;
         out.push_str(&value);
         rest = &after[end + 1..];
@@ -173,6 +217,9 @@ impl Default for Settings {
             // No nodes by default: the L402 core needs none; `tapgate node` needs one.
             nodes: BTreeMap::new(),
             network: NetworkSettings::default(),
+            gateway: GatewaySettings::default(),
+            // Nothing is sold until the seller says what and at what price.
+            services: Vec::new(),
         }
     }
 }
@@ -192,8 +239,8 @@ pub enum ConfigError {
     /// A value that parsed but makes no sense.
     #[error("invalid configuration: {key}: {reason}")]
     Value {
-        /// The dotted key.
-        key: &'static str,
+        /// The dotted key (array elements by index: `services.2.price_usd`).
+        key: String,
         /// What is expected.
         reason: String,
     },
@@ -258,7 +305,10 @@ impl Sources {
         if self.env {
             fig = fig.merge(Env::prefixed("TAPGATE_").split("__").filter(|k| {
                 let k = k.as_str().to_ascii_lowercase();
-                !k.starts_with("polar_") && !k.starts_with("regtest_") && k != "config"
+                !k.starts_with("polar_")
+                    && !k.starts_with("regtest_")
+                    && !k.starts_with("simnet_")
+                    && k != "config"
             }));
         }
         let mut lines = String::new();
@@ -301,14 +351,14 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Value {
-                key: "data_dir",
+                key: "data_dir".into(),
                 reason: "must not be empty".into(),
             });
         }
         let loc = &self.l402.location;
         if loc.is_empty() || loc.len() > crate::l402::macaroon::MAX_LOCATION_LEN {
             return Err(ConfigError::Value {
-                key: "l402.location",
+                key: "l402.location".into(),
                 reason: format!(
                     "must be 1 to {} bytes",
                     crate::l402::macaroon::MAX_LOCATION_LEN
@@ -317,22 +367,40 @@ impl Settings {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Value {
-                key: "log.filter",
+                key: "log.filter".into(),
                 reason: format!("not a tracing filter ({e}); try \"info\" or \"tapgate=debug\""),
             });
         }
         if let Some(id) = &self.network.asset_id {
             check_asset_id(id).map_err(|reason| ConfigError::Value {
-                key: "network.asset_id",
+                key: "network.asset_id".into(),
                 reason,
             })?;
         }
         if let Some(key) = &self.network.edge_pubkey {
             check_pubkey(key).map_err(|reason| ConfigError::Value {
-                key: "network.edge_pubkey",
+                key: "network.edge_pubkey".into(),
                 reason,
             })?;
         }
+        if let Some(file) = &self.network.file {
+            expand_path("network.file", file)?;
+            let also = [
+                ("network.asset_id", self.network.asset_id.is_some()),
+                ("network.edge_pubkey", self.network.edge_pubkey.is_some()),
+                ("nodes", !self.nodes.is_empty()),
+            ];
+            if let Some((other, _)) = also.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Value {
+                    key: "network.file".into(),
+                    reason: format!(
+                        "the network file names the nodes, asset and edge, and {other} is set too; keep one of the two"
+                    ),
+                });
+            }
+        }
+        services::validate_gateway(&self.gateway)?;
+        services::validate(&self.services, &self.network)?;
         Ok(())
     }
 
@@ -549,6 +617,7 @@ mod tests {
             jail.set_env("TAPGATE_L402__LOCATION", "env");
             jail.set_env("TAPGATE_POLAR_ALICE_HOST", "ignored");
             jail.set_env("TAPGATE_REGTEST_NETWORK", "/ignored/network.toml");
+            jail.set_env("TAPGATE_SIMNET_DIR", "/ignored");
             let mut src = sources(Some(Path::new("t.toml")), &[]);
             src.env = true;
             assert_eq!(src.load().unwrap().l402.location, "env");

@@ -1,0 +1,1191 @@
+//! `[[services]]` (what the gateway sells) and `[gateway]` (where it listens): their types,
+//! defaults and the checks that refuse a bad catalogue at start, naming the key.
+//!
+//! Services are an array of tables, not `[services.<name>]` tables, because their order is
+//! meaningful (the first service whose host and path match a request sells it) and figment
+//! keeps tables in sorted maps, which would lose the order of the file. The price of that
+//! choice: one service cannot be changed with `--set` or `TAPGATE_*`; change the file.
+//!
+//! Values that can be judged alone (a price, an upstream URL, a path pattern) are parsed while
+//! the layers are read, so their errors name the layer too; what needs the whole catalogue (a
+//! duplicate name, a pattern an earlier service hides, `asset = "default"` without a network
+//! asset) is checked by [`validate`]. Keys in errors are figment's: `services.2.price_usd` is
+//! the third service's price.
+//!
+//! This module must not connect to anything or read the clock; matching a request to a service
+//! is [`crate::gateway::matching`], and what a service's price is in sats or units at a given
+//! moment is the mint's and the pricing module's business.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, NetworkSettings, check_asset_id, check_pubkey};
+use crate::gateway::matching::{PathPattern, host_matches};
+use crate::l402::caveat::Caveat;
+
+/// Decimal places a price may have: the USD stablecoin's decimal display, so one asset unit is
+/// $0.000001 and every price is a whole number of units (tapd cannot move a fraction of one).
+/// Sats are finer than that at any plausible BTC price, so sats services obey the same rule.
+pub const PRICE_DECIMALS: u8 = 6;
+
+/// A token's life when `token_lifetime_secs` is not set: one day. A token is a bearer
+/// credential, so its life bounds what a leaked one is worth; a day still lets an agent pay
+/// once and reuse the token through a working day.
+pub const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 86_400;
+
+/// Shortest `token_lifetime_secs`: the agent must be able to pay the invoice (an asset payment
+/// waits for an RFQ quote) and then make its call before the token dies.
+pub const MIN_TOKEN_LIFETIME_SECS: u64 = 60;
+
+/// Longest `token_lifetime_secs`: a year. Root keys stay in the store for the token's life.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 365 * 86_400;
+
+/// Methods sold when `methods` is not set: a priced read (GET) and a priced computation
+/// (POST). Methods that change the seller's data (PUT, PATCH, DELETE) must be listed on
+/// purpose, so an upstream's write API is never sold by accident.
+pub const DEFAULT_METHODS: [&str; 2] = ["GET", "POST"];
+
+/// The methods `methods` may list (RFC 9110's, without CONNECT and TRACE, which a gateway
+/// must not forward). Anything else is more likely a typo than an extension method.
+pub const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Where the gateway listens when `gateway.listen` is not set: loopback, so a fresh install
+/// sells nothing to the network until a TLS-terminating proxy (or the operator) puts it there;
+/// port 8402 after HTTP's 402 Payment Required.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8402);
+
+/// Where the admin API listens when `gateway.admin_listen` is not set: loopback, the port
+/// next to the gateway's. It revokes tokens and reads balances, so it stays off the network.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8403);
+
+/// The `asset` value that means the network's stablecoin (`network.asset_id`).
+pub const DEFAULT_ASSET: &str = "default";
+
+/// Most tiers a service may have: a token's `services` caveat carries the tier as 0-255, and
+/// tier 0 is the service's base price.
+pub const MAX_TIERS: usize = 255;
+
+/// `[gateway]`: the sockets the gateway and its admin API listen on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// The paid API (`host:port`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The admin API (`host:port`).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+}
+
+fn default_admin_listen() -> SocketAddr {
+    DEFAULT_ADMIN_LISTEN
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            admin_listen: DEFAULT_ADMIN_LISTEN,
+        }
+    }
+}
+
+/// One `[[services]]` entry: an upstream API sold at a price in dollars.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Written into tokens (`services=<name>:<tier>`): 1 to 64 letters, digits, `_`, `-`, `.`;
+    /// unique.
+    pub name: String,
+    /// Only requests for this host (the `Host` header, compared without case or port); none:
+    /// any host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Path patterns this service sells (see [`crate::gateway::matching`]); at least one.
+    pub paths: Vec<PathPattern>,
+    /// Where matched requests go.
+    pub upstream: Upstream,
+    /// The price of a token, in dollars, as a string.
+    pub price_usd: UsdAmount,
+    /// What the buyer pays in: sats, or a Taproot Asset through an edge node.
+    pub settlement: Settlement,
+    /// How long a token is valid after it is minted.
+    #[serde(default = "default_token_lifetime_secs")]
+    pub token_lifetime_secs: u64,
+    /// HTTP methods sold; others are refused before any payment is asked for.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    /// Patterns among `paths` that need no payment (a health check, the API's documentation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub free_paths: Vec<PathPattern>,
+    /// Calls each client may make before paying; none: every call pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_calls_per_client: Option<u32>,
+    /// Tiers above the base tier (tier 0), in order: `tiers[0]` is tier 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<Tier>,
+    /// What to do when an asset-settled price is below what one asset HTLC can carry.
+    #[serde(default)]
+    pub small_price: SmallPrice,
+    /// With `small_price = "prepaid"`: the balance bought at once, spent call by call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepaid_usd: Option<UsdAmount>,
+}
+
+fn default_token_lifetime_secs() -> u64 {
+    DEFAULT_TOKEN_LIFETIME_SECS
+}
+
+fn default_methods() -> Vec<String> {
+    DEFAULT_METHODS.iter().map(|m| m.to_string()).collect()
+}
+
+/// A tier above the base: the paths that need it and the capabilities it grants.
+///
+/// A request whose path matches a tier's `paths` needs a token of that tier or higher (tiers
+/// are ordered: `tiers[0]` is tier 1, and a higher tier grants everything a lower one does).
+/// `capabilities` are written into the token as `<service>_capabilities=a,b` for the upstream
+/// to read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Unique within the service; same characters as a service name.
+    pub name: String,
+    /// Patterns (among the service's `paths`) that need this tier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathPattern>,
+    /// Capability names the tier grants (letters, digits, `_`, `-`, `.`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// The tier's price; none: the service's `price_usd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_usd: Option<UsdAmount>,
+}
+
+/// What a service is paid in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// `settlement = "sats"`: a plain Lightning invoice for the price in sats.
+    Sats,
+    /// `settlement = { asset = "…", edge_peer = "…" }`: an asset invoice through the edge.
+    Asset(AssetSettlement),
+}
+
+/// An asset settlement: which asset, and which edge node quotes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetSettlement {
+    /// The asset id (64 hex), group key (66 hex), or `"default"` for `network.asset_id`.
+    pub asset: String,
+    /// The edge node's public key (66 hex), the RFQ peer; none: `network.edge_pubkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge_peer: Option<String>,
+}
+
+const SETTLEMENT_EXPECTED: &str = "\"sats\" or a table { asset = \"<64 hex asset id, 66 hex group key, or default>\", edge_peer = \"<66 hex public key>\" }";
+
+impl Serialize for Settlement {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Settlement::Sats => s.serialize_str("sats"),
+            Settlement::Asset(a) => a.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Settlement {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Settlement;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(SETTLEMENT_EXPECTED)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Settlement, E> {
+                match v {
+                    "sats" => Ok(Settlement::Sats),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Settlement, A::Error> {
+                AssetSettlement::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Settlement::Asset)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Below the asset HTLC minimum (354 sat in dollars at the quoted rate, about $0.35), tapd
+/// refuses the asset invoice; this says what the gateway does instead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmallPrice {
+    /// Ask for the exact price in sats (a buyer holding only the stablecoin cannot pay it).
+    /// The default, because it charges exactly the price and needs no balance kept.
+    #[default]
+    SatsInvoice,
+    /// Sell `prepaid_usd` worth of calls in one asset invoice and spend it call by call.
+    Prepaid,
+}
+
+/// A positive dollar amount with at most [`PRICE_DECIMALS`] places, written as a string: a
+/// TOML float such as `0.1` is not exact in binary, so it is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UsdAmount(Decimal);
+
+impl UsdAmount {
+    /// Parses `"0.02"`: a decimal string, more than zero, at most six places.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        // Digits and one point only: rust_decimal would also take `1e3`, `+1` and `-1`, none of
+        // which is how a price is written.
+        let plain = raw.bytes().any(|b| b.is_ascii_digit())
+            && raw.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let parsed = if plain {
+            Decimal::from_str(raw).ok()
+        } else {
+            None
+        };
+        let usd = parsed.ok_or_else(|| {
+            format!("{raw:?} is not a dollar amount; write it as a decimal string such as \"0.02\"")
+        })?;
+        match crate::pricing::usd_to_units(usd, PRICE_DECIMALS) {
+            Err(e) => Err(format!("{raw:?}: {e}")),
+            Ok(0) => Err(format!(
+                "{raw:?} is not more than $0; a free path belongs in free_paths"
+            )),
+            Ok(_) => Ok(Self(usd)),
+        }
+    }
+
+    /// The amount in dollars.
+    pub fn usd(&self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for UsdAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl TryFrom<String> for UsdAmount {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<UsdAmount> for String {
+    fn from(usd: UsdAmount) -> Self {
+        usd.0.to_string()
+    }
+}
+
+/// The upstream's URL scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamScheme {
+    /// HTTP/1.1 or HTTP/2 without TLS.
+    Http,
+    /// With TLS.
+    Https,
+    /// A gRPC server (HTTP/2); every call is a POST.
+    Grpc,
+}
+
+/// An upstream URL: `http`, `https` or `grpc`, a host, an optional port and base path. No
+/// credentials, query or fragment.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Upstream {
+    /// As written.
+    raw: String,
+    scheme: UpstreamScheme,
+    /// Without brackets for IPv6.
+    host: String,
+    port: Option<u16>,
+}
+
+impl Upstream {
+    /// Parses and checks an upstream URL.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (scheme, rest) = raw.split_once("://").ok_or_else(|| {
+            format!(
+                "{raw:?} is not a URL; write scheme://host:port, e.g. \"http://127.0.0.1:9000\""
+            )
+        })?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "http" => UpstreamScheme::Http,
+            "https" => UpstreamScheme::Https,
+            "grpc" => UpstreamScheme::Grpc,
+            other => {
+                return Err(format!(
+                    "{raw:?} has scheme {other:?}; the upstream must be http, https or grpc"
+                ));
+            }
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "{raw:?} has a query or fragment; the upstream is a base URL (scheme, host, port, path)"
+            ));
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(format!(
+                "{raw:?} carries credentials; `config check` prints the upstream and logs name it, so put no secret in it"
+            ));
+        }
+        let (host, port) = split_host_port(authority)
+            .ok_or_else(|| format!("{raw:?} has no valid host[:port] after {scheme:?}://"))?;
+        if host.is_empty() {
+            return Err(format!("{raw:?} has no host"));
+        }
+        if scheme == UpstreamScheme::Grpc && port.is_none() {
+            return Err(format!(
+                "{raw:?} has no port; gRPC has no default port, so write grpc://host:port"
+            ));
+        }
+        Ok(Self {
+            raw: raw.to_owned(),
+            scheme,
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Its scheme.
+    pub fn scheme(&self) -> UpstreamScheme {
+        self.scheme
+    }
+
+    /// Its host (an IPv6 address without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Its port, if written.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when the port is not 1-65535 or the host
+/// has characters no host name or address has.
+fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']')?;
+        addr.parse::<std::net::Ipv6Addr>().ok()?;
+        match after {
+            "" => (addr, None),
+            p => (addr, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        };
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return None;
+        }
+        (host, port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p != 0)?),
+    };
+    Some((host, port))
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Upstream({:?})", self.raw)
+    }
+}
+
+impl TryFrom<String> for Upstream {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Upstream> for String {
+    fn from(u: Upstream) -> Self {
+        u.raw
+    }
+}
+
+fn value(key: String, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// A name a caveat can carry: what the `services` caveat accepts as a service name.
+fn caveat_name(name: &str) -> bool {
+    Caveat::parse(&format!("services={name}:0")).is_ok()
+}
+
+const NAME_RULE: &str = "1 to 64 letters, digits, _, - or . (tokens carry it in a caveat)";
+
+/// Checks `[gateway]`.
+pub(super) fn validate_gateway(g: &GatewaySettings) -> Result<(), ConfigError> {
+    if g.listen == g.admin_listen && g.listen.port() != 0 {
+        return Err(value(
+            "gateway.admin_listen".into(),
+            format!(
+                "{} is also gateway.listen; give the admin API its own port (default {DEFAULT_ADMIN_LISTEN})",
+                g.admin_listen
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the catalogue as a whole: each service against the network settings and against the
+/// services before it.
+pub(super) fn validate(services: &[Service], network: &NetworkSettings) -> Result<(), ConfigError> {
+    for (i, s) in services.iter().enumerate() {
+        let key = |k: &str| format!("services.{i}.{k}");
+        let earlier = &services[..i];
+        if !caveat_name(&s.name) {
+            return Err(value(
+                key("name"),
+                format!("{:?} is not {NAME_RULE}", s.name),
+            ));
+        }
+        if let Some(j) = earlier.iter().position(|e| e.name == s.name) {
+            return Err(value(
+                key("name"),
+                format!(
+                    "{:?} is also services.{j}'s name; names must be unique (tokens name the service)",
+                    s.name
+                ),
+            ));
+        }
+        let svc = format!("service {:?}", s.name);
+        if let Some(host) = &s.host
+            && (host.is_empty() || split_host_port(host).is_none_or(|(_, port)| port.is_some()))
+        {
+            return Err(value(
+                key("host"),
+                format!(
+                    "{host:?} is not a host name without a port, e.g. \"api.example.com\" ({svc})"
+                ),
+            ));
+        }
+        if s.paths.is_empty() {
+            return Err(value(
+                key("paths"),
+                format!("is empty; list what {svc} sells, e.g. [\"/api/*\"]"),
+            ));
+        }
+        for (k, p) in s.paths.iter().enumerate() {
+            reachable(earlier, s, p, || key(&format!("paths.{k}")))?;
+        }
+        validate_settlement(s, network, &key)?;
+        if !(MIN_TOKEN_LIFETIME_SECS..=MAX_TOKEN_LIFETIME_SECS).contains(&s.token_lifetime_secs) {
+            return Err(value(
+                key("token_lifetime_secs"),
+                format!(
+                    "{} is outside {MIN_TOKEN_LIFETIME_SECS} to {MAX_TOKEN_LIFETIME_SECS} seconds (default {DEFAULT_TOKEN_LIFETIME_SECS}, a day)",
+                    s.token_lifetime_secs
+                ),
+            ));
+        }
+        validate_methods(s, &key)?;
+        for (k, p) in s.free_paths.iter().enumerate() {
+            within_service(earlier, s, p, || key(&format!("free_paths.{k}")))?;
+        }
+        if s.free_calls_per_client == Some(0) {
+            return Err(value(
+                key("free_calls_per_client"),
+                "0 grants no free call; leave the key out for none",
+            ));
+        }
+        validate_tiers(earlier, s, &key)?;
+        validate_small_price(s, &key)?;
+    }
+    Ok(())
+}
+
+/// `pattern` (one of `s`'s) can match: no earlier service that sees the same hosts has a
+/// pattern matching everything it does.
+fn reachable(
+    earlier: &[Service],
+    s: &Service,
+    pattern: &PathPattern,
+    key: impl Fn() -> String,
+) -> Result<(), ConfigError> {
+    for (j, e) in earlier.iter().enumerate() {
+        // An earlier service sees every request `s` would if its host accepts `s`'s host (or
+        // it has none), which is the request-time rule with `s`'s host as the request's.
+        if !host_matches(e.host.as_deref(), s.host.as_deref()) {
+            continue;
+        }
+        if let Some(q) = e.paths.iter().find(|q| q.covers(pattern)) {
+            return Err(value(
+                key(),
+                format!(
+                    "{:?} never matches: services.{j} ({:?}) comes first and its {:?} matches every path it does; list service {:?} before it",
+                    pattern.as_str(),
+                    e.name,
+                    q.as_str(),
+                    s.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A free or tier pattern: reachable, and inside one of the service's own `paths`.
+fn within_service(
+    earlier: &[Service],
+    s: &Service,
+    pattern: &PathPattern,
+    key: impl Fn() -> String,
+) -> Result<(), ConfigError> {
+    if !s.paths.iter().any(|p| p.covers(pattern)) {
+        return Err(value(
+            key(),
+            format!(
+                "{:?} never matches: no pattern in service {:?}'s paths covers it; add it to paths or narrow it",
+                pattern.as_str(),
+                s.name
+            ),
+        ));
+    }
+    reachable(earlier, s, pattern, key)
+}
+
+fn validate_settlement(
+    s: &Service,
+    network: &NetworkSettings,
+    key: &impl Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let Settlement::Asset(a) = &s.settlement else {
+        return Ok(());
+    };
+    let from_file = network.file.is_some();
+    if a.asset == DEFAULT_ASSET {
+        if network.asset_id.is_none() && !from_file {
+            return Err(value(
+                key("settlement.asset"),
+                "is \"default\" but network.asset_id is not set (nor network.file); set network.asset_id or name the asset here",
+            ));
+        }
+    } else {
+        check_asset_id(&a.asset).map_err(|reason| value(key("settlement.asset"), reason))?;
+    }
+    match &a.edge_peer {
+        Some(peer) => {
+            check_pubkey(peer).map_err(|reason| value(key("settlement.edge_peer"), reason))
+        }
+        None if network.edge_pubkey.is_none() && !from_file => Err(value(
+            key("settlement.edge_peer"),
+            "is not set and neither is network.edge_pubkey (nor network.file); name the edge node that quotes the asset",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn validate_methods(s: &Service, key: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
+    if s.methods.is_empty() {
+        return Err(value(
+            key("methods"),
+            format!("is empty, so nothing is sold; leave it out for {DEFAULT_METHODS:?}"),
+        ));
+    }
+    for (k, m) in s.methods.iter().enumerate() {
+        if !KNOWN_METHODS.contains(&m.as_str()) {
+            return Err(value(
+                key(&format!("methods.{k}")),
+                format!("{m:?} is not one of {KNOWN_METHODS:?} (upper case)"),
+            ));
+        }
+        if s.methods[..k].contains(m) {
+            return Err(value(
+                key(&format!("methods.{k}")),
+                format!("{m:?} is listed twice"),
+            ));
+        }
+    }
+    if s.upstream.scheme() == UpstreamScheme::Grpc && !s.methods.iter().any(|m| m == "POST") {
+        return Err(value(
+            key("methods"),
+            "lacks POST, and every gRPC call is a POST; add \"POST\" or use an http(s) upstream",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_tiers(
+    earlier: &[Service],
+    s: &Service,
+    key: &impl Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if s.tiers.len() > MAX_TIERS {
+        return Err(value(
+            key("tiers"),
+            format!(
+                "has {} tiers; at most {MAX_TIERS} fit in a token",
+                s.tiers.len()
+            ),
+        ));
+    }
+    for (t, tier) in s.tiers.iter().enumerate() {
+        let tkey = |k: &str| key(&format!("tiers.{t}.{k}"));
+        if !caveat_name(&tier.name) {
+            return Err(value(
+                tkey("name"),
+                format!("{:?} is not {NAME_RULE}", tier.name),
+            ));
+        }
+        if let Some(u) = s.tiers[..t].iter().position(|u| u.name == tier.name) {
+            return Err(value(
+                tkey("name"),
+                format!(
+                    "{:?} is also tiers.{u}'s name; tier names must be unique",
+                    tier.name
+                ),
+            ));
+        }
+        if tier.paths.is_empty() && tier.capabilities.is_empty() {
+            return Err(value(
+                key(&format!("tiers.{t}")),
+                format!(
+                    "tier {:?} lists neither paths nor capabilities, so it grants nothing",
+                    tier.name
+                ),
+            ));
+        }
+        for (k, p) in tier.paths.iter().enumerate() {
+            within_service(earlier, s, p, || tkey(&format!("paths.{k}")))?;
+        }
+        for (k, c) in tier.capabilities.iter().enumerate() {
+            if !caveat_name(c) {
+                return Err(value(
+                    tkey(&format!("capabilities.{k}")),
+                    format!("{c:?} is not {NAME_RULE}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_small_price(s: &Service, key: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
+    match (s.small_price, &s.prepaid_usd) {
+        (SmallPrice::Prepaid, _) if s.settlement == Settlement::Sats => Err(value(
+            key("small_price"),
+            "\"prepaid\" applies to asset settlement, whose HTLCs cannot carry small amounts; a sats invoice carries any price, so remove it",
+        )),
+        (SmallPrice::Prepaid, None) => Err(value(
+            key("prepaid_usd"),
+            "is needed with small_price = \"prepaid\": the balance sold at once, e.g. \"1.00\"",
+        )),
+        (SmallPrice::Prepaid, Some(prepaid)) if *prepaid < s.price_usd => Err(value(
+            key("prepaid_usd"),
+            format!(
+                "${prepaid} does not pay for one call at price_usd ${}",
+                s.price_usd
+            ),
+        )),
+        (SmallPrice::SatsInvoice, Some(_)) => Err(value(
+            key("prepaid_usd"),
+            "applies only with small_price = \"prepaid\"; remove it or set small_price = \"prepaid\"",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+impl Service {
+    /// A valid sats service selling `/<name>/*`, for tests.
+    pub(crate) fn example(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            host: None,
+            paths: vec![
+                PathPattern::parse(&format!("/{name}/*")).unwrap_or_else(|e| panic!("{e}")),
+            ],
+            upstream: Upstream::parse("http://127.0.0.1:9000").unwrap_or_else(|e| panic!("{e}")),
+            price_usd: UsdAmount::parse("0.01").unwrap_or_else(|e| panic!("{e}")),
+            settlement: Settlement::Sats,
+            token_lifetime_secs: DEFAULT_TOKEN_LIFETIME_SECS,
+            methods: default_methods(),
+            free_paths: Vec::new(),
+            free_calls_per_client: None,
+            tiers: Vec::new(),
+            small_price: SmallPrice::SatsInvoice,
+            prepaid_usd: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Settings, Sources};
+    use std::io::Write;
+
+    const ASSET: &str = "7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e";
+    /// The secp256k1 generator, compressed: a valid public key.
+    const G: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+
+    /// One `[[services]]` table: a valid sats service called `name` selling `/<name>/*`, with
+    /// `set` replacing or adding keys (a value of `""` removes the key).
+    fn service(name: &str, set: &[(&str, &str)]) -> String {
+        let mut keys: Vec<(String, String)> = [
+            ("name", format!("{name:?}")),
+            ("paths", format!("[\"/{name}/*\"]")),
+            ("upstream", "\"http://127.0.0.1:9000\"".into()),
+            ("price_usd", "\"0.01\"".into()),
+            ("settlement", "\"sats\"".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in set {
+            match keys.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.to_string(),
+                None => keys.push((k.to_string(), v.to_string())),
+            }
+        }
+        let mut out = String::from("[[services]]\n");
+        for (k, v) in keys.into_iter().filter(|(_, v)| !v.is_empty()) {
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+        out
+    }
+
+    fn load(toml: &str) -> Result<Settings, crate::config::ConfigError> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(toml.as_bytes()).unwrap();
+        Sources {
+            file: Some(f.path().to_owned()),
+            overrides: Vec::new(),
+            env: false,
+        }
+        .load()
+    }
+
+    #[test]
+    fn a_minimal_service_gets_the_documented_defaults() {
+        let s = load(&service("weather", &[])).unwrap();
+        assert_eq!(s.gateway, GatewaySettings::default());
+        assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:8402");
+        assert_eq!(s.gateway.admin_listen.to_string(), "127.0.0.1:8403");
+        let w = &s.services[0];
+        assert_eq!(w, &Service::example("weather"));
+        assert_eq!(w.token_lifetime_secs, 86_400);
+        assert_eq!(w.methods, ["GET", "POST"]);
+        assert_eq!(w.small_price, SmallPrice::SatsInvoice);
+        assert_eq!(w.price_usd.usd(), Decimal::new(1, 2));
+        assert_eq!(w.upstream.scheme(), UpstreamScheme::Http);
+        assert_eq!(
+            (w.upstream.host(), w.upstream.port()),
+            ("127.0.0.1", Some(9000))
+        );
+    }
+
+    #[test]
+    fn config_check_output_loads_back_to_the_same_settings() {
+        let text = format!(
+            "[network]\nasset_id = \"{ASSET}\"\nedge_pubkey = \"{G}\"\n[gateway]\nlisten = \"0.0.0.0:8080\"\n{}{}",
+            service(
+                "llm",
+                &[
+                    ("host", "\"API.example.com\""),
+                    (
+                        "settlement",
+                        &format!("{{ asset = \"default\", edge_peer = \"{G}\" }}")
+                    ),
+                    ("small_price", "\"prepaid\""),
+                    ("prepaid_usd", "\"1.00\""),
+                    ("free_paths", "[\"/llm/health\"]"),
+                    ("free_calls_per_client", "3"),
+                    ("methods", "[\"POST\"]"),
+                    (
+                        "tiers",
+                        "[{ name = \"pro\", paths = [\"/llm/big/*\"], capabilities = [\"gpt\"], price_usd = \"0.10\" }]"
+                    ),
+                ],
+            ),
+            service("weather", &[("upstream", "\"grpc://[::1]:50051/base\"")]),
+        );
+        let s = load(&text).unwrap();
+        assert_eq!(s.services[1].upstream.host(), "::1");
+        let printed = s.to_toml();
+        assert!(
+            printed.contains("[[services]]") && printed.contains("prepaid_usd = \"1.00\""),
+            "{printed}"
+        );
+        assert_eq!(load(&printed).unwrap(), s, "{printed}");
+    }
+
+    /// Every refusal, each naming its key and saying what is wrong.
+    #[test]
+    fn bad_services_are_refused_naming_the_key() {
+        let net = format!("[network]\nasset_id = \"{ASSET}\"\nedge_pubkey = \"{G}\"\n");
+        let asset = |extra: &str| format!("{{ asset = \"{ASSET}\", edge_peer = \"{G}\"{extra} }}");
+        let one = |set: &[(&str, &str)]| service("a", set);
+        let cases: Vec<(String, &str, &str)> = vec![
+            // Parsed while reading the layers: figment names the key and the file.
+            (
+                one(&[("price_usd", "\"0\"")]),
+                "services.0.price_usd",
+                "free_paths",
+            ),
+            (
+                one(&[("price_usd", "\"-1\"")]),
+                "services.0.price_usd",
+                "decimal string",
+            ),
+            (
+                one(&[("price_usd", "\"0.0000001\"")]),
+                "services.0.price_usd",
+                "decimal places",
+            ),
+            (
+                one(&[("price_usd", "\"1e3\"")]),
+                "services.0.price_usd",
+                "decimal string",
+            ),
+            (
+                one(&[("price_usd", "0.1")]),
+                "services.0.price_usd",
+                "string",
+            ),
+            (
+                one(&[("price_usd", "\"99999999999999999\"")]),
+                "services.0.price_usd",
+                "overflows",
+            ),
+            (
+                one(&[("upstream", "\"ftp://x\"")]),
+                "services.0.upstream",
+                "http, https or grpc",
+            ),
+            (
+                one(&[("upstream", "\"http://\"")]),
+                "services.0.upstream",
+                "no host",
+            ),
+            (
+                one(&[("upstream", "\"http:///x\"")]),
+                "services.0.upstream",
+                "no host",
+            ),
+            (
+                one(&[("upstream", "\"localhost:9000\"")]),
+                "services.0.upstream",
+                "not a URL",
+            ),
+            (
+                one(&[("upstream", "\"http://u:p@h\"")]),
+                "services.0.upstream",
+                "credentials",
+            ),
+            (
+                one(&[("upstream", "\"http://h:0\"")]),
+                "services.0.upstream",
+                "host[:port]",
+            ),
+            (
+                one(&[("upstream", "\"http://h?x=1\"")]),
+                "services.0.upstream",
+                "query",
+            ),
+            (
+                one(&[("upstream", "\"grpc://h\"")]),
+                "services.0.upstream",
+                "no port",
+            ),
+            (
+                one(&[("paths", "[\"api/*\"]")]),
+                "services.0.paths",
+                "start with /",
+            ),
+            (
+                one(&[("settlement", "\"btc\"")]),
+                "services.0.settlement",
+                "\"sats\" or a table",
+            ),
+            (
+                one(&[("settlement", "{ assett = \"x\" }")]),
+                "services.0.settlement",
+                "assett",
+            ),
+            (
+                one(&[("small_price", "\"free\"")]),
+                "services.0.small_price",
+                "prepaid",
+            ),
+            (one(&[("colour", "\"red\"")]), "colour", "unknown field"),
+            (one(&[("name", "")]), "services.0", "name"),
+            // Checked on the whole catalogue.
+            (
+                one(&[("name", "\"a b\"")]),
+                "services.0.name",
+                "letters, digits",
+            ),
+            (
+                one(&[("host", "\"a.example:80\"")]),
+                "services.0.host",
+                "without a port",
+            ),
+            (
+                one(&[("host", "\"\"")]),
+                "services.0.host",
+                "without a port",
+            ),
+            (one(&[("paths", "[]")]), "services.0.paths", "is empty"),
+            (
+                format!(
+                    "{}{}",
+                    service("a", &[]),
+                    service("a", &[("paths", "[\"/b\"]")])
+                ),
+                "services.1.name",
+                "unique",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    service("all", &[("paths", "[\"/*\"]")]),
+                    service("b", &[])
+                ),
+                "services.1.paths.0",
+                "never matches: services.0 (\"all\")",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    service(
+                        "pinned",
+                        &[("host", "\"x.example\""), ("paths", "[\"/*\"]")]
+                    ),
+                    service("b", &[("host", "\"X.example\"")]),
+                ),
+                "services.1.paths.0",
+                "never matches",
+            ),
+            (
+                one(&[("settlement", "{ asset = \"default\" }")]),
+                "services.0.settlement.asset",
+                "network.asset_id",
+            ),
+            (
+                format!(
+                    "[network]\nasset_id = \"{ASSET}\"\n{}",
+                    one(&[("settlement", "{ asset = \"default\" }")])
+                ),
+                "services.0.settlement.edge_peer",
+                "network.edge_pubkey",
+            ),
+            (
+                one(&[(
+                    "settlement",
+                    &format!("{{ asset = \"abc\", edge_peer = \"{G}\" }}"),
+                )]),
+                "services.0.settlement.asset",
+                "64 hex",
+            ),
+            (
+                one(&[(
+                    "settlement",
+                    &format!("{{ asset = \"{ASSET}\", edge_peer = \"{ASSET}\" }}"),
+                )]),
+                "services.0.settlement.edge_peer",
+                "66 hex",
+            ),
+            (
+                one(&[("token_lifetime_secs", "59")]),
+                "services.0.token_lifetime_secs",
+                "60 to",
+            ),
+            (
+                one(&[("token_lifetime_secs", "31536001")]),
+                "services.0.token_lifetime_secs",
+                "60 to",
+            ),
+            (one(&[("methods", "[]")]), "services.0.methods", "is empty"),
+            (
+                one(&[("methods", "[\"get\"]")]),
+                "services.0.methods.0",
+                "upper case",
+            ),
+            (
+                one(&[("methods", "[\"GET\", \"GET\"]")]),
+                "services.0.methods.1",
+                "twice",
+            ),
+            (
+                one(&[("upstream", "\"grpc://h:1\""), ("methods", "[\"GET\"]")]),
+                "services.0.methods",
+                "POST",
+            ),
+            (
+                one(&[("free_paths", "[\"/b/*\"]")]),
+                "services.0.free_paths.0",
+                "no pattern in service \"a\"'s paths",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    service("h", &[("paths", "[\"/b/health\"]")]),
+                    service("b", &[("free_paths", "[\"/b/health\"]")])
+                ),
+                "services.1.free_paths.0",
+                "never matches: services.0",
+            ),
+            (
+                one(&[("free_calls_per_client", "0")]),
+                "services.0.free_calls_per_client",
+                "leave the key out",
+            ),
+            (
+                one(&[("tiers", "[{ name = \"p p\", paths = [\"/a/x\"] }]")]),
+                "services.0.tiers.0.name",
+                "letters",
+            ),
+            (
+                one(&[(
+                    "tiers",
+                    "[{ name = \"p\", paths = [\"/a/x\"] }, { name = \"p\", paths = [\"/a/y\"] }]",
+                )]),
+                "services.0.tiers.1.name",
+                "unique",
+            ),
+            (
+                one(&[("tiers", "[{ name = \"p\" }]")]),
+                "services.0.tiers.0",
+                "grants nothing",
+            ),
+            (
+                one(&[("tiers", "[{ name = \"p\", paths = [\"/z\"] }]")]),
+                "services.0.tiers.0.paths.0",
+                "never matches",
+            ),
+            (
+                one(&[("tiers", "[{ name = \"p\", capabilities = [\"a,b\"] }]")]),
+                "services.0.tiers.0.capabilities.0",
+                "letters",
+            ),
+            (
+                one(&[("small_price", "\"prepaid\""), ("prepaid_usd", "\"1\"")]),
+                "services.0.small_price",
+                "asset settlement",
+            ),
+            (
+                one(&[("settlement", &asset("")), ("small_price", "\"prepaid\"")]),
+                "services.0.prepaid_usd",
+                "is needed",
+            ),
+            (
+                one(&[
+                    ("settlement", &asset("")),
+                    ("small_price", "\"prepaid\""),
+                    ("prepaid_usd", "\"0.001\""),
+                ]),
+                "services.0.prepaid_usd",
+                "does not pay for one call",
+            ),
+            (
+                one(&[("settlement", &asset("")), ("prepaid_usd", "\"1\"")]),
+                "services.0.prepaid_usd",
+                "only with small_price",
+            ),
+            (
+                "[gateway]\nlisten = \"127.0.0.1:9\"\nadmin_listen = \"127.0.0.1:9\"\n".into(),
+                "gateway.admin_listen",
+                "own port",
+            ),
+            (
+                "[gateway]\nlisten = \"localhost\"\n".into(),
+                "gateway.listen",
+                "socket address",
+            ),
+            (
+                format!("{net}file = \"/n/network.toml\"\n"),
+                "network.file",
+                "network.asset_id is set too",
+            ),
+            (
+                "[network]\nfile = \"${TAPGATE_TEST_SURELY_UNSET}/n\"\n".into(),
+                "network.file",
+                "TAPGATE_TEST_SURELY_UNSET",
+            ),
+        ];
+        for (toml, key, why) in cases {
+            let err = match load(&toml) {
+                Ok(_) => panic!("accepted:\n{toml}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains(key) && err.contains(why),
+                "{key} / {why}:\n{toml}\n{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_network_or_its_file_lets_a_service_use_the_default_asset() {
+        let default = service("a", &[("settlement", "{ asset = \"default\" }")]);
+        assert!(load(&default).is_err());
+        let net = format!("[network]\nasset_id = \"{ASSET}\"\nedge_pubkey = \"{G}\"\n{default}");
+        assert!(load(&net).is_ok());
+        let file = format!("[network]\nfile = \"/sim/network.toml\"\n{default}");
+        assert_eq!(
+            load(&file).unwrap().network.file.as_deref(),
+            Some("/sim/network.toml")
+        );
+        assert!(load(&service("a", &[("host", "\"[::1]\"")])).is_ok());
+        // Port 0 (pick one) on both sockets is not a clash.
+        assert!(
+            load("[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn prices_are_exact_decimal_strings() {
+        for (raw, units) in [("0.000001", 1), ("1", 1_000_000), ("0.350000000", 350_000)] {
+            let usd = UsdAmount::parse(raw).unwrap().usd();
+            assert_eq!(
+                crate::pricing::usd_to_units(usd, PRICE_DECIMALS),
+                Ok(units),
+                "{raw}"
+            );
+        }
+        assert!(UsdAmount::parse(" 1").is_err());
+    }
+}
