@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,8 +22,7 @@ use serde_json::Value;
 use tapgate::app::{NetworkAddresses, Node};
 use tapgate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource};
 use tapgate::lightning::types::{AssetInvoiceRequest, InvoiceRequest};
-use tapgate::simnet::model::{self, InvoiceSecret, NodeId, PaymentHash, SimnetConfig};
-use tapgate::simnet::run::{RunOptions, start_with};
+use tapgate::simnet::model::{self, InvoiceSecret, NodeId, PaymentHash};
 
 fn go() -> Option<PathBuf> {
     let on_path = Command::new("go")
@@ -101,14 +102,7 @@ fn hex32(h: &PaymentHash) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_simnet_invoice_decodes_with_lnds_decoder() {
     let Some(decoder) = decoder() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_with(
-        &dir.path().join("net"),
-        RunOptions::new(SimnetConfig::default()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let (running, _dir) = common::start_simnet().await;
     let addrs = NetworkAddresses::from_network_file(running.network_file()).unwrap();
     let merchant = Node::connect(addrs.node("merchant").unwrap()).unwrap();
     let merchant_key = merchant.lnd.node_info().await.unwrap().pubkey;

@@ -34,6 +34,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,7 +52,7 @@ use tapgate::lightning::types::{
 use tapgate::network_file::NetworkFile;
 use tapgate::pricing::{self, FixedPoint};
 use tapgate::simnet::model::SimnetConfig;
-use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};
+use tapgate::simnet::run::RunningSimnet;
 
 /// The generated `lnrpc` code (the crate keeps its copy private), for what tapgate's adapters
 /// do not expose: a `SubscribeInvoices` resumed from an add index.
@@ -196,14 +198,7 @@ static REGTEST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Net {
     async fn simnet() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let running = start_with(
-            &dir.path().join("net"),
-            RunOptions::new(SimnetConfig::default()),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+        let (running, dir) = common::start_simnet().await;
         let file = NetworkFile::read(running.network_file()).unwrap();
         let addrs = NetworkAddresses::from_network_file(running.network_file()).unwrap();
         Self {

@@ -14,21 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tapgate::simnet::model::SimnetConfig;
-use tapgate::simnet::run::{NetworkFile, RunOptions, RunningSimnet, start_with};
+use tapgate::simnet::run::NetworkFile;
 
-/// A simnet on OS-chosen ports in a fresh directory (kept as long as the `TempDir`).
-async fn start_simnet() -> (RunningSimnet, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let running = start_with(
-        &dir.path().join("net"),
-        RunOptions::new(SimnetConfig::default()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    (running, dir)
-}
+mod common;
+use common::start_simnet;
 
 /// `python3 integration/rest/client.py NETWORK_FILE` (`$PYTHON` overrides the interpreter;
 /// 3.11+ for `tomllib`).

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use std::time::Duration;
 
 use tapgate::app::{NetworkAddresses, Node};
@@ -13,8 +15,8 @@ use tapgate::lightning::error::BackendError;
 use tapgate::lightning::traits::{AssetInvoices, Invoices, NodeInfoSource, Rates};
 use tapgate::lightning::types::{AssetInvoiceRequest, AssetRef, InvoiceRequest};
 use tapgate::pricing;
-use tapgate::simnet::model::{NodeId, SimnetConfig};
-use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};
+use tapgate::simnet::model::NodeId;
+use tapgate::simnet::run::RunningSimnet;
 
 struct Net {
     running: RunningSimnet,
@@ -24,15 +26,8 @@ struct Net {
 
 impl Net {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let started = std::time::Instant::now();
-        let running = start_with(
-            &dir.path().join("net"),
-            RunOptions::new(SimnetConfig::default()),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+        let (running, dir) = common::start_simnet().await;
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "simnet took {:?} to start",
