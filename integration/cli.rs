@@ -1027,3 +1027,28 @@ fn simnet_config_checks_with_its_directory_and_names_bad_keys() {
         "{err}"
     );
 }
+
+/// `network.file` is read at start-up: `tapgate node --config config/simnet.toml` finds the
+/// running simnet through `TAPGATE_SIMNET_DIR`, with no `--network`.
+#[cfg(feature = "node")]
+#[test]
+fn config_simnet_toml_reaches_a_running_simnet() {
+    let net = Simnet::start();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/simnet.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tapgate"))
+        .current_dir(net.dir.path())
+        .env_remove("TAPGATE_CONFIG")
+        .env("TAPGATE_SIMNET_DIR", net.dir.path().join("net"))
+        .arg("--config")
+        .arg(&shipped)
+        .args(["node", "--node", "alice", "info"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["lnd"]["pubkey"], net.pubkeys()[0].as_str(), "{info}");
+}

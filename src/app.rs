@@ -121,6 +121,12 @@ impl NetworkAddresses {
 
     /// From the `[nodes.*]` and `[network]` settings (a Polar network, or real nodes).
     pub fn from_settings(settings: &Settings) -> Result<Self, BuildError> {
+        // `network.file` replaces `[nodes.*]`, `asset_id` and `edge_pubkey` (the settings
+        // refuse both at load), so it is the whole answer when set.
+        if let Some(raw) = &settings.network.file {
+            let path = expand_path("network.file", raw)?;
+            return Self::from_network_file(&path);
+        }
         let mut nodes = Vec::new();
         for (name, n) in &settings.nodes {
             nodes.push(NodeAddress {

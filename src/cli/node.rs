@@ -140,7 +140,7 @@ pub async fn run(args: &NodeArgs, sources: &Sources) -> Result<(), CliError> {
 pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Value, CliError> {
     let net = match &args.network {
         Some(path) => NetworkAddresses::from_network_file(path)?,
-        None if settings.nodes.is_empty() => {
+        None if settings.nodes.is_empty() && settings.network.file.is_none() => {
             return Err(CliError::NoNodes {
                 node: args.node.clone(),
             });

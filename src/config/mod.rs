@@ -126,8 +126,8 @@ pub struct NetworkSettings {
     /// DIR`) that names the nodes, the asset and the edge, so a config can follow a network
     /// whose keys change every run (`"${TAPGATE_SIMNET_DIR}/network.toml"`). It replaces
     /// `[nodes.*]`, `asset_id` and `edge_pubkey`; setting both is refused. `config check`
-    /// checks only that the path expands (the simnet need not be running); reading the file is
-    /// the start-up wiring's job (`app`), for the gateway that will serve `[[services]]`.
+    /// checks only that the path expands (the simnet need not be running); `app` reads it
+    /// (`tapgate node --config config/simnet.toml`, and the gateway to come).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
 }
