@@ -10,6 +10,7 @@ use std::future::Future;
 
 use crate::l402::{RootKey, TokenId};
 
+mod any;
 pub mod memory;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -17,6 +18,7 @@ pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod conformance;
 
+pub use any::AnyStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
@@ -53,6 +55,16 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database was written by a newer tapgate, whose schema this one does not know.
+    #[error(
+        "the database's schema version {found} is newer than this tapgate knows ({known}); run the tapgate that wrote it or a newer one"
+    )]
+    NewerSchema {
+        /// The database's version.
+        found: usize,
+        /// The newest version this build knows.
+        known: usize,
+    },
     /// A stored row is not a 32-byte key.
     #[error("root-key database holds a malformed row: {0}")]
     Corrupt(&'static str),
@@ -77,59 +89,6 @@ pub trait RootKeyStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<RootKey>, StoreError>> + Send;
     /// Deletes the key; `true` if there was one.
     fn revoke(&self, token_id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-/// The store chosen by configuration.
-#[derive(Debug)]
-pub enum AnyStore {
-    /// In memory.
-    Memory(MemoryStore),
-    /// SQLite file.
-    #[cfg(feature = "sqlite")]
-    Sqlite(SqliteStore),
-}
-
-impl AnyStore {
-    /// Opens the configured store (creating the data directory and database if needed).
-    pub async fn open(settings: &crate::config::Settings) -> Result<Self, StoreError> {
-        match settings.store.backend {
-            crate::config::StoreBackend::Memory => Ok(Self::Memory(MemoryStore::default())),
-            #[cfg(feature = "sqlite")]
-            crate::config::StoreBackend::Sqlite => Ok(Self::Sqlite(
-                SqliteStore::open_in(&settings.data_dir).await?,
-            )),
-            #[cfg(not(feature = "sqlite"))]
-            crate::config::StoreBackend::Sqlite => {
-                Err(StoreError::Corrupt("this build has no SQLite support"))
-            }
-        }
-    }
-}
-
-impl RootKeyStore for AnyStore {
-    async fn create(&self, token_id: &TokenId) -> Result<RootKey, StoreError> {
-        match self {
-            Self::Memory(s) => s.create(token_id).await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.create(token_id).await,
-        }
-    }
-
-    async fn get(&self, token_id: &TokenId) -> Result<Option<RootKey>, StoreError> {
-        match self {
-            Self::Memory(s) => s.get(token_id).await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.get(token_id).await,
-        }
-    }
-
-    async fn revoke(&self, token_id: &TokenId) -> Result<bool, StoreError> {
-        match self {
-            Self::Memory(s) => s.revoke(token_id).await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.revoke(token_id).await,
-        }
-    }
 }
 
 pub(crate) fn fresh_key() -> Result<RootKey, StoreError> {

@@ -2,30 +2,25 @@
 //!
 //! The directory is created `0700` and the database file `0600` before SQLite opens it
 //! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
-//! holds every root key. The schema is versioned; migrations run in order, once, in a
-//! transaction, at open.
+//! holds every root key. The schema is versioned (`migrations.rs`); migrations run in order,
+//! once, in a transaction, at open. No module here may log a key or put one in an error.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Executor, Row};
 
 use super::{RootKeyStore, StoreError, fresh_key};
 use crate::l402::{RootKey, TokenId};
 
+mod migrations;
+
 /// Database file name inside `data_dir`.
 pub const FILE_NAME: &str = "tapgate.sqlite";
-
-/// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
-/// has shipped: append a new one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE root_keys (
-        token_id BLOB PRIMARY KEY NOT NULL CHECK (length(token_id) = 32),
-        root_key BLOB NOT NULL CHECK (length(root_key) = 32),
-        created_at INTEGER NOT NULL
-    ) STRICT"];
 
 /// Root keys in SQLite.
 #[derive(Clone)]
@@ -89,6 +84,12 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_at_version(path, migrations::MIGRATIONS).await
+    }
+
+    /// Opens the database at `path` and applies `migrations` (a prefix of the shipped ones
+    /// in tests that build an older schema).
+    async fn open_at_version(path: &Path, migrations: &[&str]) -> Result<Self, StoreError> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -110,35 +111,8 @@ impl SqliteStore {
             pool,
             path: path.to_path_buf(),
         };
-        store.migrate().await?;
+        migrations::migrate(&store.pool, migrations).await?;
         Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin migration"))?;
-        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .await
-            .map_err(db("create schema_version"))?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("read schema version"))?
-            .try_get(0)
-            .map_err(db("read schema version"))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let version = i as i64 + 1;
-            if version <= current {
-                continue;
-            }
-            tx.execute(*sql).await.map_err(db("apply a migration"))?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("record schema version"))?;
-            tracing::info!(version, "root-key database migrated");
-        }
-        tx.commit().await.map_err(db("commit migration"))
     }
 
     /// Closes the pool, waiting for connections to finish (explicit shutdown).
@@ -175,11 +149,7 @@ impl RootKeyStore for SqliteStore {
             .await
             .map_err(db("read a root key"))?;
         let Some(row) = row else { return Ok(None) };
-        let bytes: Vec<u8> = row.try_get(0).map_err(db("read a root key"))?;
-        let key: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("root key is not 32 bytes"))?;
+        let key = bytes32(&row, "root_key", "root key is not 32 bytes")?;
         Ok(Some(RootKey::from_bytes(key)))
     }
 
@@ -193,11 +163,21 @@ impl RootKeyStore for SqliteStore {
     }
 }
 
+/// Column `col` of `row` as 32 bytes; `what` names a wrong length. The bytes read are wiped
+/// after the copy, since the column may be a root key.
+fn bytes32(row: &SqliteRow, col: &str, what: &'static str) -> Result<[u8; 32], StoreError> {
+    let bytes = zeroize::Zeroizing::new(row.try_get::<Vec<u8>, _>(col).map_err(db("read a row"))?);
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(what))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn fresh() -> SqliteStore {
+    pub(crate) async fn fresh() -> SqliteStore {
         // Leaked on purpose: the directory must outlive the store inside the test.
         let dir = tempfile::tempdir().unwrap().keep();
         SqliteStore::open_in(&dir.join("nested")).await.unwrap()
@@ -229,6 +209,23 @@ mod tests {
                 assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let s = SqliteStore::open(&path).await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version) VALUES (999)")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        s.close().await;
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 999, known } if known == migrations::MIGRATIONS.len()),
+            "{err}"
+        );
     }
 
     #[tokio::test]
