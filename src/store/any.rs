@@ -3,8 +3,11 @@
 //! This module owns only the choice and the forwarding; it must not add behaviour of its own,
 //! so that what the conformance suite proves of each store holds for `AnyStore` too.
 
-use super::{MemoryStore, RootKeyStore, StoreError};
-use crate::l402::{RootKey, TokenId};
+use super::{
+    BalanceStore, Debit, MemoryStore, RevenueRow, RootKeyStore, SettlementStore, StoreError,
+    TokenLedger, TokenRecord, TokenView,
+};
+use crate::l402::{PaymentHash, RootKey, TokenId};
 
 #[cfg(feature = "sqlite")]
 use super::SqliteStore;
@@ -58,6 +61,79 @@ impl RootKeyStore for AnyStore {
 
     async fn revoke(&self, token_id: &TokenId) -> Result<bool, StoreError> {
         forward!(self, s => s.revoke(token_id))
+    }
+}
+
+impl SettlementStore for AnyStore {
+    async fn settle_cursor(&self) -> Result<u64, StoreError> {
+        forward!(self, s => s.settle_cursor())
+    }
+
+    async fn record_settled(
+        &self,
+        hash: &PaymentHash,
+        amt_paid_msat: u64,
+        settle_index: u64,
+    ) -> Result<(), StoreError> {
+        forward!(self, s => s.record_settled(hash, amt_paid_msat, settle_index))
+    }
+
+    async fn is_settled(&self, hash: &PaymentHash) -> Result<bool, StoreError> {
+        forward!(self, s => s.is_settled(hash))
+    }
+}
+
+impl TokenLedger for AnyStore {
+    async fn record_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        forward!(self, s => s.record_token(t))
+    }
+
+    async fn token(&self, id: &TokenId) -> Result<Option<TokenView>, StoreError> {
+        forward!(self, s => s.token(id))
+    }
+
+    async fn list_tokens(
+        &self,
+        limit: u32,
+        settled_only: bool,
+    ) -> Result<Vec<TokenView>, StoreError> {
+        forward!(self, s => s.list_tokens(limit, settled_only))
+    }
+
+    async fn mark_revoked(&self, id: &TokenId) -> Result<bool, StoreError> {
+        forward!(self, s => s.mark_revoked(id))
+    }
+
+    async fn revenue(&self) -> Result<Vec<RevenueRow>, StoreError> {
+        forward!(self, s => s.revenue())
+    }
+}
+
+impl BalanceStore for AnyStore {
+    async fn open_balance(&self, token_id: &TokenId, micro_usd: u64) -> Result<u64, StoreError> {
+        forward!(self, s => s.open_balance(token_id, micro_usd))
+    }
+
+    async fn balance(&self, token_id: &TokenId) -> Result<Option<u64>, StoreError> {
+        forward!(self, s => s.balance(token_id))
+    }
+
+    async fn debit(
+        &self,
+        token_id: &TokenId,
+        micro_usd: u64,
+        idempotency_key: Option<&str>,
+    ) -> Result<Debit, StoreError> {
+        forward!(self, s => s.debit(token_id, micro_usd, idempotency_key))
+    }
+
+    async fn take_free_call(
+        &self,
+        service: &str,
+        client: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        forward!(self, s => s.take_free_call(service, client, limit))
     }
 }
 

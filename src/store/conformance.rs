@@ -1,19 +1,26 @@
 //! The one contract every store must meet, written once.
 //!
 //! `store_conformance!(async { make_store().await })` inside a store's test module expands
-//! to one `#[tokio::test]` per case in the submodules, each on a fresh store. This module
-//! owns the cases and their helpers; it must not reach into a store's internals, only its
-//! traits.
+//! to one `#[tokio::test]` per case in the submodules, each on a fresh store; a store must
+//! implement every store trait. This module owns the cases and their helpers; it must not
+//! reach into a store's internals, only its traits.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::l402::TokenId;
+use crate::l402::{PaymentHash, TokenId};
 
+pub(crate) mod balance;
+pub(crate) mod ledger;
 pub(crate) mod root_keys;
+pub(crate) mod settlement;
 
 fn id(n: u8) -> TokenId {
     TokenId([n; 32])
+}
+
+fn hash(n: u8) -> PaymentHash {
+    PaymentHash([n; 32])
 }
 
 /// Runs `f(store, i)` for `i` in `0..n`, each on its own tokio task, released together by a
@@ -54,7 +61,23 @@ macro_rules! store_conformance {
             root_keys::duplicate_create_is_refused_and_keeps_the_first,
             root_keys::revoke_deletes_and_is_idempotent,
             root_keys::concurrent_creates_for_one_id_yield_one_key,
-            root_keys::many_tokens
+            root_keys::many_tokens,
+            settlement::cursor_starts_at_zero_and_only_rises,
+            settlement::record_settled_is_idempotent,
+            settlement::concurrent_settlements_leave_the_highest_cursor,
+            ledger::ledger_returns_the_record_with_its_state,
+            ledger::duplicate_token_is_refused_and_keeps_the_first,
+            ledger::list_is_newest_first_limited_and_filtered,
+            ledger::mark_revoked_flags_once_and_keeps_the_root_key,
+            ledger::revenue_sums_settled_tokens_by_service_and_rail,
+            balance::prepaid_balance_debits_exactly_and_runs_out_exactly,
+            balance::idempotent_retry_is_debited_once,
+            balance::concurrent_retries_of_one_key_debit_once,
+            balance::concurrent_debits_never_overdraw,
+            balance::oversized_idempotency_key_is_refused,
+            balance::free_calls_are_exactly_limit,
+            balance::concurrent_free_calls_are_exactly_limit,
+            balance::values_beyond_i64_are_refused_everywhere
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),*) => {

@@ -1,9 +1,11 @@
-//! The SQLite root-key store: `tapgate.sqlite` in the data directory.
+//! The SQLite store: `tapgate.sqlite` in the data directory, holding every kind of state.
 //!
 //! The directory is created `0700` and the database file `0600` before SQLite opens it
 //! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
 //! holds every root key. The schema is versioned (`migrations.rs`); migrations run in order,
-//! once, in a transaction, at open. No module here may log a key or put one in an error.
+//! once, in a transaction, at open. This file owns opening, the root keys and the row
+//! decoding the other traits share (`settlement.rs`, `ledger.rs`, `balance.rs`); no module
+//! here may log a key or put one in an error.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -17,12 +19,15 @@ use sqlx::sqlite::{
 use super::{RootKeyStore, StoreError, fresh_key};
 use crate::l402::{RootKey, TokenId};
 
+mod balance;
+mod ledger;
 mod migrations;
+mod settlement;
 
 /// Database file name inside `data_dir`.
 pub const FILE_NAME: &str = "tapgate.sqlite";
 
-/// Root keys in SQLite.
+/// Every kind of state in one SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -171,6 +176,19 @@ fn bytes32(row: &SqliteRow, col: &str, what: &'static str) -> Result<[u8; 32], S
         .as_slice()
         .try_into()
         .map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Column `col` of `row` as an amount, count or index (never negative).
+fn uint(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
+    let v: i64 = row.try_get(col).map_err(db("read a row"))?;
+    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount, count or index"))
+}
+
+/// Column `col` of `row` as an optional amount.
+fn opt_uint(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
+    let v: Option<i64> = row.try_get(col).map_err(db("read a row"))?;
+    v.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount")))
+        .transpose()
 }
 
 #[cfg(test)]
