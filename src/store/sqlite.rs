@@ -229,6 +229,42 @@ pub(crate) mod tests {
         }
     }
 
+    async fn schema_version(s: &SqliteStore) -> i64 {
+        sqlx::query("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_database_upgrades_keeping_its_keys() {
+        use crate::store::{BalanceStore, SettlementStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let id = TokenId([4; 32]);
+        let key = {
+            let old = SqliteStore::open_at_version(&path, &migrations::MIGRATIONS[..1])
+                .await
+                .unwrap();
+            assert_eq!(schema_version(&old).await, 1);
+            let k = old.create(&id).await.unwrap();
+            old.close().await;
+            k
+        };
+        let s = SqliteStore::open(&path).await.unwrap();
+        let latest = i64::try_from(migrations::MIGRATIONS.len()).unwrap();
+        assert_eq!(schema_version(&s).await, latest);
+        assert_eq!(s.get(&id).await.unwrap(), Some(key));
+        assert_eq!(s.settle_cursor().await.unwrap(), 0);
+        assert_eq!(s.open_balance(&id, 10).await.unwrap(), 10);
+        s.close().await;
+        // Opening an up-to-date database applies nothing.
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(schema_version(&again).await, latest);
+        assert_eq!(again.balance(&id).await.unwrap(), Some(10));
+    }
+
     #[tokio::test]
     async fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -244,6 +280,52 @@ pub(crate) mod tests {
             matches!(err, StoreError::NewerSchema { found: 999, known } if known == migrations::MIGRATIONS.len()),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn ledger_balances_and_cursor_survive_reopen() {
+        use crate::l402::PaymentHash;
+        use crate::store::{BalanceStore, Debit, Rail, SettlementStore, TokenLedger, TokenRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let id = TokenId([6; 32]);
+        let record = TokenRecord {
+            token_id: id,
+            payment_hash: PaymentHash([7; 32]),
+            service: "api".into(),
+            tier: 2,
+            rail: Rail::Asset,
+            price_micro_usd: 1_000_000,
+            msat: 2_000,
+            units: Some(3),
+            prepaid_micro_usd: Some(5_000_000),
+            created_at: 100,
+            expires_at: 700,
+        };
+        {
+            let s = SqliteStore::open_in(dir.path()).await.unwrap();
+            s.record_token(&record).await.unwrap();
+            s.record_settled(&record.payment_hash, 2_000, 42)
+                .await
+                .unwrap();
+            s.open_balance(&id, 5_000_000).await.unwrap();
+            s.debit(&id, 1_000, Some("k")).await.unwrap();
+            assert!(s.take_free_call("api", "c", 1).await.unwrap());
+            s.close().await;
+        }
+        let s = SqliteStore::open_in(dir.path()).await.unwrap();
+        assert_eq!(s.settle_cursor().await.unwrap(), 42);
+        let view = s.token(&id).await.unwrap().unwrap();
+        assert_eq!(view.record, record);
+        assert!(view.settled);
+        assert_eq!(view.balance_micro_usd, Some(4_999_000));
+        assert_eq!(
+            s.debit(&id, 1_000, Some("k")).await.unwrap(),
+            Debit::Charged {
+                remaining_micro_usd: 4_999_000,
+                replayed: true
+            }
+        );
+        assert!(!s.take_free_call("api", "c", 1).await.unwrap());
     }
 
     #[tokio::test]
