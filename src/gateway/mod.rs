@@ -6,5 +6,7 @@
 //! authenticator seam, never the store or a node directly.
 
 pub mod matching;
+#[cfg(feature = "node")]
+pub mod proxy;
 
 pub use matching::{PathPattern, PatternError, match_service};
