@@ -8,5 +8,7 @@
 pub mod matching;
 #[cfg(feature = "node")]
 pub mod proxy;
+#[cfg(feature = "node")]
+pub mod sample;
 
 pub use matching::{PathPattern, PatternError, match_service};
