@@ -6,5 +6,9 @@
 //! authenticator seam, never the store or a node directly.
 
 pub mod matching;
+#[cfg(feature = "node")]
+pub mod proxy;
+#[cfg(feature = "node")]
+pub mod sample;
 
 pub use matching::{PathPattern, PatternError, match_service};
