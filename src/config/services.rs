@@ -102,6 +102,33 @@ pub struct GatewaySettings {
     /// The admin API (`host:port`).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// The node that sells (its lnd makes the invoices, its tapd the asset invoices): a name
+    /// from `[nodes.*]` or the network file; none: `merchant` if there is one, else the only
+    /// node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Honour a token only once its invoice is seen settled (the settlement stream, or one
+    /// direct lookup). Off: a valid preimage is proof enough, as in Aperture.
+    #[serde(default = "default_true")]
+    pub strict_settlement: bool,
+    /// A fixed rate, dollars per bitcoin, instead of the edge's RFQ quotes (tests and demos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_btc: Option<UsdAmount>,
+    /// Longest wait for in-flight requests at shutdown, seconds.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How long shutdown waits for in-flight requests by default: long enough for a normal API
+/// call, short enough that a service manager's stop does not hang.
+pub const DEFAULT_DRAIN_SECS: u64 = 10;
+
+fn default_drain_secs() -> u64 {
+    DEFAULT_DRAIN_SECS
 }
 
 fn default_listen() -> SocketAddr {
@@ -117,6 +144,10 @@ impl Default for GatewaySettings {
         Self {
             listen: DEFAULT_LISTEN,
             admin_listen: DEFAULT_ADMIN_LISTEN,
+            node: None,
+            strict_settlement: true,
+            usd_per_btc: None,
+            drain_secs: DEFAULT_DRAIN_SECS,
         }
     }
 }
@@ -504,6 +535,12 @@ pub(super) fn validate_gateway(g: &GatewaySettings) -> Result<(), ConfigError> {
                 "{} is also gateway.listen; give the admin API its own port (default {DEFAULT_ADMIN_LISTEN})",
                 g.admin_listen
             ),
+        ));
+    }
+    if g.drain_secs == 0 || g.drain_secs > 3600 {
+        return Err(value(
+            "gateway.drain_secs".into(),
+            format!("{} is outside 1 to 3600 seconds", g.drain_secs),
         ));
     }
     Ok(())

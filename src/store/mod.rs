@@ -251,3 +251,22 @@ pub(crate) fn check_record(t: &TokenRecord) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// A shared store is a store: the gateway's mint, tracker and admin API hold one `Arc` of it.
+impl<S: RootKeyStore> RootKeyStore for std::sync::Arc<S> {
+    fn create(
+        &self,
+        token_id: &TokenId,
+    ) -> impl Future<Output = Result<RootKey, StoreError>> + Send {
+        (**self).create(token_id)
+    }
+    fn get(
+        &self,
+        token_id: &TokenId,
+    ) -> impl Future<Output = Result<Option<RootKey>, StoreError>> + Send {
+        (**self).get(token_id)
+    }
+    fn revoke(&self, token_id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).revoke(token_id)
+    }
+}
