@@ -7,7 +7,9 @@
 //! [`Challenge::to_header_value`]. Both clients must read back every field tapgate knows
 //! (payment hash, amount, expiry, description, payee = the merchant's GetInfo key, token id,
 //! caveats, macaroon bytes); once bob pays the invoice, the `Authorization` value lsat-js
-//! builds from the preimage must pass tapgate's verification.
+//! builds from the preimage must pass tapgate's verification. The same reading is repeated on
+//! an invoice from the real lnd of the regtest network `TAPGATE_REGTEST_NETWORK` names (as
+//! `bash .ci/test` sets it), unpaid.
 //!
 //! lsat-js is an LSAT-era client: `Lsat.fromHeader` drops the first four characters as the
 //! scheme without comparing them (so `L402` passes as well as `LSAT`), `toToken` always
@@ -29,8 +31,8 @@ use tapgate::app::{NetworkAddresses, Node};
 use tapgate::l402::header::{self, Scheme};
 use tapgate::l402::{Challenge, RequestContext};
 use tapgate::lightning::traits::{Invoices, NodeInfoSource};
-use tapgate::lightning::types::InvoiceRequest;
-use tapgate::mint::{Mint, MintRequest};
+use tapgate::lightning::types::{CreatedInvoice, InvoiceRequest};
+use tapgate::mint::{Mint, MintRequest, Minted};
 use tapgate::store::MemoryStore;
 
 fn now() -> u64 {
@@ -40,19 +42,22 @@ fn now() -> u64 {
         .as_secs()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify() {
-    if !foreign::available() {
-        return;
-    }
-    let (running, _dir) = common::start_simnet().await;
-    let addrs = NetworkAddresses::from_network_file(running.network_file()).unwrap();
-    let merchant = Node::connect(addrs.node("merchant").unwrap()).unwrap();
-    let bob = Node::connect(addrs.node("bob").unwrap()).unwrap();
-    let merchant_key = merchant.lnd.node_info().await.unwrap().pubkey;
+/// A challenge tapgate issued, and what the foreign clients read in it.
+struct Issued {
+    invoice: CreatedInvoice,
+    minted: Minted,
+    challenge: Challenge,
+    www: String,
+    valid_until: u64,
+    parsed: foreign::ForeignParse,
+}
 
-    // What tapgate knows: the invoice it asked its node for, the node's own record of it, and
-    // the token it minted for the invoice's payment hash.
+/// What tapgate does for a 402: an invoice on `merchant` (21 sats, 600 s), a token minted for
+/// its payment hash, the challenge from [`Challenge::to_header_value`]. Then both foreign
+/// clients read it, and every field they report is checked against what tapgate knows: the
+/// invoice it asked for, the node's own record of it, the node's GetInfo key and the token.
+async fn issue_and_read(merchant: &Node, mint: &Mint<MemoryStore>) -> Issued {
+    let merchant_key = merchant.lnd.node_info().await.unwrap().pubkey;
     let invoice = merchant
         .lnd
         .create_invoice(&InvoiceRequest {
@@ -69,7 +74,6 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
         .unwrap()
         .unwrap();
     let valid_until = now() + 3_600;
-    let mint = Mint::new(MemoryStore::default(), "tapgate");
     let minted = mint
         .mint(
             &MintRequest::new(
@@ -92,7 +96,6 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
 
     let hash_hex = hex::encode(invoice.payment_hash.0);
     let parsed = foreign::parse_with_foreign_clients(&www);
-
     // lsat-js: the macaroon, its identifier and caveats, and the invoice's hash and amount.
     let js = &parsed.lsat_js;
     assert_eq!(js.scheme, "L402");
@@ -149,9 +152,36 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
     assert_eq!(py.description.as_deref(), Some(record.memo.as_str()));
     assert_eq!(py.description_hash, None);
     assert_eq!(py.payee, merchant_key, "signed by the merchant's key");
-    assert_eq!(py.min_final_cltv_expiry, 80);
     assert!(py.payment_secret.is_some());
     assert_eq!(py.strict_error, None);
+
+    Issued {
+        invoice,
+        minted,
+        challenge,
+        www,
+        valid_until,
+        parsed,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify() {
+    if !foreign::available() {
+        return;
+    }
+    let (running, _dir) = common::start_simnet().await;
+    let addrs = NetworkAddresses::from_network_file(running.network_file()).unwrap();
+    let merchant = Node::connect(addrs.node("merchant").unwrap()).unwrap();
+    let bob = Node::connect(addrs.node("bob").unwrap()).unwrap();
+    let merchant_key = merchant.lnd.node_info().await.unwrap().pubkey;
+    let mint = Mint::new(MemoryStore::default(), "tapgate");
+    let issued = issue_and_read(&merchant, &mint).await;
+    let (invoice, minted, www) = (&issued.invoice, &issued.minted, issued.www.as_str());
+    let valid_until = issued.valid_until;
+    let hash_hex = hex::encode(invoice.payment_hash.0);
+    let js = &issued.parsed.lsat_js;
+    assert_eq!(issued.parsed.bolt11_py.min_final_cltv_expiry, 80);
 
     // bob pays; lsat-js turns the preimage into the Authorization value it would send.
     let paid = bob
@@ -160,7 +190,7 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
         .await
         .unwrap();
     let preimage_hex = hex::encode(paid.preimage.expose());
-    let authorization = foreign::lsat_js_authorization(&www, &preimage_hex);
+    let authorization = foreign::lsat_js_authorization(www, &preimage_hex);
     assert_eq!(
         authorization,
         format!("LSAT {}:{preimage_hex}", minted.macaroon.to_base64()),
@@ -186,18 +216,18 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
     mint.verify(&[&l402], &ctx).await.unwrap();
 
     // lsat-js checks the preimage against the invoice's hash before building a token.
-    let wrong = foreign::lsat_js(&www, Some(&"00".repeat(32)), None).unwrap_err();
+    let wrong = foreign::lsat_js(www, Some(&"00".repeat(32)), None).unwrap_err();
     assert_eq!(wrong.stage, "preimage");
     assert!(wrong.error.contains("did not match"), "{wrong:?}");
 
     // As a parser of credentials (`Lsat.fromToken`), lsat-js takes LSAT only.
-    let read = foreign::lsat_js(&www, None, Some(&authorization)).unwrap();
+    let read = foreign::lsat_js(www, None, Some(&authorization)).unwrap();
     let read = read.parsed_authorization.unwrap();
     assert_eq!(read["ok"], true, "{read}");
     assert_eq!(read["payment_hash"], hash_hex.as_str());
     assert_eq!(read["preimage"], preimage_hex.as_str());
     assert_eq!(read["token_id"], hex::encode(minted.token_id.0).as_str());
-    let read = foreign::lsat_js(&www, None, Some(&l402)).unwrap();
+    let read = foreign::lsat_js(www, None, Some(&l402)).unwrap();
     let read = read.parsed_authorization.unwrap();
     assert_eq!(read["ok"], false);
     assert_eq!(read["error"], "Token must include LSAT prefix");
@@ -205,7 +235,7 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
     // Aperture's first, legacy challenge (`LSAT macaroon=…`) reads the same.
     let lsat_www = Challenge {
         scheme: Scheme::Lsat,
-        ..challenge.clone()
+        ..issued.challenge.clone()
     }
     .to_header_value();
     let legacy = foreign::parse_with_foreign_clients(&lsat_www);
@@ -248,4 +278,27 @@ async fn foreign_clients_read_tapgates_challenge_and_lsat_js_credentials_verify(
     assert_eq!(odd_py.payee, merchant_key);
 
     running.shutdown().await.unwrap();
+}
+
+/// The same reading of a challenge whose invoice comes from the real lnd (zpay32's encoder, not
+/// simnet's) on the regtest network `TAPGATE_REGTEST_NETWORK` names, as `bash .ci/test` sets
+/// it. Nothing is paid, so the shared network's balances do not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_clients_read_a_challenge_with_a_real_lnd_invoice() {
+    let Some(path) = std::env::var_os("TAPGATE_REGTEST_NETWORK") else {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "CI is set but TAPGATE_REGTEST_NETWORK is not: run the tests through `bash .ci/test`"
+        );
+        eprintln!("skipping: TAPGATE_REGTEST_NETWORK is not set");
+        return;
+    };
+    if !foreign::available() {
+        return;
+    }
+    let addrs = NetworkAddresses::from_network_file(std::path::Path::new(&path)).unwrap();
+    let merchant = Node::connect(addrs.node("merchant").unwrap()).unwrap();
+    let mint = Mint::new(MemoryStore::default(), "tapgate");
+    let issued = issue_and_read(&merchant, &mint).await;
+    assert!(issued.parsed.bolt11_py.payment_secret.is_some());
 }
