@@ -777,3 +777,174 @@ async fn discovery_lists_usd_and_msat_prices_and_quotes_a_bundle() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["error"]["code"], "unknown_service");
 }
+
+#[path = "clients/foreign.rs"]
+mod foreign;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_l402_clients_read_the_gateways_402_and_their_credential_is_honoured() {
+    if !foreign::available() {
+        return;
+    }
+    let gw = Gw::simnet(true).await;
+    for path in ["/v1/weather", "/v1/time"] {
+        let r = gw.get(path, &[]).await;
+        let www = r.headers["www-authenticate"].to_str().unwrap().to_owned();
+        let parsed = foreign::parse_with_foreign_clients(&www);
+        // lsat-js and Python's bolt11 read the same invoice the JSON body describes.
+        assert_eq!(
+            parsed.lsat_js.payment_hash,
+            r.body["payment_hash"].as_str().unwrap()
+        );
+        assert_eq!(
+            parsed.bolt11_py.payment_hash,
+            r.body["payment_hash"].as_str().unwrap()
+        );
+        assert_eq!(parsed.bolt11_py.amount_msat, r.body["msat"].as_u64());
+        assert_eq!(parsed.bolt11_py.payee, gw.built.node_pubkey);
+        assert_eq!(
+            parsed.lsat_js.identifier.token_id,
+            r.body["token"]["id"].as_str().unwrap()
+        );
+        // bob pays, and the credential lsat-js builds from the preimage gets through.
+        let ch = parse_challenge(&www).unwrap();
+        let out = gw.bob.pay_sats(&ch.invoice, MAX_FEE_MSAT).await.unwrap();
+        let auth = foreign::lsat_js_authorization(&www, &hex::encode(out.preimage.expose()));
+        assert!(auth.starts_with("LSAT "), "{auth}");
+        let ok = gw.get(path, &[("authorization", &auth)]).await;
+        assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_grpc_service_lists_quotes_revokes_and_reports_revenue() {
+    use tapgate::admin::grpc::proto::admin_client::AdminClient;
+    use tapgate::admin::grpc::{self as admin_grpc, AdminCredentials, proto};
+
+    let gw = Gw::simnet(true).await;
+    // Revenue to report: one token on each rail.
+    for (path, payer) in [("/v1/weather", "bob"), ("/v1/time", "alice")] {
+        let r = gw.get(path, &[]).await;
+        let auth = gw.pay(payer, &r).await;
+        assert_eq!(
+            gw.get(path, &[("authorization", &auth)]).await.status,
+            StatusCode::OK
+        );
+    }
+    let creds = Arc::new(AdminCredentials::load_or_create(gw._dir.path()).unwrap());
+    let mac = hex::encode(std::fs::read(&creds.macaroon_path).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = listener.local_addr().unwrap();
+    let state = tapgate::admin::AdminState {
+        metrics: Arc::clone(&gw.built.metrics),
+        auth: Arc::clone(&gw.built.gateway.auth),
+        grpc: admin_grpc::service(Arc::clone(&gw.built.gate), creds),
+    };
+    tokio::spawn(tapgate::admin::run_http(listener, state, gw.stop.clone()));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{admin_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let with_mac = |mut req: tonic::Request<()>| {
+        req.metadata_mut().insert("macaroon", mac.parse().unwrap());
+        Ok(req)
+    };
+    let mut admin = AdminClient::with_interceptor(channel.clone(), with_mac);
+    let services = admin
+        .list_services(proto::ListServicesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(services.services[0].name, "weather");
+    assert_eq!(services.services[1].settlement, "asset");
+    assert!(services.services[1].price_units >= 500_000);
+
+    let q = admin
+        .get_quote(proto::GetQuoteRequest {
+            service: "echo".into(),
+            tier: 0,
+            prepaid_usd: "2.00".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(q.charge_usd, "2.00");
+    assert_eq!(q.rail, "asset");
+    assert!(q.www_authenticate.contains(&q.invoice));
+
+    let revenue = admin
+        .revenue(proto::RevenueRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let row = |svc: &str| revenue.iter().find(|r| r.service == svc).unwrap().clone();
+    assert_eq!(
+        (
+            row("weather").rail.as_str(),
+            row("weather").tokens,
+            row("weather").usd.as_str()
+        ),
+        ("sats", 1, "0.50")
+    );
+    assert_eq!(
+        (
+            row("time").rail.as_str(),
+            row("time").tokens,
+            row("time").units
+        ),
+        ("asset", 1, 500_000)
+    );
+    assert!(row("weather").sats > 0);
+
+    let tokens = admin
+        .list_tokens(proto::ListTokensRequest {
+            limit: 10,
+            settled_only: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    assert_eq!(tokens.len(), 2);
+    let revoked = admin
+        .revoke_token(proto::RevokeTokenRequest {
+            token_id: tokens[0].token_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revoked);
+
+    // Without the macaroon, or with another, nothing is answered.
+    let mut anon = AdminClient::new(channel);
+    let err = anon
+        .list_services(proto::ListServicesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // The plain-HTTP side of the same port.
+    let (status, body) = {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let r = client
+            .request(
+                Request::get(format!("http://{admin_addr}/metrics"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let s = r.status();
+        (
+            s,
+            String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap(),
+        )
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("tapgate_payments_units_total{service=\"time\",rail=\"asset\"} 500000"),
+        "{body}"
+    );
+}
