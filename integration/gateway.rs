@@ -77,6 +77,14 @@ settlement = "sats"
 free_paths = ["/dead/*"]
 
 [[services]]
+name = "lag"
+paths = ["/lag/*"]
+upstream = "http://{lag}"
+price_usd = "0.01"
+settlement = "sats"
+free_paths = ["/lag/*"]
+
+[[services]]
 name = "slow"
 paths = ["/slow/*"]
 upstream = "http://{slow}"
@@ -86,6 +94,7 @@ free_paths = ["/slow/*"]
 timeout_secs = 1
 "#,
         slow = slow_upstream(),
+        lag = lagging_upstream(std::time::Duration::from_millis(400)),
     )
 }
 
@@ -947,4 +956,71 @@ async fn the_admin_grpc_service_lists_quotes_revokes_and_reports_revenue() {
         body.contains("tapgate_payments_units_total{service=\"time\",rail=\"asset\"} 500000"),
         "{body}"
     );
+}
+
+/// An upstream that answers every request `ok` after `delay`.
+fn lagging_upstream(delay: std::time::Duration) -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_request_in_flight_finish_within_the_bound() {
+    let gw = Gw::simnet(true).await;
+    // The gateway's own server on a fresh socket, with its own shutdown.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let conns = tokio_util::task::TaskTracker::new();
+    let server = tokio::spawn(tapgate::gateway::server::run(
+        listener,
+        Arc::clone(&gw.built.gateway),
+        stop.clone(),
+        conns.clone(),
+    ));
+    let client = gw.client.clone();
+    let in_flight = tokio::spawn(async move {
+        let r = client
+            .request(
+                Request::get(format!("http://{addr}/lag/x"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.into_body().collect().await.unwrap().to_bytes())
+    });
+    // The upstream takes 400 ms; stop after 100.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    stop.cancel();
+    server.await.unwrap();
+    conns.close();
+    tokio::time::timeout(std::time::Duration::from_secs(5), conns.wait())
+        .await
+        .expect("the connection drains within the bound");
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "it waited for the upstream"
+    );
+    // Nothing new is accepted.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

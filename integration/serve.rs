@@ -150,7 +150,11 @@ fn a_first_run_sells_a_paid_call_and_stops_on_sigterm() {
     let auth = format!("L402 {macaroon}:{preimage}");
     let (status, h, body) = http(&addr, "GET", "/v1/weather", &[("Authorization", &auth)]);
     assert_eq!(status, 200, "{body}");
-    assert!(header(&h, "tapgate-receipt").unwrap().contains("rail=sats"));
+    let receipt = header(&h, "tapgate-receipt").unwrap();
+    assert!(
+        receipt.contains("charged_usd=0.00; token_price_usd=0.01; rail=sats"),
+        "{receipt}"
+    );
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["conditions"], "sunny", "{answer}");
     assert_eq!(answer["tapgate"]["x-tapgate-service"], "weather");

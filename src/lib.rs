@@ -10,15 +10,17 @@
 //! | [`l402`] | the protocol: identifiers, macaroons (V2 binary, go-macaroon's HMAC chain, byte-identical with Aperture, pymacaroons and macaroon.js), caveats with narrowing rules, the `WWW-Authenticate`/`Authorization` headers, verification from a header string to a typed [`l402::Decision`] | do I/O |
 //! | [`pricing`] | US dollars, asset units, msat and tapd's `FixedPoint` rates, converted with tapd's truncating rules; the one `units_covering`; `price_call`, a call's USD price as whole units (rounded up) and msat | read a clock or a node |
 //! | `lightning` | narrow traits in tapgate's types, and the lnd, tapd and price-oracle adapters over gRPC (feature `node`) | let a proto type out of an adapter |
-//! | [`store`] | root keys: one trait, an in-memory and a SQLite store, one conformance suite | log a key |
+//! | [`store`] | root keys, the settlement cursor and settled hashes, the token ledger (revenue), prepaid balances, idempotency keys and free-call meters: one trait per kind of state, an in-memory and a SQLite store, one conformance suite | log a key |
 //! | [`config`] | layered settings (defaults < `config/tapgate.toml` < `TAPGATE_*` < CLI), including the `[[services]]` catalogue and `[gateway]` sockets, each refusal naming the key | connect to anything |
 //! | `network_file` | the `network.toml` type that simnet and the regtest script write (feature `node`) | |
-//! | `app` | the one wiring place: settings or a `network.toml` to node adapters; `BuildError` for start-up problems (feature `node`) | import `simnet` |
+//! | `app` | the one wiring place: settings or a `network.toml` to node adapters, and `app::gateway::build` (the seller node, store, rate source, catalogue, gate and server); `BuildError` for start-up problems (feature `node`) | import `simnet` |
 //! | [`clock`] | where "now" comes from: `Clock`, `SystemClock`, `ManualClock` for tests | sleep |
 //! | [`shutdown`] | stopping cleanly: one cancellation token, named tasks, a drain with a bound, SIGINT/SIGTERM | decide what a task does when cancelled |
-//! | [`mint`] | mints a token for a payment hash (fresh token id, root key in the store, caveats), verifies credentials against the store at a time the caller passes, revokes; `mint::rates`, the per-asset rate cache that keeps one RFQ in flight and never hands out a quote about to expire | read the system clock (time is injected) |
-//! | [`gateway`] | today: matching a request's host and path to the configured service, first match in file order (pure) | know prices or payment |
-//! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `simnet` and `node …` | hold logic the library lacks |
+//! | [`mint`] | mints a token for a payment hash, verifies credentials, revokes; `mint::rates`, the per-asset rate cache (one RFQ in flight, never a quote about to expire); `mint::challenger`, a dollar price to a sats or asset invoice at the cached rate; `mint::tracker`, settlements from lnd's resumable stream with one direct lookup for a token paid first; `mint::gate`, the `Authenticator` the gateway sees (402, 401 with a reason, prepaid debits) | read the system clock (time is injected) |
+//! | [`gateway`] | `matching` (host and path to service, pure); with `node`: `server` (HTTP/1.1 + h2c, `run(listener, gateway, shutdown)`), `discovery` (the manifest and `/l402/quote`), `response` (402/401/503/502/504 and gRPC answers), `proxy` (hyper-util's pooled client, streaming both ways), `sample` (the built-in sample upstream) | touch a store or a node (only the `Authenticator`) |
+//! | `metrics` | the admin port's Prometheus counters (requests, challenges, payments in USD/sats/units by rail, debits, refusals by reason) | label anything secret |
+//! | `admin` | the admin port: the macaroon-authenticated admin gRPC service (`proto/tapgate/admin.proto`), `/metrics`, `/healthz`, `/readyz` | expose a secret |
+//! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `serve`, `simnet` and `node …` | hold logic the library lacks |
 //! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
 //! ## The request flow this is built for

@@ -221,10 +221,14 @@ pub fn unavailable(detail: &str, grpc: bool) -> Response<Body> {
     r
 }
 
-/// The receipt on a paid response: `token=<id>; charged_usd=<d>; rail=<sats|asset>;
-/// balance_usd=<d>` (balance only for a prepaid token).
+/// The receipt on a paid response: `token=<id>; charged_usd=<d>[; token_price_usd=<d>];
+/// rail=<sats|asset>[; balance_usd=<d>]` (the token's price for a token bought outright, the
+/// balance for a prepaid one).
 pub fn receipt(pass: &Pass) -> String {
     let mut s = format!("token={}; charged_usd={}", pass.token_id, pass.charged_usd);
+    if let Some(p) = pass.token_price_usd {
+        s.push_str(&format!("; token_price_usd={p}"));
+    }
     if let Some(rail) = pass.rail {
         s.push_str(match rail {
             crate::store::Rail::Sats => "; rail=sats",
@@ -261,6 +265,7 @@ mod tests {
             rail: Some(crate::store::Rail::Asset),
             charged_usd: rust_decimal::Decimal::new(2, 2),
             balance_usd: Some(rust_decimal::Decimal::new(98, 2)),
+            token_price_usd: None,
             replayed: false,
         };
         assert_eq!(

@@ -140,6 +140,8 @@ pub struct Pass {
     pub charged_usd: Decimal,
     /// The prepaid balance left, dollars.
     pub balance_usd: Option<Decimal>,
+    /// What the token cost, dollars, for a token bought outright (not prepaid).
+    pub token_price_usd: Option<Decimal>,
     /// The debit was a retry of an earlier one under the same `Idempotency-Key`.
     pub replayed: bool,
 }
@@ -586,8 +588,9 @@ where
             tier: decision.tier,
             capabilities,
             rail: cached.record.as_ref().map(|r| r.rail),
-            charged_usd: Decimal::ZERO,
+            charged_usd: usd(0),
             balance_usd: None,
+            token_price_usd: None,
             replayed: false,
         };
         if let Some(max) = r.max_calls {
@@ -625,6 +628,7 @@ where
                     )
                     .await;
             }
+            pass.token_price_usd = cached.record.as_ref().map(|r| usd(r.price_micro_usd));
             return Verdict::Pass(pass);
         };
         let price = micro(svc.price_usd(decision.tier));
@@ -660,7 +664,7 @@ where
                 remaining_micro_usd,
                 replayed,
             }) => {
-                pass.charged_usd = if replayed { Decimal::ZERO } else { usd(price) };
+                pass.charged_usd = if replayed { usd(0) } else { usd(price) };
                 pass.balance_usd = Some(usd(remaining_micro_usd));
                 pass.replayed = replayed;
                 if !replayed {
