@@ -134,6 +134,11 @@ struct Reply {
 impl Gw {
     /// A simnet and a gateway over it; `follow`: run the settlement tracker.
     async fn simnet(follow: bool) -> Self {
+        Self::simnet_with(follow, "").await
+    }
+
+    /// A simnet and a gateway over it, with `gateway` lines added to `[gateway]`.
+    async fn simnet_with(follow: bool, gateway: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(SystemClock.now_unix()));
         let mut options = RunOptions::new(SimnetConfig::default());
@@ -142,7 +147,7 @@ impl Gw {
             .await
             .unwrap();
         let file = running.network_file().to_owned();
-        Self::over(&file, dir, Some(running), clock, follow).await
+        Self::over(&file, dir, Some(running), clock, follow, gateway).await
     }
 
     /// A gateway over the real regtest network, if one is named.
@@ -150,7 +155,7 @@ impl Gw {
         let file = std::env::var_os("TAPGATE_REGTEST_NETWORK")?;
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(SystemClock.now_unix()));
-        Some(Self::over(std::path::Path::new(&file), dir, None, clock, true).await)
+        Some(Self::over(std::path::Path::new(&file), dir, None, clock, true, "").await)
     }
 
     async fn over(
@@ -159,13 +164,14 @@ impl Gw {
         running: Option<RunningSimnet>,
         clock: Arc<ManualClock>,
         follow: bool,
+        gateway: &str,
     ) -> Self {
         let stop = CancellationToken::new();
         let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up_addr = up.local_addr().unwrap();
         tokio::spawn(tapgate::gateway::sample::run(up, stop.clone()));
         let toml = format!(
-            "[store]\nbackend = \"memory\"\n[network]\nfile = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}",
+            "[store]\nbackend = \"memory\"\n[network]\nfile = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{gateway}\n{}",
             file.display(),
             services_toml(up_addr)
         );
@@ -1023,4 +1029,25 @@ async fn shutdown_lets_a_request_in_flight_finish_within_the_bound() {
     );
     // Nothing new is accepted.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sats_prices_can_come_from_the_oracle_or_a_fixed_rate() {
+    async fn weather(gw: &Gw) -> Value {
+        let r = gw.get("/v1/weather", &[]).await;
+        assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{:?}", r.body);
+        r.body
+    }
+    let edge = weather(&Gw::simnet(true).await).await;
+    let oracle = weather(&Gw::simnet_with(true, "rate_source = \"oracle\"").await).await;
+    let fixed = weather(&Gw::simnet_with(true, "usd_per_btc = \"50000\"").await).await;
+    assert_eq!(edge["quote"]["source"], "edge_rfq");
+    assert_eq!(oracle["quote"]["source"], "oracle");
+    assert_eq!(fixed["quote"]["source"], "fixed");
+    // The oracle's sale side is the rate the edge's buy quotes carry.
+    assert_eq!(oracle["quote"]["usd_per_btc"], edge["quote"]["usd_per_btc"]);
+    assert_eq!(oracle["msat"], edge["msat"]);
+    // $0.50 at $50,000/BTC: exactly 1,000,000 msat; a fixed rate never expires.
+    assert_eq!(fixed["msat"], 1_000_000);
+    assert_eq!(fixed["quote"]["expires_at"], Value::Null);
 }

@@ -41,6 +41,8 @@ pub struct NetworkAddresses {
     pub asset: Option<AssetRef>,
     /// The edge node's public key (hex), the RFQ peer.
     pub edge_pubkey: Option<String>,
+    /// The network's price oracle (`priceoraclerpc`), when the network file names one.
+    pub oracle: Option<NodeConnection>,
 }
 
 /// Why tapgate cannot start: the nodes cannot be set up from the network file or the
@@ -91,6 +93,11 @@ pub enum BuildError {
         /// The key.
         key: String,
     },
+    /// `gateway.rate_source = "oracle"` without an oracle in the network file.
+    #[error(
+        "gateway.rate_source = \"oracle\" needs a price oracle: network.file must name one (oracle_endpoint and oracle_tls_cert_path in network.toml, as simnet writes), or use \"edge\""
+    )]
+    NoOracle,
     /// The fixed rate does not convert.
     #[error("gateway.usd_per_btc: {0}")]
     Rate(String),
@@ -137,10 +144,16 @@ impl NetworkAddresses {
                 ),
             })
             .collect();
+        let oracle = file
+            .oracle_endpoint
+            .clone()
+            .zip(file.oracle_tls_cert_path.clone())
+            .map(|(endpoint, cert)| NodeConnection::new(endpoint, cert, ""));
         Ok(Self {
             nodes,
             asset: Some(asset_ref(&file.asset_id)?),
             edge_pubkey: Some(file.edge_pubkey),
+            oracle,
         })
     }
 
@@ -169,6 +182,7 @@ impl NetworkAddresses {
                 .map(asset_ref)
                 .transpose()?,
             edge_pubkey: settings.network.edge_pubkey.clone(),
+            oracle: None,
         })
     }
 
@@ -310,10 +324,11 @@ pub mod gateway {
 
     use crate::clock::Clock;
     use crate::config::Settings;
-    use crate::config::services::{DEFAULT_ASSET, Settlement};
+    use crate::config::services::{DEFAULT_ASSET, RateSourceSetting, Settlement};
     use crate::gateway::proxy::Proxy;
     use crate::gateway::server::Gateway;
     use crate::lightning::lnd::LndNode;
+    use crate::lightning::oracle::OracleClient;
     use crate::lightning::tapd::TapdNode;
     use crate::lightning::traits::NodeInfoSource;
     use crate::metrics::Metrics;
@@ -395,12 +410,16 @@ pub mod gateway {
         let edge = addrs.edge_pubkey.clone();
         let network_asset = addrs.asset.clone();
         let fixed = settings.gateway.usd_per_btc.map(|p| p.usd());
-        let source = match fixed {
-            Some(usd) => PriceSource::Fixed(FixedRate(
+        let source = match (fixed, settings.gateway.rate_source) {
+            (Some(usd), _) => PriceSource::Fixed(FixedRate(
                 rate_from_usd_per_btc(usd, crate::mint::challenger::FIXED_RATE_DECIMALS)
                     .map_err(|e| BuildError::Rate(e.to_string()))?,
             )),
-            None => PriceSource::Edge(node.tapd.clone()),
+            (None, RateSourceSetting::Edge) => PriceSource::Edge(node.tapd.clone()),
+            (None, RateSourceSetting::Oracle) => {
+                let conn = addrs.oracle.as_ref().ok_or(BuildError::NoOracle)?;
+                PriceSource::Oracle(Box::new(OracleClient::connect(conn)?))
+            }
         };
         let mut services = Vec::new();
         for (i, s) in settings.services.iter().enumerate() {

@@ -117,6 +117,22 @@ pub struct GatewaySettings {
     /// Longest wait for in-flight requests at shutdown, seconds.
     #[serde(default = "default_drain_secs")]
     pub drain_secs: u64,
+    /// Where sats prices get their rate when `usd_per_btc` is not set.
+    #[serde(default)]
+    pub rate_source: RateSourceSetting,
+}
+
+/// `gateway.rate_source`: where the rate that prices a sats invoice comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateSourceSetting {
+    /// The edge's RFQ buy quotes through the seller's tapd (the default: the same rate an
+    /// asset payment would get).
+    #[default]
+    Edge,
+    /// The network's `priceoraclerpc` oracle directly (its `SALE` side, which prices the edge's
+    /// answer to a buy order).
+    Oracle,
 }
 
 fn default_true() -> bool {
@@ -148,6 +164,7 @@ impl Default for GatewaySettings {
             strict_settlement: true,
             usd_per_btc: None,
             drain_secs: DEFAULT_DRAIN_SECS,
+            rate_source: RateSourceSetting::Edge,
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::services::{Service, SmallPrice};
 use crate::l402::PaymentHash;
 use crate::lightning::error::BackendError;
+use crate::lightning::oracle::{OracleClient, OracleSide};
 use crate::lightning::traits::{AssetInvoices, Invoices, Rates};
 use crate::lightning::types::{AssetInvoiceRequest, AssetRef, InvoiceRequest};
 use crate::pricing::{
@@ -66,6 +67,11 @@ pub struct RateKey {
 pub enum PriceSource<R> {
     /// The edge's buy quotes through tapd's RFQ (`rfqrpc.AddAssetBuyOrder`).
     Edge(R),
+    /// The network's price oracle (`priceoraclerpc.QueryAssetRates`, `SALE` side: an edge
+    /// answering our buy order sells the asset, and tapd prices that with
+    /// `RpcPriceOracle.QuerySellPrice`, which asks for `SALE`; lightninglabs/taproot-assets
+    /// `rfq/oracle.go`, v0.8.1), so the oracle's rate is the one the edge's buy quote carries.
+    Oracle(Box<OracleClient>),
     /// A fixed rate, for tests and demos.
     Fixed(FixedRate),
 }
@@ -87,6 +93,15 @@ impl<R: Rates> RateSource<RateKey> for PriceSource<R> {
                 Ok(Rate {
                     rate: quote.rate,
                     expires_at: quote.expires_at,
+                })
+            }
+            Self::Oracle(oracle) => {
+                let r = oracle
+                    .query_rate(&key.asset, OracleSide::Sale, RATE_ORDER_UNITS)
+                    .await?;
+                Ok(Rate {
+                    rate: r.rate,
+                    expires_at: r.expires_at,
                 })
             }
             Self::Fixed(fixed) => match RateSource::<RateKey>::fetch(fixed, key).await {
@@ -163,7 +178,7 @@ pub struct QuoteInfo {
     pub edge_node: Option<String>,
     /// tapd's quote id (hex), for an asset invoice.
     pub quote_id: Option<String>,
-    /// `edge_rfq` or `fixed`.
+    /// `edge_rfq`, `oracle` or `fixed`.
     pub source: &'static str,
 }
 
@@ -236,6 +251,8 @@ pub struct Challenger<L, T: Rates> {
     rates: RateCache<RateKey, PriceSource<T>>,
     /// Whether the rates are the fixed rate (for the offer's `source`).
     fixed: bool,
+    /// Whether the rates come from the oracle (for the offer's `source`).
+    oracle: bool,
     /// Per asset, its decimal display, asked once (it never changes for an asset).
     decimals: Mutex<HashMap<AssetRef, u8>>,
     clock: Arc<dyn Clock>,
@@ -257,11 +274,13 @@ where
     /// A challenger creating invoices on `lnd` and `tapd`, pricing at `source`'s rates.
     pub fn new(lnd: L, tapd: T, source: PriceSource<T>, clock: Arc<dyn Clock>) -> Self {
         let fixed = matches!(source, PriceSource::Fixed(_));
+        let oracle = matches!(source, PriceSource::Oracle(_));
         Self {
             lnd,
             tapd,
             rates: RateCache::new(source, Arc::clone(&clock)),
             fixed,
+            oracle,
             decimals: Mutex::default(),
             clock,
         }
@@ -482,13 +501,18 @@ where
         quote_id: Option<String>,
     ) -> QuoteInfo {
         let fixed = self.fixed && quote_id.is_none();
+        let oracle = self.oracle && quote_id.is_none();
         QuoteInfo {
             rate_units_per_btc: rate.rate.to_string(),
             usd_per_btc: usd_per_btc(&rate.rate, decimals),
             expires_at: (rate.expires_at != u64::MAX).then_some(rate.expires_at),
             edge_node: (!fixed).then(|| key.edge.clone()),
             quote_id,
-            source: if fixed { "fixed" } else { "edge_rfq" },
+            source: match (fixed, oracle) {
+                (true, _) => "fixed",
+                (false, true) => "oracle",
+                (false, false) => "edge_rfq",
+            },
         }
     }
 }
