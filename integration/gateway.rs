@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tapgate::app::gateway::{Built, build};
 use tapgate::app::{NetworkAddresses, Node};
-use tapgate::clock::{Clock, ManualClock, SystemClock};
+use tapgate::clock::{Clock, SystemClock};
 use tapgate::l402::header::parse_challenge;
 use tapgate::l402::{Identifier, Macaroon, Preimage};
 use tapgate::lightning::traits::Payments;
@@ -31,6 +31,35 @@ use tapgate::simnet::model::{NodeId, SimnetConfig};
 use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// The system clock moved forward by a settable offset, shared by simnet and the gateway: time
+/// can jump (a quote or a token expiring) without sleeping, and otherwise runs as the adapters'
+/// own checks expect (the tapd adapter compares a quote's expiry with the system clock).
+#[derive(Debug, Default)]
+struct ShiftedClock {
+    offset: std::sync::atomic::AtomicU64,
+}
+
+impl ShiftedClock {
+    fn set(&self, secs: u64) {
+        let now = SystemClock.now_unix();
+        self.offset.store(
+            secs.saturating_sub(now),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    fn advance(&self, secs: u64) {
+        self.offset
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now_unix(&self) -> u64 {
+        SystemClock.now_unix() + self.offset.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
 
 /// A fee cap for test payments: ample, the networks charge nothing.
 const MAX_FEE_MSAT: u64 = 10_000;
@@ -119,7 +148,7 @@ struct Gw {
     bob: Node,
     asset: AssetRef,
     edge: String,
-    clock: Arc<ManualClock>,
+    clock: Arc<ShiftedClock>,
     running: Option<RunningSimnet>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
@@ -140,7 +169,7 @@ impl Gw {
     /// A simnet and a gateway over it, with `gateway` lines added to `[gateway]`.
     async fn simnet_with(follow: bool, gateway: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(SystemClock.now_unix()));
+        let clock = Arc::new(ShiftedClock::default());
         let mut options = RunOptions::new(SimnetConfig::default());
         options.clock = clock.clone();
         let running = start_with(&dir.path().join("net"), options, std::future::pending())
@@ -154,7 +183,7 @@ impl Gw {
     async fn regtest() -> Option<Self> {
         let file = std::env::var_os("TAPGATE_REGTEST_NETWORK")?;
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(SystemClock.now_unix()));
+        let clock = Arc::new(ShiftedClock::default());
         Some(Self::over(std::path::Path::new(&file), dir, None, clock, true, "").await)
     }
 
@@ -162,7 +191,7 @@ impl Gw {
         file: &std::path::Path,
         dir: tempfile::TempDir,
         running: Option<RunningSimnet>,
-        clock: Arc<ManualClock>,
+        clock: Arc<ShiftedClock>,
         follow: bool,
         gateway: &str,
     ) -> Self {
@@ -804,6 +833,12 @@ async fn other_l402_clients_read_the_gateways_402_and_their_credential_is_honour
     let gw = Gw::simnet(true).await;
     for path in ["/v1/weather", "/v1/time"] {
         let r = gw.get(path, &[]).await;
+        assert_eq!(
+            r.status,
+            StatusCode::PAYMENT_REQUIRED,
+            "{path}: {:?}",
+            r.body
+        );
         let www = r.headers["www-authenticate"].to_str().unwrap().to_owned();
         let parsed = foreign::parse_with_foreign_clients(&www);
         // lsat-js and Python's bolt11 read the same invoice the JSON body describes.
