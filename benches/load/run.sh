@@ -1,0 +1,548 @@
+#!/usr/bin/env bash
+# tapgate's load benchmark, run by hand (not part of the test command; see benches/load/README.md).
+#
+# One run, side by side, against the same local upstream (nginx returning a fixed 200 body):
+#   upstream   the upstream itself, directly
+#   nginx      nginx proxy_pass to the upstream (keep-alive pool), as many workers as tapgate has
+#              runtime threads
+#   tapgate    `tapgate serve` on simnet, with a paid L402 token (Authorization header)
+#   aperture   Aperture (lightninglabs/aperture, built from its Go module by aperture/go.mod),
+#              sqlite, backed by the merchant lnd of the real regtest network
+#              (integration/regtest/up.sh), with a token bought from bob
+# with wrk (fixed duration, connections and threads): requests/s and p50/p99 latency; 402
+# challenges/s against tapgate (unauthenticated requests); and each proxy's resident memory
+# (VmRSS) at start, holding 1,000 idle keep-alive connections, and after the load. Prints a table
+# and the ratios, and writes them to OUT/results.txt and OUT/results.tsv.
+#
+# usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
+#            [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
+#            [--without-aperture] [--out DIR]
+#   --workers N            nginx worker_processes, TOKIO_WORKER_THREADS for tapgate and GOMAXPROCS
+#                          for Aperture (default: nproc)
+#   --regtest-network FILE an already running regtest network's network.toml (up.sh DIR): used
+#                          instead of starting one in OUT/regtest (and stopping it at the end)
+#   --without-tapgate      leave tapgate out (for a tapgate without `serve`)
+#   --without-aperture     leave Aperture out (and the regtest network it needs)
+#   --out DIR              work directory, emptied first (default target/bench/load)
+# Needs root for apt-get only when wrk or nginx is missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+duration=10s
+connections=64
+threads=2
+workers="$(nproc)"
+idle=1000
+regtest_net=""
+with_tapgate=1
+with_aperture=1
+out="$root/target/bench/load"
+
+say() { printf 'load: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+usage() {
+    sed -n '/^# usage:/,/^# Needs root/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --duration) duration="${2:?}"; shift 2 ;;
+    --connections) connections="${2:?}"; shift 2 ;;
+    --threads) threads="${2:?}"; shift 2 ;;
+    --workers) workers="${2:?}"; shift 2 ;;
+    --idle-connections) idle="${2:?}"; shift 2 ;;
+    --regtest-network) regtest_net="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
+    --without-tapgate) with_tapgate=0; shift ;;
+    --without-aperture) with_aperture=0; shift ;;
+    --out) out="${2:?}"; shift 2 ;;
+    -h | --help) usage ;;
+    *) say "unknown argument: $1"; usage ;;
+    esac
+done
+
+# Fixed loopback ports; each is checked to be free before anything starts.
+port_upstream=18080
+port_nginx=18081
+port_aperture=18082
+port_tapgate=18402
+port_tapgate_admin=18403
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites: wrk and nginx (from Debian), python3 and curl; Go for Aperture; tapgate itself.
+
+PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing ${missing[*]} (apt-get)"
+        apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    else
+        die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]}) or run this as root"
+    fi
+fi
+for c in python3 curl ss; do
+    command -v "$c" >/dev/null 2>&1 || die "missing $c"
+done
+[ "$with_aperture" -eq 0 ] || command -v go >/dev/null 2>&1 ||
+    die "no 'go' on PATH: Aperture and the regtest network are built from Go modules (Go 1.26 or newer); or pass --without-aperture"
+
+tapgate="$root/target/release/tapgate"
+if [ "$with_tapgate" -eq 1 ] || [ "$with_aperture" -eq 1 ]; then
+    # Aperture's token is bought with `tapgate node … pay`, so tapgate is built either way.
+    say "building tapgate (cargo build --release)"
+    (cd "$root" && cargo build --release --quiet --bin tapgate) || die "cargo build --release failed"
+fi
+if [ "$with_tapgate" -eq 1 ] && ! "$tapgate" serve --help >/dev/null 2>&1; then
+    die "$tapgate has no \`serve\` command yet (\`tapgate serve --help\` fails): the gateway is not built, so tapgate cannot be measured. Run with --without-tapgate to measure the others."
+fi
+
+for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate and $port_tapgate_admin)"
+    fi
+done
+
+# Enough descriptors for the idle connections, inherited by every server started below.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((idle * 2 + 256)) ] ||
+    die "the descriptor limit ($(ulimit -n)) is too low for $idle idle connections (through a proxy, twice that)"
+
+rm -rf "$out"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+bin="$root/target/bench/bin"
+mkdir -p "$bin"
+
+# ---------------------------------------------------------------------------------------------
+# Processes started here, stopped at exit (only these, by pid).
+
+pids=()          # "name pid signal"
+regtest_dir=""   # set when this script started the regtest network
+cleanup() {
+    local rc=$? entry name pid sig
+    set +e
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        read -r name pid sig <<<"${pids[$i]}"
+        kill -0 "$pid" 2>/dev/null || continue
+        kill "-$sig" "$pid" 2>/dev/null
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && { say "$name ($pid) still running after 10 s: SIGKILL"; kill -KILL "$pid"; }
+    done
+    wait 2>/dev/null
+    if [ -n "$regtest_dir" ]; then
+        say "stopping the regtest network"
+        "$root/integration/regtest/down.sh" "$regtest_dir" >"$out/regtest-down.log" 2>&1
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+started() { pids+=("$1 $2 ${3:-TERM}"); }
+pid_of() {
+    local entry name pid sig
+    for entry in "${pids[@]}"; do
+        read -r name pid sig <<<"$entry"
+        [ "$name" = "$1" ] && { echo "$pid"; return; }
+    done
+    return 1
+}
+alive() { kill -0 "$(pid_of "$1")" 2>/dev/null || die "$1 exited; see $out/$1.log"; }
+
+# http_code URL [HEADER]: the status code of one GET, 000 when nothing answers.
+http_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 ${2:+-H "$2"} "$1" || true
+}
+# wait_code NAME URL CODE SECONDS: until URL answers CODE, or NAME exits.
+wait_code() {
+    local t
+    for t in $(seq 1 $(($4 * 10))); do
+        [ "$(http_code "$2")" = "$3" ] && return 0
+        alive "$1"
+        sleep 0.1
+    done
+    die "$1 did not answer $3 on $2 within $4 s; see $out/$1.log"
+}
+
+# rss_kb PID...: the summed VmRSS of the processes, in KiB.
+rss_kb() {
+    local p sum=0 v
+    for p in "$@"; do
+        v="$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true)"
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+# The pids to measure for a server: nginx's master and its workers; the one process otherwise.
+server_pids() {
+    local pid
+    pid="$(pid_of "$1")"
+    echo "$pid"
+    case "$1" in nginx | upstream) cat "/proc/$pid/task/$pid/children" 2>/dev/null || true ;; esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# nginx: the upstream and the proxy, each its own master process in its own prefix directory.
+
+nginx_conf() { # DIR SERVER_BLOCK_AND_HTTP_EXTRAS
+    local dir="$1" user="" temps="" m
+    mkdir -p "$dir/tmp"
+    [ "$(id -u)" -eq 0 ] && user="user root;"
+    # Temp paths inside DIR (Debian compiles in /var/lib/nginx), for the modules this nginx has.
+    for m in client_body proxy fastcgi uwsgi scgi; do
+        if [ "$m" = client_body ] || ! nginx -V 2>&1 | grep -q -- "--without-http_${m}_module"; then
+            temps+="    ${m}_temp_path $dir/tmp/$m;"$'\n'
+        fi
+    done
+    cat >"$dir/nginx.conf" <<EOF
+# Written by benches/load/run.sh.
+$user
+daemon off;
+worker_processes $workers;
+worker_rlimit_nofile $((idle * 4 + 1024));
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections $((idle * 2 + 1024)); }
+http {
+    access_log off;
+    keepalive_timeout 300s;
+    keepalive_requests 10000000;
+$temps
+$2
+}
+EOF
+}
+
+start_nginx() { # NAME
+    nginx -p "$out/$1" -c "$out/$1/nginx.conf" -t >"$out/$1.log" 2>&1 || die "nginx -t failed for $1: $(cat "$out/$1.log")"
+    nginx -p "$out/$1" -c "$out/$1/nginx.conf" >>"$out/$1.log" 2>&1 &
+    started "$1" $! QUIT
+}
+
+body='{"ok":true,"service":"bench","note":"a fixed 200 body from the upstream"}'
+nginx_conf "$out/upstream" "    server {
+        listen 127.0.0.1:$port_upstream;
+        location / {
+            default_type application/json;
+            return 200 '$body';
+        }
+    }"
+nginx_conf "$out/nginx" "    upstream bench_upstream {
+        server 127.0.0.1:$port_upstream;
+        keepalive 256;
+        keepalive_requests 10000000;
+    }
+    server {
+        listen 127.0.0.1:$port_nginx;
+        location / {
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+
+# ---------------------------------------------------------------------------------------------
+# wrk, and the idle-connection holder.
+
+declare -A rps p50 p99 total non2xx errs rss_start rss_idle rss_load idle_open idle_status
+
+# parse_wrk FILE: "rps p50_ms p99_ms requests non2xx socket_errors"
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return v / 1000
+            if (v ~ /ms$/) return v + 0
+            if (v ~ /s$/) return v * 1000
+            if (v ~ /m$/) return v * 60000
+            if (v ~ /h$/) return v * 3600000
+            return v + 0
+        }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /Requests\/sec:/ { rps = $2 }
+        / requests in / { total = $1 }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ { gsub(",", ""); errors = $4 + $6 + $8 + $10 }
+        END { printf "%s %.3f %.3f %d %d %d\n", rps, p50, p99, total, non2xx, errors }
+    ' "$1"
+}
+
+# bench KEY URL [HEADER]: a 2 s warm-up, then the measured wrk run.
+bench() {
+    local key="$1" url="$2" hdr="${3:-}" args
+    args=(-t"$threads" -c"$connections" --timeout 10s)
+    [ -n "$hdr" ] && args+=(-H "$hdr")
+    say "wrk: $key: $url (warm-up 2 s, then $duration, $connections connections, $threads threads)"
+    wrk "${args[@]}" -d2s "$url" >"$out/wrk-$key-warmup.txt" 2>&1 || die "wrk failed: $(cat "$out/wrk-$key-warmup.txt")"
+    wrk "${args[@]}" -d"$duration" --latency "$url" >"$out/wrk-$key.txt" 2>&1 || die "wrk failed: $(cat "$out/wrk-$key.txt")"
+    read -r "rps[$key]" "p50[$key]" "p99[$key]" "total[$key]" "non2xx[$key]" "errs[$key]" < <(parse_wrk "$out/wrk-$key.txt")
+    say "  ${rps[$key]} req/s, p50 ${p50[$key]} ms, p99 ${p99[$key]} ms, ${total[$key]} requests, ${non2xx[$key]} non-2xx, ${errs[$key]} socket errors"
+}
+
+# hold_idle NAME PORT [HEADER_VALUE]: VmRSS of NAME while $idle keep-alive connections, each
+# after one request, stay open and idle.
+hold_idle() {
+    local name="$1" port="$2" auth="${3:-}" hpid line="" t
+    say "holding $idle idle keep-alive connections to $name"
+    python3 "$here/hold.py" 127.0.0.1 "$port" "$idle" ${auth:+"$auth"} >"$out/hold-$name.out" 2>"$out/hold-$name.err" &
+    hpid=$!
+    started "hold-$name" "$hpid"
+    for t in $(seq 1 1200); do
+        line="$(head -n 1 "$out/hold-$name.out")"
+        [ -n "$line" ] && break
+        kill -0 "$hpid" 2>/dev/null || die "hold.py against $name failed: $(cat "$out/hold-$name.err")"
+        sleep 0.1
+    done
+    [ -n "$line" ] || die "hold.py against $name was not ready within 120 s"
+    sleep 2
+    # shellcheck disable=SC2046
+    rss_idle[$name]="$(rss_kb $(server_pids "$name"))"
+    idle_open[$name]="$(ss -Htn state established "( sport = :$port )" | wc -l)"
+    idle_status[$name]="${line#ready }"
+    kill "$hpid" 2>/dev/null
+    wait "$hpid" 2>/dev/null || true
+    say "  $name: VmRSS $((rss_idle[$name] / 1024)) MiB with ${idle_open[$name]} connections open (responses: ${idle_status[$name]})"
+    sleep 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# L402 tokens: the challenge, payment by bob with `tapgate node … pay`, the Authorization header.
+
+# challenge URL: prints "MACAROON INVOICE" from the 402's WWW-Authenticate: L402 header.
+challenge() {
+    curl -s -D - -o /dev/null --max-time 30 "$1" | python3 -c '
+import re, sys
+h = sys.stdin.read()
+m = re.search(r"(?im)^www-authenticate:\s*L402\s+macaroon=\"([^\"]+)\",\s*invoice=\"([^\"]+)\"", h)
+if not m:
+    sys.exit("no WWW-Authenticate: L402 challenge in the response:\n" + h[:2000])
+print(m.group(1), m.group(2))'
+}
+
+# buy_token NAME URL NETWORK_TOML: prints the Authorization header value, checked to get a 200.
+buy_token() {
+    local name="$1" url="$2" net="$3" mac inv paid pre code
+    read -r mac inv < <(challenge "$url") || die "$name: no L402 challenge from $url"
+    say "$name: paying its invoice from bob (tapgate node --network $net --node bob pay …)"
+    paid="$("$tapgate" node --network "$net" --node bob pay "$inv" 2>"$out/pay-$name.err")" ||
+        die "$name: bob could not pay the invoice: $(cat "$out/pay-$name.err")"
+    printf '%s\n' "$paid" >"$out/pay-$name.json"
+    pre="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["payment"]["preimage"])' <<<"$paid")"
+    code="$(http_code "$url" "Authorization: L402 $mac:$pre")"
+    [ "$code" = 200 ] || die "$name: the paid token gets $code, not 200"
+    echo "L402 $mac:$pre"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Set-up: everything starts (and every token is bought) before the first measurement.
+
+say "out: $out; wrk: $duration, $connections connections, $threads threads; $workers workers per proxy; $idle idle connections"
+start_nginx upstream
+wait_code upstream "http://127.0.0.1:$port_upstream/" 200 10
+start_nginx nginx
+wait_code nginx "http://127.0.0.1:$port_nginx/" 200 10
+[ "$(curl -s "http://127.0.0.1:$port_nginx/")" = "$body" ] || die "nginx does not return the upstream's body"
+
+if [ "$with_tapgate" -eq 1 ]; then
+    say "starting simnet (tapgate simnet --dir $out/simnet)"
+    "$tapgate" simnet --dir "$out/simnet" >"$out/simnet.log" 2>&1 &
+    started simnet $! INT
+    for _ in $(seq 1 300); do
+        [ -f "$out/simnet/network.toml" ] && break
+        alive simnet
+        sleep 0.1
+    done
+    [ -f "$out/simnet/network.toml" ] || die "simnet wrote no network.toml within 30 s; see $out/simnet.log"
+    mkdir -p "$out/tapgate"
+    cat >"$out/tapgate/tapgate.toml" <<EOF
+# Written by benches/load/run.sh.
+data_dir = "$out/tapgate/data"
+
+[store]
+backend = "sqlite"
+
+[log]
+filter = "warn"
+
+[network]
+file = "$out/simnet/network.toml"
+
+[gateway]
+listen = "127.0.0.1:$port_tapgate"
+admin_listen = "127.0.0.1:$port_tapgate_admin"
+
+[[services]]
+name = "bench"
+paths = ["/*"]
+upstream = "http://127.0.0.1:$port_upstream"
+price_usd = "0.01"
+settlement = "sats"
+EOF
+    say "starting tapgate (TOKIO_WORKER_THREADS=$workers tapgate serve --config $out/tapgate/tapgate.toml)"
+    TOKIO_WORKER_THREADS="$workers" "$tapgate" serve --config "$out/tapgate/tapgate.toml" >"$out/tapgate.log" 2>&1 &
+    started tapgate $! INT
+    wait_code tapgate "http://127.0.0.1:$port_tapgate/" 402 30
+    tapgate_auth="$(buy_token tapgate "http://127.0.0.1:$port_tapgate/" "$out/simnet/network.toml")"
+    [ "$(curl -s -H "Authorization: $tapgate_auth" "http://127.0.0.1:$port_tapgate/")" = "$body" ] ||
+        die "tapgate does not return the upstream's body for a paid request"
+fi
+
+if [ "$with_aperture" -eq 1 ]; then
+    if [ -z "$regtest_net" ]; then
+        regtest_dir="$out/regtest"
+        say "starting the real regtest network (integration/regtest/up.sh $regtest_dir; builds the daemons on first use)"
+        # Once more after a failure: under load, opening the edge-merchant asset channel can
+        # fail with tapd's "unable to distribute coins: no inputs provided" (the funding request
+        # overtaking the asset funding message).
+        if ! "$root/integration/regtest/up.sh" "$regtest_dir" >"$out/regtest-up.log" 2>&1; then
+            say "up.sh failed ($(grep '^netup:' "$out/regtest-up.log" | head -n 1)); stopping it and trying once more"
+            "$root/integration/regtest/down.sh" "$regtest_dir" >>"$out/regtest-down.log" 2>&1 || true
+            mv "$regtest_dir" "$out/regtest-failed"
+            "$root/integration/regtest/up.sh" "$regtest_dir" >"$out/regtest-up.log" 2>&1 ||
+                die "integration/regtest/up.sh failed twice: $(tail -n 30 "$out/regtest-up.log")"
+        fi
+        regtest_net="$regtest_dir/network.toml"
+    fi
+    [ -f "$regtest_net" ] || die "no regtest network file $regtest_net"
+    # The merchant's lnd: gRPC address, TLS certificate, and the directory of invoice.macaroon.
+    read -r lnd_host lnd_tls lnd_macdir < <(python3 - "$regtest_net" <<'EOF'
+import os, sys, tomllib
+net = tomllib.load(open(sys.argv[1], "rb"))
+m = next(n for n in net["nodes"] if n["name"] == "merchant")
+print(m["lnd_endpoint"].removeprefix("https://"), m["tls_cert_path"],
+      os.path.dirname(m["lnd_invoice_macaroon_path"]))
+EOF
+    )
+    [ -f "$lnd_macdir/invoice.macaroon" ] || die "Aperture reads invoice.macaroon from its macdir, and $lnd_macdir has none"
+
+    say "building Aperture (benches/load/aperture/go.mod: $(awk '$1 == "github.com/lightninglabs/aperture" { print $2 }' "$here/aperture/go.mod"))"
+    (cd "$here/aperture" && CGO_ENABLED=0 go build -trimpath -o "$bin/aperture" github.com/lightninglabs/aperture/cmd/aperture) \
+        >"$out/aperture-build.log" 2>&1 || die "building Aperture failed: $(tail -n 30 "$out/aperture-build.log")"
+    mkdir -p "$out/aperture"
+    cat >"$out/aperture/aperture.yaml" <<EOF
+# Written by benches/load/run.sh.
+listenaddr: "127.0.0.1:$port_aperture"
+# Plain HTTP, like nginx and tapgate here.
+insecure: true
+basedir: "$out/aperture"
+# No per-request log lines (nginx runs with access_log off, tapgate with log filter warn).
+debuglevel: "warn"
+# The database file is given on the command line (--sqlite.dbfile): in v0.5.0 the YAML key
+# sample-conf.yaml shows for it (sqlite: dbfile:) is not read (the key is the field's name,
+# databasefilename), and the default, ~/.aperture/aperture.db, fails to open ("out of memory
+# (14)") when ~/.aperture does not exist.
+dbbackend: "sqlite"
+authenticator:
+  network: "regtest"
+  lndhost: "$lnd_host"
+  tlspath: "$lnd_tls"
+  macdir: "$lnd_macdir"
+services:
+  - name: "bench"
+    hostregexp: '.*'
+    pathregexp: '^/.*$'
+    address: "127.0.0.1:$port_upstream"
+    protocol: http
+    # tapgate's price, \$0.01, at the regtest network's oracle price (USD 100,000 per BTC).
+    price: 10
+EOF
+    say "starting Aperture (GOMAXPROCS=$workers aperture --configfile=$out/aperture/aperture.yaml)"
+    GOMAXPROCS="$workers" "$bin/aperture" --configfile="$out/aperture/aperture.yaml" --basedir="$out/aperture" \
+        --sqlite.dbfile="$out/aperture/aperture.db" >"$out/aperture.log" 2>&1 &
+    started aperture $! INT
+    wait_code aperture "http://127.0.0.1:$port_aperture/" 402 60
+    aperture_auth="$(buy_token aperture "http://127.0.0.1:$port_aperture/" "$regtest_net")"
+    [ "$(curl -s -H "Authorization: $aperture_auth" "http://127.0.0.1:$port_aperture/")" = "$body" ] ||
+        die "Aperture does not return the upstream's body for a paid request"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Measurements.
+
+servers=(upstream nginx)
+[ "$with_tapgate" -eq 1 ] && servers+=(tapgate)
+[ "$with_aperture" -eq 1 ] && servers+=(aperture)
+declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$port_tapgate [aperture]=$port_aperture)
+declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [aperture]="${aperture_auth:-}")
+
+say "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+for s in "${servers[@]}"; do
+    # shellcheck disable=SC2046
+    rss_start[$s]="$(rss_kb $(server_pids "$s"))"
+    hold_idle "$s" "${port_of[$s]}" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}"
+done
+for s in "${servers[@]}"; do
+    bench "$s" "http://127.0.0.1:${port_of[$s]}/" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}"
+    # shellcheck disable=SC2046
+    rss_load[$s]="$(rss_kb $(server_pids "$s"))"
+done
+if [ "$with_tapgate" -eq 1 ]; then
+    bench challenges "http://127.0.0.1:$port_tapgate/"
+fi
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+declare -A label=([upstream]="upstream direct (nginx)" [nginx]="nginx proxy_pass" [tapgate]="tapgate (paid)"
+    [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges")
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
+{
+    echo "tapgate load benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(uname -r)); load average $load_after after the runs"
+    echo "wrk $duration, $connections connections, $threads threads, after a 2 s warm-up; $workers workers per proxy;"
+    echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    [ "$with_aperture" -eq 1 ] && echo "Aperture $(awk '$1 == "github.com/lightninglabs/aperture" { print $2 }' "$here/aperture/go.mod") on the regtest merchant's lnd ($regtest_net)"
+    [ "$with_tapgate" -eq 1 ] && echo "tapgate $("$tapgate" --version | cut -d' ' -f2) ($(cd "$root" && git rev-parse --short HEAD)) on simnet"
+    echo
+    printf '%-26s %10s %9s %9s %9s %8s %7s %10s %14s %10s\n' "" "req/s" "p50 ms" "p99 ms" "requests" "non-2xx" "errors" "RSS start" "RSS $idle idle" "RSS load"
+    for k in "${servers[@]}" challenges; do
+        [ -n "${rps[$k]:-}" ] || continue
+        printf '%-26s %10s %9s %9s %9s %8s %7s %10s %14s %10s\n' "${label[$k]}" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" \
+            "${total[$k]}" "${non2xx[$k]}" "${errs[$k]}" \
+            "${rss_start[$k]:+$(mib "${rss_start[$k]}") MiB}" "${rss_idle[$k]:+$(mib "${rss_idle[$k]}") MiB}" "${rss_load[$k]:+$(mib "${rss_load[$k]}") MiB}"
+    done
+    echo "(RSS: VmRSS summed over nginx's master and workers; the idle column with ${idle} keep-alive connections held open after one request each)"
+    echo
+    echo "ratios:"
+    echo "  nginx / upstream throughput:     $(ratio "${rps[nginx]}" "${rps[upstream]}")"
+    if [ "$with_tapgate" -eq 1 ]; then
+        echo "  tapgate / nginx throughput:      $(ratio "${rps[tapgate]}" "${rps[nginx]}")"
+        echo "  tapgate p99 added vs nginx:      $(diff_ms "${p99[tapgate]}" "${p99[nginx]}") ms"
+        echo "  tapgate p99 added vs upstream:   $(diff_ms "${p99[tapgate]}" "${p99[upstream]}") ms"
+        echo "  challenges/s (402) on simnet:    ${rps[challenges]} ($(ratio "${non2xx[challenges]}" "${total[challenges]}") of responses non-2xx)"
+    fi
+    if [ "$with_aperture" -eq 1 ]; then
+        echo "  Aperture / nginx throughput:     $(ratio "${rps[aperture]}" "${rps[nginx]}")"
+        echo "  Aperture p99 added vs nginx:     $(diff_ms "${p99[aperture]}" "${p99[nginx]}") ms"
+    fi
+    if [ "$with_tapgate" -eq 1 ] && [ "$with_aperture" -eq 1 ]; then
+        echo "  tapgate / Aperture throughput:   $(ratio "${rps[tapgate]}" "${rps[aperture]}")"
+    fi
+    [ "$with_tapgate" -eq 1 ] || echo "  (tapgate left out: --without-tapgate)"
+    [ "$with_aperture" -eq 1 ] || echo "  (Aperture left out: --without-aperture)"
+    for k in "${servers[@]}"; do
+        [ "${non2xx[$k]:-0}" -eq 0 ] || echo "WARNING: ${label[$k]}: ${non2xx[$k]} responses were not 2xx: its figures are not of successful proxied calls"
+    done
+} | tee "$out/results.txt"
+{
+    printf 'name\treq_per_s\tp50_ms\tp99_ms\trequests\tnon2xx\tsocket_errors\trss_start_kib\trss_idle_kib\trss_load_kib\n'
+    for k in "${servers[@]}" challenges; do
+        [ -n "${rps[$k]:-}" ] || continue
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${total[$k]}" \
+            "${non2xx[$k]}" "${errs[$k]}" "${rss_start[$k]:-}" "${rss_idle[$k]:-}" "${rss_load[$k]:-}"
+    done
+} >"$out/results.tsv"
+say "results in $out/results.txt and $out/results.tsv; wrk outputs in $out/wrk-*.txt"
