@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tapgate's load benchmark, run by hand (not part of the test command; see benches/load/README.md).
 #
-# One run, side by side, against the same local upstream (nginx returning a fixed 200 body):
+# One run, side by side, against the same local upstream (HAProxy returning a fixed 200 body; not
+# nginx, which answers 400 to the two Authorization headers Aperture forwards, see README.md):
 #   upstream   the upstream itself, directly
 #   nginx      nginx proxy_pass to the upstream (keep-alive pool), as many workers as tapgate has
 #              runtime threads
@@ -16,15 +17,17 @@
 #
 # usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
 #            [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
-#            [--without-aperture] [--out DIR]
+#            [--without-aperture] [--tapgate BIN] [--out DIR]
 #   --workers N            nginx worker_processes, TOKIO_WORKER_THREADS for tapgate and GOMAXPROCS
 #                          for Aperture (default: nproc)
 #   --regtest-network FILE an already running regtest network's network.toml (up.sh DIR): used
 #                          instead of starting one in OUT/regtest (and stopping it at the end)
 #   --without-tapgate      leave tapgate out (for a tapgate without `serve`)
 #   --without-aperture     leave Aperture out (and the regtest network it needs)
+#   --tapgate BIN          this tapgate binary, not built (default: cargo build --release, then
+#                          target/release/tapgate)
 #   --out DIR              work directory, emptied first (default target/bench/load)
-# Needs root for apt-get only when wrk or nginx is missing.
+# Needs root for apt-get only when wrk, nginx or haproxy is missing.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,6 +42,7 @@ regtest_net=""
 with_tapgate=1
 with_aperture=1
 out="$root/target/bench/load"
+tapgate=""
 
 say() { printf 'load: %s\n' "$*" >&2; }
 die() {
@@ -59,6 +63,7 @@ while [ $# -gt 0 ]; do
     --regtest-network) regtest_net="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --without-tapgate) with_tapgate=0; shift ;;
     --without-aperture) with_aperture=0; shift ;;
+    --tapgate) tapgate="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
     -h | --help) usage ;;
     *) say "unknown argument: $1"; usage ;;
@@ -73,12 +78,13 @@ port_tapgate=18402
 port_tapgate_admin=18403
 
 # ---------------------------------------------------------------------------------------------
-# Prerequisites: wrk and nginx (from Debian), python3 and curl; Go for Aperture; tapgate itself.
+# Prerequisites: wrk, nginx and haproxy (from Debian), python3 and curl; Go for Aperture; tapgate.
 
 PATH="$PATH:/usr/sbin:/sbin"
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} (apt-get)"
@@ -94,8 +100,10 @@ done
 [ "$with_aperture" -eq 0 ] || command -v go >/dev/null 2>&1 ||
     die "no 'go' on PATH: Aperture and the regtest network are built from Go modules (Go 1.26 or newer); or pass --without-aperture"
 
-tapgate="$root/target/release/tapgate"
-if [ "$with_tapgate" -eq 1 ] || [ "$with_aperture" -eq 1 ]; then
+if [ -n "$tapgate" ]; then
+    [ -x "$tapgate" ] || die "--tapgate $tapgate: not an executable"
+elif [ "$with_tapgate" -eq 1 ] || [ "$with_aperture" -eq 1 ]; then
+    tapgate="$root/target/release/tapgate"
     # Aperture's token is bought with `tapgate node … pay`, so tapgate is built either way.
     say "building tapgate (cargo build --release)"
     (cd "$root" && cargo build --release --quiet --bin tapgate) || die "cargo build --release failed"
@@ -166,13 +174,14 @@ http_code() {
 }
 # wait_code NAME URL CODE SECONDS: until URL answers CODE, or NAME exits.
 wait_code() {
-    local t
-    for t in $(seq 1 $(($4 * 10))); do
-        [ "$(http_code "$2")" = "$3" ] && return 0
+    local deadline=$((SECONDS + $4)) code=000
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        code="$(http_code "$2")"
+        [ "$code" = "$3" ] && return 0
         alive "$1"
         sleep 0.1
     done
-    die "$1 did not answer $3 on $2 within $4 s; see $out/$1.log"
+    die "$1 did not answer $3 on $2 within $4 s (last: $code); see $out/$1.log"
 }
 
 # rss_kb PID...: the summed VmRSS of the processes, in KiB.
@@ -189,11 +198,42 @@ server_pids() {
     local pid
     pid="$(pid_of "$1")"
     echo "$pid"
-    case "$1" in nginx | upstream) cat "/proc/$pid/task/$pid/children" 2>/dev/null || true ;; esac
+    [ "$1" != nginx ] || cat "/proc/$pid/task/$pid/children" 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------------
-# nginx: the upstream and the proxy, each its own master process in its own prefix directory.
+# The upstream: HAProxy answering every request itself with a fixed 200 body (`http-request
+# return`), as many threads as the proxies have workers. nginx would be the obvious choice, but
+# Aperture forwards a paid request with two Authorization headers (LSAT … and L402 …, its
+# l402.SetHeader) and nginx refuses a duplicate Authorization with 400, so every paid Aperture
+# call would fail; HAProxy passes headers through unparsed.
+
+body='{"ok":true,"service":"bench","note":"a fixed 200 body from the upstream"}'
+mkdir -p "$out/upstream"
+cat >"$out/upstream/haproxy.cfg" <<EOF
+# Written by benches/load/run.sh.
+global
+    nbthread $workers
+    maxconn $((idle * 2 + 1024))
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+frontend upstream
+    bind 127.0.0.1:$port_upstream
+    http-request return status 200 content-type application/json string '$body'
+EOF
+
+start_upstream() {
+    haproxy -c -f "$out/upstream/haproxy.cfg" >"$out/upstream.log" 2>&1 || die "haproxy -c failed: $(cat "$out/upstream.log")"
+    haproxy -db -f "$out/upstream/haproxy.cfg" >>"$out/upstream.log" 2>&1 &
+    started upstream $!
+}
+
+# ---------------------------------------------------------------------------------------------
+# nginx: the proxy under comparison, in its own prefix directory.
 
 nginx_conf() { # DIR SERVER_BLOCK_AND_HTTP_EXTRAS
     local dir="$1" user="" temps="" m
@@ -230,14 +270,6 @@ start_nginx() { # NAME
     started "$1" $! QUIT
 }
 
-body='{"ok":true,"service":"bench","note":"a fixed 200 body from the upstream"}'
-nginx_conf "$out/upstream" "    server {
-        listen 127.0.0.1:$port_upstream;
-        location / {
-            default_type application/json;
-            return 200 '$body';
-        }
-    }"
 nginx_conf "$out/nginx" "    upstream bench_upstream {
         server 127.0.0.1:$port_upstream;
         keepalive 256;
@@ -335,7 +367,8 @@ buy_token() {
     local name="$1" url="$2" net="$3" mac inv paid pre code
     read -r mac inv < <(challenge "$url") || die "$name: no L402 challenge from $url"
     say "$name: paying its invoice from bob (tapgate node --network $net --node bob pay …)"
-    paid="$("$tapgate" node --network "$net" --node bob pay "$inv" 2>"$out/pay-$name.err")" ||
+    # From $out, so that no config/tapgate.toml in the caller's directory is read.
+    paid="$(cd "$out" && "$tapgate" node --network "$net" --node bob pay "$inv" 2>"$out/pay-$name.err")" ||
         die "$name: bob could not pay the invoice: $(cat "$out/pay-$name.err")"
     printf '%s\n' "$paid" >"$out/pay-$name.json"
     pre="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["payment"]["preimage"])' <<<"$paid")"
@@ -348,7 +381,7 @@ buy_token() {
 # Set-up: everything starts (and every token is bought) before the first measurement.
 
 say "out: $out; wrk: $duration, $connections connections, $threads threads; $workers workers per proxy; $idle idle connections"
-start_nginx upstream
+start_upstream
 wait_code upstream "http://127.0.0.1:$port_upstream/" 200 10
 start_nginx nginx
 wait_code nginx "http://127.0.0.1:$port_nginx/" 200 10
@@ -442,6 +475,7 @@ debuglevel: "warn"
 # sample-conf.yaml shows for it (sqlite: dbfile:) is not read (the key is the field's name,
 # databasefilename), and the default, ~/.aperture/aperture.db, fails to open ("out of memory
 # (14)") when ~/.aperture does not exist.
+# Set on purpose: without it v0.5.0 uses etcd (localhost:2379), its built-in default.
 dbbackend: "sqlite"
 authenticator:
   network: "regtest"
@@ -495,7 +529,7 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 # ---------------------------------------------------------------------------------------------
 # Report.
 
-declare -A label=([upstream]="upstream direct (nginx)" [nginx]="nginx proxy_pass" [tapgate]="tapgate (paid)"
+declare -A label=([upstream]="upstream direct (HAProxy)" [nginx]="nginx proxy_pass" [tapgate]="tapgate (paid)"
     [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges")
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -503,7 +537,7 @@ diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
 {
     echo "tapgate load benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(uname -r)); load average $load_after after the runs"
     echo "wrk $duration, $connections connections, $threads threads, after a 2 s warm-up; $workers workers per proxy;"
-    echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
+    echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); upstream HAProxy $(haproxy -v | head -n 1 | cut -d' ' -f3); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
     [ "$with_aperture" -eq 1 ] && echo "Aperture $(awk '$1 == "github.com/lightninglabs/aperture" { print $2 }' "$here/aperture/go.mod") on the regtest merchant's lnd ($regtest_net)"
     [ "$with_tapgate" -eq 1 ] && echo "tapgate $("$tapgate" --version | cut -d' ' -f2) ($(cd "$root" && git rev-parse --short HEAD)) on simnet"
     echo
