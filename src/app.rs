@@ -72,6 +72,31 @@ pub enum BuildError {
     /// A connection could not be set up (certificate or macaroon unreadable, bad endpoint).
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// `tapgate serve` with no `[[services]]`.
+    #[error(
+        "nothing to sell: add a [[services]] table to the configuration (see config/tapgate.toml)"
+    )]
+    NoServices,
+    /// Several nodes and none chosen as the seller.
+    #[error("which node sells? set gateway.node to one of: {known}")]
+    NoSeller {
+        /// The nodes known.
+        known: String,
+    },
+    /// A service needs a rate or an asset the network does not name.
+    #[error(
+        "{key} needs the network's asset and edge (network.asset_id and network.edge_pubkey, or network.file), or a fixed gateway.usd_per_btc"
+    )]
+    NoRate {
+        /// The key.
+        key: String,
+    },
+    /// The fixed rate does not convert.
+    #[error("gateway.usd_per_btc: {0}")]
+    Rate(String),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[source] crate::store::StoreError),
 }
 
 fn asset_ref(value: &str) -> Result<AssetRef, BuildError> {
@@ -276,5 +301,189 @@ mod tests {
         let err =
             NetworkAddresses::from_network_file(&NetworkFile::path_in(dir.path())).unwrap_err();
         assert!(matches!(err, BuildError::NetworkFile(_)), "{err:?}");
+    }
+}
+
+/// The gateway, wired: what `tapgate serve` runs.
+pub mod gateway {
+    use std::sync::Arc;
+
+    use crate::clock::Clock;
+    use crate::config::Settings;
+    use crate::config::services::{DEFAULT_ASSET, Settlement};
+    use crate::gateway::proxy::Proxy;
+    use crate::gateway::server::Gateway;
+    use crate::lightning::lnd::LndNode;
+    use crate::lightning::tapd::TapdNode;
+    use crate::lightning::traits::NodeInfoSource;
+    use crate::metrics::Metrics;
+    use crate::mint::challenger::{
+        Challenger, PriceSource, PricedService, RailSpec, RateKey, placeholder_asset,
+    };
+    use crate::mint::gate::{Gate, GateParts, GateSettings};
+    use crate::mint::rates::FixedRate;
+    use crate::mint::tracker::SettlementTracker;
+    use crate::pricing::rate_from_usd_per_btc;
+    use crate::store::AnyStore;
+
+    use super::{BuildError, NetworkAddresses, Node, asset_ref};
+
+    /// The gate with the types `serve` uses.
+    pub type ServeGate = Gate<AnyStore, LndNode, TapdNode>;
+
+    /// A gateway ready to serve.
+    pub struct Built {
+        /// What the HTTP server runs.
+        pub gateway: Arc<Gateway>,
+        /// The gate (for the admin API and revocation).
+        pub gate: Arc<ServeGate>,
+        /// The settlement tracker, to be followed by a task.
+        pub tracker: Arc<SettlementTracker<AnyStore>>,
+        /// The seller's lnd, for the tracker's stream.
+        pub lnd: LndNode,
+        /// The seller node's name.
+        pub node_name: String,
+        /// The seller node's public key.
+        pub node_pubkey: String,
+        /// Counters.
+        pub metrics: Arc<Metrics>,
+    }
+
+    impl std::fmt::Debug for Built {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Built")
+                .field("node_name", &self.node_name)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// The seller node: `gateway.node`, else `merchant`, else the only node.
+    fn seller<'a>(
+        settings: &Settings,
+        addrs: &'a NetworkAddresses,
+    ) -> Result<&'a super::NodeAddress, BuildError> {
+        if let Some(name) = &settings.gateway.node {
+            return addrs.node(name);
+        }
+        if let Ok(n) = addrs.node("merchant") {
+            return Ok(n);
+        }
+        match addrs.nodes.as_slice() {
+            [only] => Ok(only),
+            _ => Err(BuildError::NoSeller {
+                known: addrs
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Builds the gateway from settings: the seller node, the store, the rate source, the
+    /// resolved catalogue. Connects to the node once to learn its public key, so a wrong
+    /// endpoint, certificate or macaroon is a start-up error, not a first-request one.
+    pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Built, BuildError> {
+        if settings.services.is_empty() {
+            return Err(BuildError::NoServices);
+        }
+        let addrs = NetworkAddresses::from_settings(settings)?;
+        let addr = seller(settings, &addrs)?;
+        let node = Node::connect(addr)?;
+        let info = node.lnd.node_info().await?;
+        let edge = addrs.edge_pubkey.clone();
+        let network_asset = addrs.asset.clone();
+        let fixed = settings.gateway.usd_per_btc.map(|p| p.usd());
+        let source = match fixed {
+            Some(usd) => PriceSource::Fixed(FixedRate(
+                rate_from_usd_per_btc(usd, crate::mint::challenger::FIXED_RATE_DECIMALS)
+                    .map_err(|e| BuildError::Rate(e.to_string()))?,
+            )),
+            None => PriceSource::Edge(node.tapd.clone()),
+        };
+        let mut services = Vec::new();
+        for (i, s) in settings.services.iter().enumerate() {
+            let rail = match &s.settlement {
+                Settlement::Sats => {
+                    let pricing = match (&network_asset, &edge, fixed) {
+                        (_, _, Some(_)) => RateKey {
+                            asset: network_asset.clone().unwrap_or_else(placeholder_asset),
+                            edge: edge.clone().unwrap_or_default(),
+                        },
+                        (Some(a), Some(e), None) => RateKey {
+                            asset: a.clone(),
+                            edge: e.clone(),
+                        },
+                        _ => {
+                            return Err(BuildError::NoRate {
+                                key: format!("services.{i}.settlement"),
+                            });
+                        }
+                    };
+                    RailSpec::Sats { pricing }
+                }
+                Settlement::Asset(a) => {
+                    let asset = if a.asset == DEFAULT_ASSET {
+                        network_asset.clone().ok_or_else(|| BuildError::NoRate {
+                            key: format!("services.{i}.settlement.asset"),
+                        })?
+                    } else {
+                        asset_ref(&a.asset)?
+                    };
+                    let edge = a
+                        .edge_peer
+                        .clone()
+                        .or_else(|| edge.clone())
+                        .ok_or_else(|| BuildError::NoRate {
+                            key: format!("services.{i}.settlement.edge_peer"),
+                        })?;
+                    RailSpec::Asset {
+                        key: RateKey { asset, edge },
+                    }
+                }
+            };
+            services.push(PricedService {
+                service: s.clone(),
+                rail,
+            });
+        }
+        let store = Arc::new(AnyStore::open(settings).await.map_err(BuildError::Store)?);
+        let metrics = Arc::new(Metrics::default());
+        let tracker = Arc::new(SettlementTracker::new(Arc::clone(&store)));
+        let challenger = Challenger::new(
+            node.lnd.clone(),
+            node.tapd.clone(),
+            source,
+            Arc::clone(&clock),
+        );
+        let gate = Arc::new(Gate::new(GateParts {
+            services,
+            store,
+            location: settings.l402.location.clone(),
+            challenger,
+            tracker: Arc::clone(&tracker),
+            lnd: node.lnd.clone(),
+            clock,
+            metrics: Arc::clone(&metrics),
+            settings: GateSettings {
+                strict_settlement: settings.gateway.strict_settlement,
+                node_pubkey: info.pubkey.clone(),
+            },
+        }));
+        let gateway = Arc::new(Gateway {
+            auth: Arc::clone(&gate) as Arc<dyn crate::mint::gate::Authenticator>,
+            proxy: Proxy::new(),
+            metrics: Arc::clone(&metrics),
+        });
+        Ok(Built {
+            gateway,
+            gate,
+            tracker,
+            lnd: node.lnd,
+            node_name: addr.name.clone(),
+            node_pubkey: info.pubkey,
+            metrics,
+        })
     }
 }

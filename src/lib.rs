@@ -48,6 +48,8 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "node")]
+pub mod admin;
+#[cfg(feature = "node")]
 pub mod app;
 pub mod cli;
 pub mod clock;
@@ -56,6 +58,8 @@ pub mod gateway;
 pub mod l402;
 #[cfg(feature = "node")]
 pub mod lightning;
+#[cfg(feature = "node")]
+pub mod metrics;
 pub mod mint;
 #[cfg(feature = "node")]
 pub mod network_file;

@@ -154,6 +154,40 @@ pub enum CliError {
     /// Writing to stdout failed.
     #[error("cannot print the result: {0}")]
     Output(#[from] serde_json::Error),
+    /// A file or socket operation failed.
+    #[cfg(feature = "node")]
+    #[error("cannot {action} ({path}): {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[cfg(feature = "node")]
+    #[error(
+        "cannot listen on {addr} ({key}): {source}; is another tapgate running, or is the port taken? Change {key}"
+    )]
+    Bind {
+        /// The setting.
+        key: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin macaroon could not be read or written.
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    AdminCredentials(#[from] crate::admin::grpc::CredentialsError),
+    /// Shutdown did not finish within gateway.drain_secs.
+    #[cfg(feature = "node")]
+    #[error(transparent)]
+    Drain(crate::shutdown::DrainTimedOut),
 }
 
 impl CliError {

@@ -40,6 +40,8 @@ pub mod parse;
 pub mod price;
 pub mod report;
 #[cfg(feature = "node")]
+pub mod serve;
+#[cfg(feature = "node")]
 pub mod simnet;
 #[cfg(feature = "node")]
 pub mod spend_cap;
@@ -58,9 +60,27 @@ pub struct Cli {
     /// Override one setting, highest precedence; repeatable (e.g. --set store.backend=memory).
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// Log lines as text (default) or JSON objects, one per line (for a log collector).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TAPGATE_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (on stderr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Top-level commands.
@@ -81,6 +101,9 @@ pub enum Command {
     /// Talk to one node of a simnet, Polar or real network.
     #[cfg(feature = "node")]
     Node(node::NodeArgs),
+    /// Run the gateway: sell the configured services, priced in dollars, over L402.
+    #[cfg(feature = "node")]
+    Serve(serve::ServeArgs),
 }
 
 impl Cli {
@@ -104,5 +127,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Simnet(args) => simnet::run(&args).await,
         #[cfg(feature = "node")]
         Command::Node(args) => node::run(&args, &sources).await,
+        #[cfg(feature = "node")]
+        Command::Serve(args) => serve::run(&args, &sources).await,
     }
 }

@@ -19,11 +19,17 @@ pub fn init_tracing(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only for a terminal: escape codes in a log file or a pipe are noise.
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    // Secrets never reach a log line in either format: root keys, preimages and macaroons are
+    // never logged, and their `Debug` output is redacted.
+    let _ = match cli.log_format {
+        super::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        super::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 /// Prints a command's result on stdout, pretty-printed.

@@ -17,6 +17,10 @@
 //! | `network.file` | none | a `network.toml` (from `tapgate simnet --dir DIR` or `up.sh DIR`) giving the nodes, asset and edge instead of `[nodes.*]` and the two keys above; may use `${VAR}` |
 //! | `gateway.listen` | `127.0.0.1:8402` | the paid API's socket ([`DEFAULT_LISTEN`] says why) |
 //! | `gateway.admin_listen` | `127.0.0.1:8403` | the admin API's socket, loopback ([`DEFAULT_ADMIN_LISTEN`]) |
+//! | `gateway.node` | `merchant`, else the only node | the node that sells (makes the invoices) |
+//! | `gateway.strict_settlement` | `true` | honour a token only once its invoice is seen settled |
+//! | `gateway.usd_per_btc` | none (the edge's RFQ) | a fixed rate, for tests and demos |
+//! | `gateway.drain_secs` | `10` | longest wait for in-flight requests at shutdown |
 //! | `[[services]]` | none | the APIs sold, in match order: see the table below and [`services`] |
 //!
 //! Each `[[services]]` entry:

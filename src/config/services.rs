@@ -53,6 +53,29 @@ pub const DEFAULT_METHODS: [&str; 2] = ["GET", "POST"];
 /// must not forward). Anything else is more likely a typo than an extension method.
 pub const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
+/// How long the gateway waits for a TCP connection to a service's upstream when
+/// `connect_timeout_ms` is not set: two seconds. An upstream beside the gateway connects in
+/// well under a millisecond, so a connection that takes longer means a host that is down or
+/// unroutable; failing then lets the buyer, who may have just paid, see a 502 soon instead of
+/// a hung request. Two seconds still covers one lost SYN (Linux retransmits it after one).
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+
+/// Longest `connect_timeout_ms`: a minute. Longer is past any client's patience and past the
+/// point where the kernel itself gives up retransmitting, so it is more likely a slip (seconds
+/// written as milliseconds the other way round) than a wish.
+pub const MAX_CONNECT_TIMEOUT_MS: u64 = 60_000;
+
+/// How long the gateway waits for a service's upstream to send its response headers when
+/// `timeout_secs` is not set: thirty seconds, counted from when the request is sent. Most APIs
+/// answer in well under a second; a slow computation (a model's answer) should set more. The
+/// bound exists so a hung upstream frees the buyer and the connection with a 504. Bodies are
+/// not timed: a streamed answer may take as long as it streams.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// Longest `timeout_secs`: an hour. A call that needs longer to start answering should be an
+/// asynchronous job the buyer polls, not a request held open.
+pub const MAX_TIMEOUT_SECS: u64 = 3_600;
+
 /// Where the gateway listens when `gateway.listen` is not set: loopback, so a fresh install
 /// sells nothing to the network until a TLS-terminating proxy (or the operator) puts it there;
 /// port 8402 after HTTP's 402 Payment Required.
@@ -79,6 +102,33 @@ pub struct GatewaySettings {
     /// The admin API (`host:port`).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: SocketAddr,
+    /// The node that sells (its lnd makes the invoices, its tapd the asset invoices): a name
+    /// from `[nodes.*]` or the network file; none: `merchant` if there is one, else the only
+    /// node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Honour a token only once its invoice is seen settled (the settlement stream, or one
+    /// direct lookup). Off: a valid preimage is proof enough, as in Aperture.
+    #[serde(default = "default_true")]
+    pub strict_settlement: bool,
+    /// A fixed rate, dollars per bitcoin, instead of the edge's RFQ quotes (tests and demos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_btc: Option<UsdAmount>,
+    /// Longest wait for in-flight requests at shutdown, seconds.
+    #[serde(default = "default_drain_secs")]
+    pub drain_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How long shutdown waits for in-flight requests by default: long enough for a normal API
+/// call, short enough that a service manager's stop does not hang.
+pub const DEFAULT_DRAIN_SECS: u64 = 10;
+
+fn default_drain_secs() -> u64 {
+    DEFAULT_DRAIN_SECS
 }
 
 fn default_listen() -> SocketAddr {
@@ -94,6 +144,10 @@ impl Default for GatewaySettings {
         Self {
             listen: DEFAULT_LISTEN,
             admin_listen: DEFAULT_ADMIN_LISTEN,
+            node: None,
+            strict_settlement: true,
+            usd_per_btc: None,
+            drain_secs: DEFAULT_DRAIN_SECS,
         }
     }
 }
@@ -113,6 +167,15 @@ pub struct Service {
     pub paths: Vec<PathPattern>,
     /// Where matched requests go.
     pub upstream: Upstream,
+    /// Milliseconds to wait for a connection to `upstream` before answering 504
+    /// (default [`DEFAULT_CONNECT_TIMEOUT_MS`]). In milliseconds because the useful values are
+    /// a few hundred to a few thousand.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Seconds to wait for `upstream`'s response headers before answering 504
+    /// (default [`DEFAULT_TIMEOUT_SECS`]); the body that follows is not timed.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
     /// The price of a token, in dollars, as a string.
     pub price_usd: UsdAmount,
     /// What the buyer pays in: sats, or a Taproot Asset through an edge node.
@@ -142,6 +205,14 @@ pub struct Service {
 
 fn default_token_lifetime_secs() -> u64 {
     DEFAULT_TOKEN_LIFETIME_SECS
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+
+fn default_timeout_secs() -> u64 {
+    DEFAULT_TIMEOUT_SECS
 }
 
 fn default_methods() -> Vec<String> {
@@ -466,6 +537,12 @@ pub(super) fn validate_gateway(g: &GatewaySettings) -> Result<(), ConfigError> {
             ),
         ));
     }
+    if g.drain_secs == 0 || g.drain_secs > 3600 {
+        return Err(value(
+            "gateway.drain_secs".into(),
+            format!("{} is outside 1 to 3600 seconds", g.drain_secs),
+        ));
+    }
     Ok(())
 }
 
@@ -520,6 +597,7 @@ pub(super) fn validate(services: &[Service], network: &NetworkSettings) -> Resul
                 ),
             ));
         }
+        validate_upstream(s, &key)?;
         validate_methods(s, &key)?;
         for (k, p) in s.free_paths.iter().enumerate() {
             within_service(earlier, s, p, || key(&format!("free_paths.{k}")))?;
@@ -615,6 +693,44 @@ fn validate_settlement(
         )),
         None => Ok(()),
     }
+}
+
+fn validate_upstream(s: &Service, key: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
+    if s.upstream.scheme() == UpstreamScheme::Https {
+        return Err(value(
+            key("upstream"),
+            format!(
+                "{:?}: https upstreams are not supported yet (the gateway has no TLS client); reach the upstream over http:// on a private network or loopback, or put a TLS-originating proxy beside the gateway",
+                s.upstream.as_str()
+            ),
+        ));
+    }
+    let between = |k: &str, got: u64, max: u64, default: u64, unit: &str| {
+        if (1..=max).contains(&got) {
+            Ok(())
+        } else {
+            Err(value(
+                key(k),
+                format!(
+                    "{got} is outside 1 to {max} {unit} (default {default}); leave the key out for the default"
+                ),
+            ))
+        }
+    };
+    between(
+        "connect_timeout_ms",
+        s.connect_timeout_ms,
+        MAX_CONNECT_TIMEOUT_MS,
+        DEFAULT_CONNECT_TIMEOUT_MS,
+        "milliseconds",
+    )?;
+    between(
+        "timeout_secs",
+        s.timeout_secs,
+        MAX_TIMEOUT_SECS,
+        DEFAULT_TIMEOUT_SECS,
+        "seconds",
+    )
 }
 
 fn validate_methods(s: &Service, key: &impl Fn(&str) -> String) -> Result<(), ConfigError> {
@@ -738,6 +854,8 @@ impl Service {
                 PathPattern::parse(&format!("/{name}/*")).unwrap_or_else(|e| panic!("{e}")),
             ],
             upstream: Upstream::parse("http://127.0.0.1:9000").unwrap_or_else(|e| panic!("{e}")),
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
             price_usd: UsdAmount::parse("0.01").unwrap_or_else(|e| panic!("{e}")),
             settlement: Settlement::Sats,
             token_lifetime_secs: DEFAULT_TOKEN_LIFETIME_SECS,

@@ -197,9 +197,18 @@ pub fn match_service<'a>(
     host: Option<&str>,
     path: &str,
 ) -> Option<&'a Service> {
-    services
-        .iter()
-        .find(|s| host_matches(s.host.as_deref(), host) && s.paths.iter().any(|p| p.matches(path)))
+    match_index(services.iter(), host, path).and_then(|i| services.get(i))
+}
+
+/// The position of the service [`match_service`] would pick, among `services` in file order.
+pub fn match_index<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    host: Option<&str>,
+    path: &str,
+) -> Option<usize> {
+    services.into_iter().position(|s| {
+        host_matches(s.host.as_deref(), host) && s.paths.iter().any(|p| p.matches(path))
+    })
 }
 
 #[cfg(test)]

@@ -1,10 +1,22 @@
 //! The gateway: the HTTP front that sells the configured services (`[[services]]`).
 //!
-//! Today it owns only [`matching`], the pure function from a request's host and path to the
-//! service that sells it. The server (`run(listener, shutdown)`), the proxy, the 402/401/502
-//! response bodies and metering will join it here; they will see the mint only through an
-//! authenticator seam, never the store or a node directly.
+//! [`matching`] maps a request's host and path to the service that sells it (pure);
+//! `server` accepts HTTP/1.1 and HTTP/2 and answers each request; `discovery` builds the
+//! `/.well-known/l402.json` manifest and checks `/l402/quote` bundles; `response` builds the
+//! 402/401/503/502/504 answers; `proxy` forwards paid requests upstream; `sample` is the
+//! built-in sample upstream for first runs. The server sees payment only through the mint's
+//! authenticator seam ([`crate::mint::gate::Authenticator`]), never the store or a node.
 
+#[cfg(feature = "node")]
+pub mod discovery;
 pub mod matching;
+#[cfg(feature = "node")]
+pub mod proxy;
+#[cfg(feature = "node")]
+pub mod response;
+#[cfg(feature = "node")]
+pub mod sample;
+#[cfg(feature = "node")]
+pub mod server;
 
 pub use matching::{PathPattern, PatternError, match_service};

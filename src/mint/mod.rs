@@ -18,7 +18,13 @@ use crate::l402::{
 };
 use crate::store::{RootKeyStore, StoreError};
 
+#[cfg(feature = "node")]
+pub mod challenger;
+#[cfg(feature = "node")]
+pub mod gate;
 pub mod rates;
+#[cfg(feature = "node")]
+pub mod tracker;
 
 /// Why the mint could not mint, verify or revoke.
 #[derive(Debug, thiserror::Error)]

@@ -1,74 +1,52 @@
-//! The one contract every [`RootKeyStore`] must meet, written once.
+//! The one contract every store must meet, written once.
 //!
 //! `store_conformance!(async { make_store().await })` inside a store's test module expands
-//! to one `#[tokio::test]` per case below, each on a fresh store.
+//! to one `#[tokio::test]` per case in the submodules, each on a fresh store; a store must
+//! implement every store trait. This module owns the cases and their helpers; it must not
+//! reach into a store's internals, only its traits.
 
-use super::{RootKeyStore, StoreError};
-use crate::l402::TokenId;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::l402::{PaymentHash, TokenId};
+
+pub(crate) mod balance;
+pub(crate) mod ledger;
+pub(crate) mod root_keys;
+pub(crate) mod settlement;
 
 fn id(n: u8) -> TokenId {
     TokenId([n; 32])
 }
 
-pub(crate) async fn create_then_get_returns_the_same_key(s: impl RootKeyStore) {
-    let key = s.create(&id(1)).await.unwrap();
-    assert_eq!(s.get(&id(1)).await.unwrap(), Some(key));
+fn hash(n: u8) -> PaymentHash {
+    PaymentHash([n; 32])
 }
 
-pub(crate) async fn keys_are_random_and_distinct(s: impl RootKeyStore) {
-    let a = s.create(&id(1)).await.unwrap();
-    let b = s.create(&id(2)).await.unwrap();
-    assert_ne!(a, b);
-    assert_ne!(a.expose(), &[0; 32]);
-}
-
-pub(crate) async fn unknown_id_is_none(s: impl RootKeyStore) {
-    assert_eq!(s.get(&id(9)).await.unwrap(), None);
-}
-
-pub(crate) async fn duplicate_create_is_refused_and_keeps_the_first(s: impl RootKeyStore) {
-    let first = s.create(&id(1)).await.unwrap();
-    assert!(matches!(s.create(&id(1)).await, Err(StoreError::Duplicate(t)) if t == id(1)));
-    assert_eq!(s.get(&id(1)).await.unwrap(), Some(first));
-}
-
-pub(crate) async fn revoke_deletes_and_is_idempotent(s: impl RootKeyStore) {
-    s.create(&id(1)).await.unwrap();
-    let keep = s.create(&id(2)).await.unwrap();
-    assert!(s.revoke(&id(1)).await.unwrap());
-    assert_eq!(s.get(&id(1)).await.unwrap(), None);
-    assert!(!s.revoke(&id(1)).await.unwrap());
-    assert!(!s.revoke(&id(7)).await.unwrap());
-    assert_eq!(s.get(&id(2)).await.unwrap(), Some(keep));
-}
-
-pub(crate) async fn concurrent_creates_for_one_id_yield_one_key(s: impl RootKeyStore + 'static) {
-    let s = std::sync::Arc::new(s);
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.create(&id(5)).await }));
-    }
-    let mut won = Vec::new();
+/// Runs `f(store, i)` for `i` in `0..n`, each on its own tokio task, released together by a
+/// barrier so they overlap; their results in the order of `i`.
+async fn concurrently<S, F, Fut, T>(s: &Arc<S>, n: usize, f: F) -> Vec<T>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, usize) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (start, work) = (start.clone(), f(s.clone(), i));
+            tokio::spawn(async move {
+                start.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
     for t in tasks {
-        match t.await.unwrap() {
-            Ok(k) => won.push(k),
-            Err(StoreError::Duplicate(_)) => {}
-            Err(e) => panic!("unexpected error: {e}"),
-        }
+        out.push(t.await.unwrap());
     }
-    assert_eq!(won.len(), 1);
-    assert_eq!(s.get(&id(5)).await.unwrap().as_ref(), won.first());
-}
-
-pub(crate) async fn many_tokens(s: impl RootKeyStore) {
-    let mut keys = Vec::new();
-    for n in 0..200u8 {
-        keys.push(s.create(&id(n)).await.unwrap());
-    }
-    for (n, k) in keys.iter().enumerate() {
-        assert_eq!(s.get(&id(n as u8)).await.unwrap().as_ref(), Some(k));
-    }
+    out
 }
 
 /// Expands to the conformance tests for the store built by `$make` (an async block).
@@ -77,21 +55,37 @@ pub(crate) async fn many_tokens(s: impl RootKeyStore) {
 macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@cases $make;
-            create_then_get_returns_the_same_key,
-            keys_are_random_and_distinct,
-            unknown_id_is_none,
-            duplicate_create_is_refused_and_keeps_the_first,
-            revoke_deletes_and_is_idempotent,
-            concurrent_creates_for_one_id_yield_one_key,
-            many_tokens
+            root_keys::create_then_get_returns_the_same_key,
+            root_keys::keys_are_random_and_distinct,
+            root_keys::unknown_id_is_none,
+            root_keys::duplicate_create_is_refused_and_keeps_the_first,
+            root_keys::revoke_deletes_and_is_idempotent,
+            root_keys::concurrent_creates_for_one_id_yield_one_key,
+            root_keys::many_tokens,
+            settlement::cursor_starts_at_zero_and_only_rises,
+            settlement::record_settled_is_idempotent,
+            settlement::concurrent_settlements_leave_the_highest_cursor,
+            ledger::ledger_returns_the_record_with_its_state,
+            ledger::duplicate_token_is_refused_and_keeps_the_first,
+            ledger::list_is_newest_first_limited_and_filtered,
+            ledger::mark_revoked_flags_once_and_keeps_the_root_key,
+            ledger::revenue_sums_settled_tokens_by_service_and_rail,
+            balance::prepaid_balance_debits_exactly_and_runs_out_exactly,
+            balance::idempotent_retry_is_debited_once,
+            balance::concurrent_retries_of_one_key_debit_once,
+            balance::concurrent_debits_never_overdraw,
+            balance::oversized_idempotency_key_is_refused,
+            balance::free_calls_are_exactly_limit,
+            balance::concurrent_free_calls_are_exactly_limit,
+            balance::values_beyond_i64_are_refused_everywhere
         );
     };
-    (@cases $make:expr; $($case:ident),*) => {
+    (@cases $make:expr; $($module:ident :: $case:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let store = $make.await;
-                $crate::store::conformance::$case(store).await;
+                $crate::store::conformance::$module::$case(store).await;
             }
         )*
     };

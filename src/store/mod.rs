@@ -1,32 +1,56 @@
-//! Root-key storage: one trait, several stores, one conformance suite.
+//! tapgate's state: one trait per kind, several stores, one conformance suite.
 //!
-//! A root key is 32 bytes from the OS CSPRNG, one per token id; it never leaves the store
-//! except to verify a macaroon. Revocation deletes the key, after which every macaroon
-//! derived from it fails as an unknown token.
+//! - [`RootKeyStore`]: one 32-byte root key per token id, from the OS CSPRNG; it never leaves
+//!   the store except to verify a macaroon, and revocation deletes it.
+//! - [`SettlementStore`]: which payment hashes settled, and where the invoice tracker's
+//!   settlement stream resumes after a restart.
+//! - [`TokenLedger`]: the tokens minted for challenges (no secrets), for the admin API and
+//!   revenue.
+//! - [`BalanceStore`]: prepaid balances, debit idempotency keys and free-call meters.
 //!
-//! Stores must not log keys, and must keep what they persist readable by its owner only.
+//! Every store ([`MemoryStore`], [`SqliteStore`], and [`AnyStore`] that picks one by
+//! configuration) implements all four and passes the same suite (`conformance.rs`). This
+//! module owns the contracts and the input rules every store applies alike; it must not
+//! decide prices or policy, and stores must not log keys or preimages and must keep what they
+//! persist readable by its owner only.
 
 use std::future::Future;
 
-use crate::l402::{RootKey, TokenId};
+use crate::l402::{PaymentHash, RootKey, TokenId};
 
+mod any;
 pub mod memory;
+mod records;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
+pub use any::AnyStore;
 pub use memory::MemoryStore;
+pub use records::{Debit, Rail, RevenueRow, TokenRecord, TokenView};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+
+/// The longest idempotency key [`BalanceStore::debit`] accepts, in bytes. Keys come from
+/// clients; the cap keeps one client from filling the store with megabyte keys.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The largest amount, count or index a store holds: SQL integers are signed 64-bit, so every
+/// store refuses larger values alike with [`StoreError::BadInput`] rather than wrap them.
+pub const MAX_STORED_INTEGER: u64 = i64::MAX as u64;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// `create` for a token id that already has a key (a token id must never be reused).
-    #[error("token id {0} already has a root key")]
+    /// A token id that is already in use: a second root key or a second ledger record for it
+    /// (a token id must never be reused).
+    #[error("token id {0} is already in use; mint the token under a fresh token id")]
     Duplicate(TokenId),
+    /// The caller passed a value no store accepts (the message names it and the limit).
+    #[error("store refused the input: {0}")]
+    BadInput(&'static str),
     /// The operating system's random source failed.
     #[error("cannot draw a root key from the OS random source")]
     Random(#[source] getrandom::Error),
@@ -45,7 +69,7 @@ pub enum StoreError {
     },
     /// The database refused an operation.
     #[cfg(feature = "sqlite")]
-    #[error("root-key database failed to {op}")]
+    #[error("store database failed to {op}")]
     Database {
         /// What was being done.
         op: &'static str,
@@ -53,8 +77,19 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    /// A stored row is not a 32-byte key.
-    #[error("root-key database holds a malformed row: {0}")]
+    /// The database was written by a newer tapgate, whose schema this one does not know.
+    #[error(
+        "the database's schema version {found} is newer than this tapgate knows ({known}); run the tapgate that wrote it or a newer one"
+    )]
+    NewerSchema {
+        /// The database's version.
+        found: usize,
+        /// The newest version this build knows.
+        known: usize,
+    },
+    /// A stored row does not hold what its table promises (a key that is not 32 bytes, a
+    /// negative amount, an unknown rail).
+    #[error("store database holds a malformed row: {0}")]
     Corrupt(&'static str),
 }
 
@@ -79,59 +114,159 @@ pub trait RootKeyStore: Send + Sync {
     fn revoke(&self, token_id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// The store chosen by configuration.
-#[derive(Debug)]
-pub enum AnyStore {
-    /// In memory.
-    Memory(MemoryStore),
-    /// SQLite file.
-    #[cfg(feature = "sqlite")]
-    Sqlite(SqliteStore),
+/// The invoice tracker's state: which payment hashes settled, and where the settlement stream
+/// resumes.
+///
+/// Contract for implementers: a settlement is a fact recorded once (its amount is the first
+/// one recorded); the cursor is the highest `settle_index` ever recorded and never falls.
+/// Amounts and indexes above [`MAX_STORED_INTEGER`] are refused with
+/// [`StoreError::BadInput`].
+pub trait SettlementStore: Send + Sync {
+    /// The highest settle_index recorded (0 when none).
+    fn settle_cursor(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Records that `hash` settled with `amt_paid_msat` at `settle_index` (0 = learnt from a
+    /// direct lookup, which does not move the cursor) and raises the cursor to settle_index if
+    /// higher, in one atomic step. Idempotent: recording the same hash again changes nothing
+    /// and is Ok, except that a higher `settle_index` still raises the cursor (the stream event
+    /// was handled, so a restart need not replay it).
+    fn record_settled(
+        &self,
+        hash: &PaymentHash,
+        amt_paid_msat: u64,
+        settle_index: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether `hash` was recorded as settled.
+    fn is_settled(
+        &self,
+        hash: &PaymentHash,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-impl AnyStore {
-    /// Opens the configured store (creating the data directory and database if needed).
-    pub async fn open(settings: &crate::config::Settings) -> Result<Self, StoreError> {
-        match settings.store.backend {
-            crate::config::StoreBackend::Memory => Ok(Self::Memory(MemoryStore::default())),
-            #[cfg(feature = "sqlite")]
-            crate::config::StoreBackend::Sqlite => Ok(Self::Sqlite(
-                SqliteStore::open_in(&settings.data_dir).await?,
-            )),
-            #[cfg(not(feature = "sqlite"))]
-            crate::config::StoreBackend::Sqlite => {
-                Err(StoreError::Corrupt("this build has no SQLite support"))
-            }
-        }
-    }
+/// Tokens minted for challenges, for the admin API and revenue.
+///
+/// Contract for implementers: records are immutable but for the revoked flag; a view's
+/// `settled` and `balance_micro_usd` are read from the [`SettlementStore`] and
+/// [`BalanceStore`] of the same store at the time of the call. Amounts above
+/// [`MAX_STORED_INTEGER`] are refused with [`StoreError::BadInput`].
+pub trait TokenLedger: Send + Sync {
+    /// Records a minted token. Duplicate token id -> [`StoreError::Duplicate`], and the first
+    /// record stays.
+    fn record_token(&self, t: &TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The token's record and state, if it was recorded.
+    fn token(
+        &self,
+        id: &TokenId,
+    ) -> impl Future<Output = Result<Option<TokenView>, StoreError>> + Send;
+    /// Newest first (by `created_at`, then the later recorded first), at most `limit`;
+    /// `settled_only` keeps only tokens whose payment hash settled.
+    fn list_tokens(
+        &self,
+        limit: u32,
+        settled_only: bool,
+    ) -> impl Future<Output = Result<Vec<TokenView>, StoreError>> + Send;
+    /// Marks the token revoked in the ledger (the root key is deleted separately by
+    /// RootKeyStore::revoke); true if it existed and was not already revoked.
+    fn mark_revoked(&self, id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Per service and rail, over tokens whose payment hash is settled (revoked ones too: they
+    /// were paid): count, sum of price_micro_usd (prepaid tokens count their prepaid_micro_usd
+    /// instead), msat, units. Sorted by service (bytewise) then rail (`Sats` before `Asset`).
+    fn revenue(&self) -> impl Future<Output = Result<Vec<RevenueRow>, StoreError>> + Send;
 }
 
-impl RootKeyStore for AnyStore {
-    async fn create(&self, token_id: &TokenId) -> Result<RootKey, StoreError> {
-        match self {
-            Self::Memory(s) => s.create(token_id).await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.create(token_id).await,
-        }
-    }
-
-    async fn get(&self, token_id: &TokenId) -> Result<Option<RootKey>, StoreError> {
-        match self {
-            Self::Memory(s) => s.get(token_id).await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.get(token_id).await,
-        }
-    }
-
-    async fn revoke(&self, token_id: &TokenId) -> Result<bool, StoreError> {
-        match self {
-            Self::Memory(s) => s.revoke(token_id).await,
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite(s) => s.revoke(token_id).await,
-        }
-    }
+/// Prepaid balances, idempotency keys and free-call meters.
+///
+/// Contract for implementers: a balance is opened once and then only falls, never below
+/// zero; every operation is atomic against concurrent callers. Keys longer than
+/// [`MAX_IDEMPOTENCY_KEY_BYTES`] and amounts above [`MAX_STORED_INTEGER`] are refused with
+/// [`StoreError::BadInput`] before anything changes.
+pub trait BalanceStore: Send + Sync {
+    /// Opens the token's balance at `micro_usd` if it has none; idempotent (a second call
+    /// changes nothing). Returns the current balance.
+    fn open_balance(
+        &self,
+        token_id: &TokenId,
+        micro_usd: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The token's current balance, if one was opened.
+    fn balance(
+        &self,
+        token_id: &TokenId,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+    /// Atomically debits `micro_usd`. With Some(key): at most once per (token, key): a repeat
+    /// returns the first successful outcome with replayed=true and debits nothing (a key whose
+    /// first attempt was Insufficient is not remembered). Concurrent debits never overdraw: N
+    /// tasks debiting a balance of k*price yield exactly k Charged.
+    fn debit(
+        &self,
+        token_id: &TokenId,
+        micro_usd: u64,
+        idempotency_key: Option<&str>,
+    ) -> impl Future<Output = Result<Debit, StoreError>> + Send;
+    /// Takes one of `limit` free calls for (service, client); true if one was left. Atomic.
+    fn take_free_call(
+        &self,
+        service: &str,
+        client: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub(crate) fn fresh_key() -> Result<RootKey, StoreError> {
     RootKey::generate().map_err(StoreError::Random)
+}
+
+/// `value` as the signed integer a store holds, if it fits; `what` is the refusal's message.
+pub(crate) fn storable(value: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::BadInput(what))
+}
+
+/// Refuses an idempotency key longer than [`MAX_IDEMPOTENCY_KEY_BYTES`].
+pub(crate) fn check_idempotency_key(key: Option<&str>) -> Result<(), StoreError> {
+    match key {
+        Some(k) if k.len() > MAX_IDEMPOTENCY_KEY_BYTES => Err(StoreError::BadInput(
+            "an idempotency key is at most 255 bytes; send a shorter key",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal of a token record with an amount or time no store can hold.
+pub(crate) const RECORD_TOO_LARGE: &str = "a token's amounts and times must not exceed i64::MAX";
+
+/// The refusal of a settlement whose amount or index no store can hold.
+pub(crate) const SETTLEMENT_TOO_LARGE: &str =
+    "a settled amount or settle index must not exceed i64::MAX";
+
+/// The refusal of a balance or debit no store can hold.
+pub(crate) const AMOUNT_TOO_LARGE: &str = "a balance or debit must not exceed i64::MAX micro-USD";
+
+/// Refuses a token record with an amount or time no store can hold.
+pub(crate) fn check_record(t: &TokenRecord) -> Result<(), StoreError> {
+    let optional = [t.units, t.prepaid_micro_usd].into_iter().flatten();
+    for v in [t.price_micro_usd, t.msat, t.created_at, t.expires_at]
+        .into_iter()
+        .chain(optional)
+    {
+        storable(v, RECORD_TOO_LARGE)?;
+    }
+    Ok(())
+}
+
+/// A shared store is a store: the gateway's mint, tracker and admin API hold one `Arc` of it.
+impl<S: RootKeyStore> RootKeyStore for std::sync::Arc<S> {
+    fn create(
+        &self,
+        token_id: &TokenId,
+    ) -> impl Future<Output = Result<RootKey, StoreError>> + Send {
+        (**self).create(token_id)
+    }
+    fn get(
+        &self,
+        token_id: &TokenId,
+    ) -> impl Future<Output = Result<Option<RootKey>, StoreError>> + Send {
+        (**self).get(token_id)
+    }
+    fn revoke(&self, token_id: &TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).revoke(token_id)
+    }
 }

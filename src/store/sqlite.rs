@@ -1,33 +1,33 @@
-//! The SQLite root-key store: `tapgate.sqlite` in the data directory.
+//! The SQLite store: `tapgate.sqlite` in the data directory, holding every kind of state.
 //!
 //! The directory is created `0700` and the database file `0600` before SQLite opens it
 //! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
-//! holds every root key. The schema is versioned; migrations run in order, once, in a
-//! transaction, at open.
+//! holds every root key. The schema is versioned (`migrations.rs`); migrations run in order,
+//! once, in a transaction, at open. This file owns opening, the root keys and the row
+//! decoding the other traits share (`settlement.rs`, `ledger.rs`, `balance.rs`); no module
+//! here may log a key or put one in an error.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Executor, Row};
 
 use super::{RootKeyStore, StoreError, fresh_key};
 use crate::l402::{RootKey, TokenId};
 
+mod balance;
+mod ledger;
+mod migrations;
+mod settlement;
+
 /// Database file name inside `data_dir`.
 pub const FILE_NAME: &str = "tapgate.sqlite";
 
-/// Schema migrations, applied in order; index + 1 is the schema version. Never edit one that
-/// has shipped: append a new one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE root_keys (
-        token_id BLOB PRIMARY KEY NOT NULL CHECK (length(token_id) = 32),
-        root_key BLOB NOT NULL CHECK (length(root_key) = 32),
-        created_at INTEGER NOT NULL
-    ) STRICT"];
-
-/// Root keys in SQLite.
+/// Every kind of state in one SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -89,6 +89,12 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_at_version(path, migrations::MIGRATIONS).await
+    }
+
+    /// Opens the database at `path` and applies `migrations` (a prefix of the shipped ones
+    /// in tests that build an older schema).
+    async fn open_at_version(path: &Path, migrations: &[&str]) -> Result<Self, StoreError> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -110,35 +116,8 @@ impl SqliteStore {
             pool,
             path: path.to_path_buf(),
         };
-        store.migrate().await?;
+        migrations::migrate(&store.pool, migrations).await?;
         Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin migration"))?;
-        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .await
-            .map_err(db("create schema_version"))?;
-        let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db("read schema version"))?
-            .try_get(0)
-            .map_err(db("read schema version"))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let version = i as i64 + 1;
-            if version <= current {
-                continue;
-            }
-            tx.execute(*sql).await.map_err(db("apply a migration"))?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("record schema version"))?;
-            tracing::info!(version, "root-key database migrated");
-        }
-        tx.commit().await.map_err(db("commit migration"))
     }
 
     /// Closes the pool, waiting for connections to finish (explicit shutdown).
@@ -175,11 +154,7 @@ impl RootKeyStore for SqliteStore {
             .await
             .map_err(db("read a root key"))?;
         let Some(row) = row else { return Ok(None) };
-        let bytes: Vec<u8> = row.try_get(0).map_err(db("read a root key"))?;
-        let key: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("root key is not 32 bytes"))?;
+        let key = bytes32(&row, "root_key", "root key is not 32 bytes")?;
         Ok(Some(RootKey::from_bytes(key)))
     }
 
@@ -193,11 +168,34 @@ impl RootKeyStore for SqliteStore {
     }
 }
 
+/// Column `col` of `row` as 32 bytes; `what` names a wrong length. The bytes read are wiped
+/// after the copy, since the column may be a root key.
+fn bytes32(row: &SqliteRow, col: &str, what: &'static str) -> Result<[u8; 32], StoreError> {
+    let bytes = zeroize::Zeroizing::new(row.try_get::<Vec<u8>, _>(col).map_err(db("read a row"))?);
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Column `col` of `row` as an amount, count or index (never negative).
+fn uint(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
+    let v: i64 = row.try_get(col).map_err(db("read a row"))?;
+    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount, count or index"))
+}
+
+/// Column `col` of `row` as an optional amount.
+fn opt_uint(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
+    let v: Option<i64> = row.try_get(col).map_err(db("read a row"))?;
+    v.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount")))
+        .transpose()
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    async fn fresh() -> SqliteStore {
+    pub(crate) async fn fresh() -> SqliteStore {
         // Leaked on purpose: the directory must outlive the store inside the test.
         let dir = tempfile::tempdir().unwrap().keep();
         SqliteStore::open_in(&dir.join("nested")).await.unwrap()
@@ -229,6 +227,105 @@ mod tests {
                 assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
             }
         }
+    }
+
+    async fn schema_version(s: &SqliteStore) -> i64 {
+        sqlx::query("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_database_upgrades_keeping_its_keys() {
+        use crate::store::{BalanceStore, SettlementStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let id = TokenId([4; 32]);
+        let key = {
+            let old = SqliteStore::open_at_version(&path, &migrations::MIGRATIONS[..1])
+                .await
+                .unwrap();
+            assert_eq!(schema_version(&old).await, 1);
+            let k = old.create(&id).await.unwrap();
+            old.close().await;
+            k
+        };
+        let s = SqliteStore::open(&path).await.unwrap();
+        let latest = i64::try_from(migrations::MIGRATIONS.len()).unwrap();
+        assert_eq!(schema_version(&s).await, latest);
+        assert_eq!(s.get(&id).await.unwrap(), Some(key));
+        assert_eq!(s.settle_cursor().await.unwrap(), 0);
+        assert_eq!(s.open_balance(&id, 10).await.unwrap(), 10);
+        s.close().await;
+        // Opening an up-to-date database applies nothing.
+        let again = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(schema_version(&again).await, latest);
+        assert_eq!(again.balance(&id).await.unwrap(), Some(10));
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let s = SqliteStore::open(&path).await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version) VALUES (999)")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        s.close().await;
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 999, known } if known == migrations::MIGRATIONS.len()),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ledger_balances_and_cursor_survive_reopen() {
+        use crate::l402::PaymentHash;
+        use crate::store::{BalanceStore, Debit, Rail, SettlementStore, TokenLedger, TokenRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let id = TokenId([6; 32]);
+        let record = TokenRecord {
+            token_id: id,
+            payment_hash: PaymentHash([7; 32]),
+            service: "api".into(),
+            tier: 2,
+            rail: Rail::Asset,
+            price_micro_usd: 1_000_000,
+            msat: 2_000,
+            units: Some(3),
+            prepaid_micro_usd: Some(5_000_000),
+            created_at: 100,
+            expires_at: 700,
+        };
+        {
+            let s = SqliteStore::open_in(dir.path()).await.unwrap();
+            s.record_token(&record).await.unwrap();
+            s.record_settled(&record.payment_hash, 2_000, 42)
+                .await
+                .unwrap();
+            s.open_balance(&id, 5_000_000).await.unwrap();
+            s.debit(&id, 1_000, Some("k")).await.unwrap();
+            assert!(s.take_free_call("api", "c", 1).await.unwrap());
+            s.close().await;
+        }
+        let s = SqliteStore::open_in(dir.path()).await.unwrap();
+        assert_eq!(s.settle_cursor().await.unwrap(), 42);
+        let view = s.token(&id).await.unwrap().unwrap();
+        assert_eq!(view.record, record);
+        assert!(view.settled);
+        assert_eq!(view.balance_micro_usd, Some(4_999_000));
+        assert_eq!(
+            s.debit(&id, 1_000, Some("k")).await.unwrap(),
+            Debit::Charged {
+                remaining_micro_usd: 4_999_000,
+                replayed: true
+            }
+        );
+        assert!(!s.take_free_call("api", "c", 1).await.unwrap());
     }
 
     #[tokio::test]

@@ -433,3 +433,70 @@ fn prices_are_exact_decimal_strings() {
     }
     assert!(UsdAmount::parse(" 1").is_err());
 }
+
+/// The upstream timeouts: defaults when left out, any value in range taken, and 0 or an absurd
+/// value refused naming the key.
+#[test]
+fn upstream_timeouts_default_and_refuse_zero_or_absurd_values() {
+    let s = load(&service("a", &[])).unwrap();
+    assert_eq!(
+        (s.services[0].connect_timeout_ms, s.services[0].timeout_secs),
+        (2_000, 30)
+    );
+    let set = load(&service(
+        "a",
+        &[("connect_timeout_ms", "250"), ("timeout_secs", "3600")],
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            set.services[0].connect_timeout_ms,
+            set.services[0].timeout_secs
+        ),
+        (250, 3_600)
+    );
+    for (k, v, why) in [
+        ("connect_timeout_ms", "0", "outside 1 to 60000 milliseconds"),
+        (
+            "connect_timeout_ms",
+            "60001",
+            "outside 1 to 60000 milliseconds",
+        ),
+        ("timeout_secs", "0", "outside 1 to 3600 seconds"),
+        ("timeout_secs", "86400", "outside 1 to 3600 seconds"),
+        ("timeout_secs", "-1", "timeout_secs"),
+        ("connect_timeout_ms", "\"2s\"", "connect_timeout_ms"),
+    ] {
+        let toml = service("a", &[(k, v)]);
+        let err = match load(&toml) {
+            Ok(_) => panic!("accepted:\n{toml}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("services.0.{k}")) && err.contains(why),
+            "{k} = {v}: {err}"
+        );
+    }
+}
+
+/// The proxy has no TLS client yet, so an https upstream is refused at start, naming the key,
+/// rather than failing every paid request.
+#[test]
+fn https_upstreams_are_refused_until_the_gateway_has_a_tls_client() {
+    let toml = service("a", &[("upstream", "\"https://api.example.com\"")]);
+    let err = match load(&toml) {
+        Ok(_) => panic!("accepted:\n{toml}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("services.0.upstream") && err.contains("not supported yet"),
+        "{err}"
+    );
+    // Upstream::parse itself still reads https, so the refusal can be lifted in one place.
+    assert_eq!(
+        Upstream::parse("https://api.example.com")
+            .map(|u| u.scheme())
+            .ok(),
+        Some(UpstreamScheme::Https)
+    );
+}

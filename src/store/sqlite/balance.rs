@@ -1,0 +1,160 @@
+//! [`BalanceStore`] over the `balances`, `debit_keys` and `free_calls` tables.
+//!
+//! Each operation is one statement (atomic on its own) except a keyed debit, which runs in a
+//! `BEGIN IMMEDIATE` transaction: it takes the write lock before reading the key, so two
+//! retries of one key serialise and the second sees the first's outcome. This module must not
+//! decide prices or limits: it applies the ones it is given.
+
+use sqlx::sqlite::Sqlite;
+
+use super::{SqliteStore, db, uint};
+use crate::l402::TokenId;
+use crate::store::{
+    AMOUNT_TOO_LARGE, BalanceStore, Debit, StoreError, check_idempotency_key, storable,
+};
+
+/// Debits `amount` if the balance covers it, returning what is left; `None` when it does not
+/// (or there is no balance). One statement, so concurrent debits cannot overdraw.
+async fn charge<'e>(
+    e: impl sqlx::Executor<'e, Database = Sqlite>,
+    token_id: &TokenId,
+    amount: i64,
+) -> Result<Option<u64>, StoreError> {
+    let row = sqlx::query(
+        "UPDATE balances SET micro_usd = micro_usd - ?1 WHERE token_id = ?2 AND micro_usd >= ?1
+         RETURNING micro_usd",
+    )
+    .bind(amount)
+    .bind(&token_id.0[..])
+    .fetch_optional(e)
+    .await
+    .map_err(db("debit a balance"))?;
+    row.map(|r| uint(&r, "micro_usd")).transpose()
+}
+
+/// Why a debit that [`charge`] refused was refused.
+async fn refusal<'e>(
+    e: impl sqlx::Executor<'e, Database = Sqlite>,
+    token_id: &TokenId,
+) -> Result<Debit, StoreError> {
+    Ok(match balance_of(e, token_id).await? {
+        Some(remaining_micro_usd) => Debit::Insufficient {
+            remaining_micro_usd,
+        },
+        None => Debit::NoBalance,
+    })
+}
+
+async fn balance_of<'e>(
+    e: impl sqlx::Executor<'e, Database = Sqlite>,
+    token_id: &TokenId,
+) -> Result<Option<u64>, StoreError> {
+    let row = sqlx::query("SELECT micro_usd FROM balances WHERE token_id = ?")
+        .bind(&token_id.0[..])
+        .fetch_optional(e)
+        .await
+        .map_err(db("read a balance"))?;
+    row.map(|r| uint(&r, "micro_usd")).transpose()
+}
+
+fn charged(remaining_micro_usd: u64, replayed: bool) -> Debit {
+    Debit::Charged {
+        remaining_micro_usd,
+        replayed,
+    }
+}
+
+impl BalanceStore for SqliteStore {
+    async fn open_balance(&self, token_id: &TokenId, micro_usd: u64) -> Result<u64, StoreError> {
+        // The no-op update makes RETURNING give the existing balance on a second open.
+        let row = sqlx::query(
+            "INSERT INTO balances (token_id, micro_usd) VALUES (?, ?)
+             ON CONFLICT (token_id) DO UPDATE SET micro_usd = micro_usd RETURNING micro_usd",
+        )
+        .bind(&token_id.0[..])
+        .bind(storable(micro_usd, AMOUNT_TOO_LARGE)?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("open a balance"))?;
+        uint(&row, "micro_usd")
+    }
+
+    async fn balance(&self, token_id: &TokenId) -> Result<Option<u64>, StoreError> {
+        balance_of(&self.pool, token_id).await
+    }
+
+    async fn debit(
+        &self,
+        token_id: &TokenId,
+        micro_usd: u64,
+        idempotency_key: Option<&str>,
+    ) -> Result<Debit, StoreError> {
+        let amount = storable(micro_usd, AMOUNT_TOO_LARGE)?;
+        check_idempotency_key(idempotency_key)?;
+        let Some(key) = idempotency_key else {
+            return match charge(&self.pool, token_id, amount).await? {
+                Some(remaining) => Ok(charged(remaining, false)),
+                None => refusal(&self.pool, token_id).await,
+            };
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin a debit"))?;
+        let earlier = sqlx::query(
+            "SELECT remaining_micro_usd FROM debit_keys WHERE token_id = ? AND idempotency_key = ?",
+        )
+        .bind(&token_id.0[..])
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("read an idempotency key"))?;
+        let outcome = if let Some(row) = earlier {
+            charged(uint(&row, "remaining_micro_usd")?, true)
+        } else if let Some(remaining) = charge(&mut *tx, token_id, amount).await? {
+            sqlx::query(
+                "INSERT INTO debit_keys (token_id, idempotency_key, micro_usd, remaining_micro_usd)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&token_id.0[..])
+            .bind(key)
+            .bind(amount)
+            .bind(storable(remaining, AMOUNT_TOO_LARGE)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record an idempotency key"))?;
+            charged(remaining, false)
+        } else {
+            // A refused debit writes nothing, so its key is not remembered.
+            refusal(&mut *tx, token_id).await?
+        };
+        tx.commit().await.map_err(db("commit a debit"))?;
+        Ok(outcome)
+    }
+
+    async fn take_free_call(
+        &self,
+        service: &str,
+        client: &str,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        // Inserting counts the first call; the update counts later ones while some are left,
+        // and RETURNING gives a row only when one of the two happened.
+        let row = sqlx::query(
+            "INSERT INTO free_calls (service, client, used) VALUES (?1, ?2, 1)
+             ON CONFLICT (service, client) DO UPDATE SET used = used + 1 WHERE used < ?3
+             RETURNING used",
+        )
+        .bind(service)
+        .bind(client)
+        .bind(i64::from(limit))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("take a free call"))?;
+        Ok(row.is_some())
+    }
+}
