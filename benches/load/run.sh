@@ -17,13 +17,16 @@
 #
 # usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
 #            [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
-#            [--without-aperture] [--tapgate BIN] [--out DIR]
+#            [--without-aperture] [--with-lax] [--tapgate BIN] [--out DIR]
 #   --workers N            nginx worker_processes, TOKIO_WORKER_THREADS for tapgate and GOMAXPROCS
 #                          for Aperture (default: nproc)
 #   --regtest-network FILE an already running regtest network's network.toml (up.sh DIR): used
 #                          instead of starting one in OUT/regtest (and stopping it at the end)
 #   --without-tapgate      leave tapgate out (for a tapgate without `serve`)
 #   --without-aperture     leave Aperture out (and the regtest network it needs)
+#   --with-lax             also measure a second tapgate, on the same simnet, run with
+#                          --set gateway.strict_settlement=false (a valid preimage is enough, as
+#                          in Aperture with strictverify off): row "tapgate-lax"
 #   --tapgate BIN          this tapgate binary, not built (default: cargo build --release, then
 #                          target/release/tapgate)
 #   --out DIR              work directory, emptied first (default target/bench/load)
@@ -41,6 +44,7 @@ idle=1000
 regtest_net=""
 with_tapgate=1
 with_aperture=1
+with_lax=0
 out="$root/target/bench/load"
 tapgate=""
 
@@ -63,6 +67,7 @@ while [ $# -gt 0 ]; do
     --regtest-network) regtest_net="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --without-tapgate) with_tapgate=0; shift ;;
     --without-aperture) with_aperture=0; shift ;;
+    --with-lax) with_lax=1; shift ;;
     --tapgate) tapgate="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
     -h | --help) usage ;;
@@ -76,6 +81,8 @@ port_nginx=18081
 port_aperture=18082
 port_tapgate=18402
 port_tapgate_admin=18403
+port_lax=18404
+port_lax_admin=18405
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites: wrk, nginx and haproxy (from Debian), python3 and curl; Go for Aperture; tapgate.
@@ -112,9 +119,10 @@ if [ "$with_tapgate" -eq 1 ] && ! "$tapgate" serve --help >/dev/null 2>&1; then
     die "$tapgate has no \`serve\` command yet (\`tapgate serve --help\` fails): the gateway is not built, so tapgate cannot be measured. Run with --without-tapgate to measure the others."
 fi
 
-for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin; do
+[ "$with_tapgate" -eq 1 ] || with_lax=0
+for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin $port_lax $port_lax_admin; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate and $port_tapgate_admin)"
+        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate, $port_tapgate_admin, $port_lax and $port_lax_admin)"
     fi
 done
 
@@ -377,6 +385,52 @@ buy_token() {
     echo "L402 $mac:$pre"
 }
 
+# start_tapgate NAME PORT ADMIN_PORT [SERVE_ARGS...]: `tapgate serve` on simnet selling the
+# upstream as one service, $0.01 a token in sats, its state in OUT/NAME.
+start_tapgate() {
+    local name="$1" port="$2" admin="$3"
+    shift 3
+    mkdir -p "$out/$name"
+    cat >"$out/$name/tapgate.toml" <<EOF
+# Written by benches/load/run.sh.
+data_dir = "$out/$name/data"
+
+[store]
+backend = "sqlite"
+
+[log]
+filter = "warn"
+
+[network]
+file = "$out/simnet/network.toml"
+
+[gateway]
+listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$admin"
+
+[[services]]
+name = "bench"
+paths = ["/*"]
+upstream = "http://127.0.0.1:$port_upstream"
+price_usd = "0.01"
+settlement = "sats"
+EOF
+    say "starting $name (TOKIO_WORKER_THREADS=$workers tapgate serve --config $out/$name/tapgate.toml $*)"
+    # From $out, so that no config/tapgate.toml in the caller's directory is read.
+    (cd "$out" && TOKIO_WORKER_THREADS="$workers" exec "$tapgate" serve --config "$out/$name/tapgate.toml" "$@") \
+        >"$out/$name.log" 2>&1 &
+    started "$name" $! INT
+    wait_code "$name" "http://127.0.0.1:$port/" 402 30
+}
+
+# check_paid NAME PORT AUTH: a paid request gets the upstream's body and a tapgate-receipt.
+check_paid() {
+    local h
+    h="$(curl -s -D - -o "$out/paid-$1.body" --max-time 10 -H "Authorization: $3" "http://127.0.0.1:$2/")"
+    [ "$(cat "$out/paid-$1.body")" = "$body" ] || die "$1 does not return the upstream's body for a paid request"
+    grep -qi '^tapgate-receipt:' <<<"$h" || die "$1's paid response has no tapgate-receipt header: $h"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Set-up: everything starts (and every token is bought) before the first measurement.
 
@@ -397,38 +451,14 @@ if [ "$with_tapgate" -eq 1 ]; then
         sleep 0.1
     done
     [ -f "$out/simnet/network.toml" ] || die "simnet wrote no network.toml within 30 s; see $out/simnet.log"
-    mkdir -p "$out/tapgate"
-    cat >"$out/tapgate/tapgate.toml" <<EOF
-# Written by benches/load/run.sh.
-data_dir = "$out/tapgate/data"
-
-[store]
-backend = "sqlite"
-
-[log]
-filter = "warn"
-
-[network]
-file = "$out/simnet/network.toml"
-
-[gateway]
-listen = "127.0.0.1:$port_tapgate"
-admin_listen = "127.0.0.1:$port_tapgate_admin"
-
-[[services]]
-name = "bench"
-paths = ["/*"]
-upstream = "http://127.0.0.1:$port_upstream"
-price_usd = "0.01"
-settlement = "sats"
-EOF
-    say "starting tapgate (TOKIO_WORKER_THREADS=$workers tapgate serve --config $out/tapgate/tapgate.toml)"
-    TOKIO_WORKER_THREADS="$workers" "$tapgate" serve --config "$out/tapgate/tapgate.toml" >"$out/tapgate.log" 2>&1 &
-    started tapgate $! INT
-    wait_code tapgate "http://127.0.0.1:$port_tapgate/" 402 30
+    start_tapgate tapgate "$port_tapgate" "$port_tapgate_admin"
     tapgate_auth="$(buy_token tapgate "http://127.0.0.1:$port_tapgate/" "$out/simnet/network.toml")"
-    [ "$(curl -s -H "Authorization: $tapgate_auth" "http://127.0.0.1:$port_tapgate/")" = "$body" ] ||
-        die "tapgate does not return the upstream's body for a paid request"
+    check_paid tapgate "$port_tapgate" "$tapgate_auth"
+    if [ "$with_lax" -eq 1 ]; then
+        start_tapgate tapgate-lax "$port_lax" "$port_lax_admin" --set gateway.strict_settlement=false
+        lax_auth="$(buy_token tapgate-lax "http://127.0.0.1:$port_lax/" "$out/simnet/network.toml")"
+        check_paid tapgate-lax "$port_lax" "$lax_auth"
+    fi
 fi
 
 if [ "$with_aperture" -eq 1 ]; then
@@ -506,15 +536,18 @@ fi
 
 servers=(upstream nginx)
 [ "$with_tapgate" -eq 1 ] && servers+=(tapgate)
+[ "$with_lax" -eq 1 ] && servers+=(tapgate-lax)
 [ "$with_aperture" -eq 1 ] && servers+=(aperture)
-declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$port_tapgate [aperture]=$port_aperture)
-declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [aperture]="${aperture_auth:-}")
+declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$port_tapgate [tapgate-lax]=$port_lax
+    [aperture]=$port_aperture)
+declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [tapgate-lax]="${lax_auth:-}"
+    [aperture]="${aperture_auth:-}")
 
 say "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 for s in "${servers[@]}"; do
     # shellcheck disable=SC2046
     rss_start[$s]="$(rss_kb $(server_pids "$s"))"
-    hold_idle "$s" "${port_of[$s]}" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}"
+    hold_idle "$s" "${port_of[$s]}" "${auth_of[$s]}"
 done
 for s in "${servers[@]}"; do
     bench "$s" "http://127.0.0.1:${port_of[$s]}/" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}"
@@ -530,7 +563,7 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Report.
 
 declare -A label=([upstream]="upstream direct (HAProxy)" [nginx]="nginx proxy_pass" [tapgate]="tapgate (paid)"
-    [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges")
+    [tapgate-lax]="tapgate (paid), non-strict" [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges")
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
@@ -558,16 +591,26 @@ diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
         echo "  tapgate p99 added vs upstream:   $(diff_ms "${p99[tapgate]}" "${p99[upstream]}") ms"
         echo "  challenges/s (402) on simnet:    ${rps[challenges]} ($(ratio "${non2xx[challenges]}" "${total[challenges]}") of responses non-2xx)"
     fi
+    if [ "$with_lax" -eq 1 ]; then
+        echo "  tapgate non-strict / nginx:      $(ratio "${rps[tapgate-lax]}" "${rps[nginx]}")"
+        echo "  tapgate non-strict p99 added:    $(diff_ms "${p99[tapgate-lax]}" "${p99[nginx]}") ms vs nginx"
+        echo "  tapgate non-strict / strict:     $(ratio "${rps[tapgate-lax]}" "${rps[tapgate]}")"
+    fi
     if [ "$with_aperture" -eq 1 ]; then
         echo "  Aperture / nginx throughput:     $(ratio "${rps[aperture]}" "${rps[nginx]}")"
         echo "  Aperture p99 added vs nginx:     $(diff_ms "${p99[aperture]}" "${p99[nginx]}") ms"
     fi
     if [ "$with_tapgate" -eq 1 ] && [ "$with_aperture" -eq 1 ]; then
         echo "  tapgate / Aperture throughput:   $(ratio "${rps[tapgate]}" "${rps[aperture]}")"
+        if [ "$with_lax" -eq 1 ]; then
+            echo "  tapgate non-strict / Aperture:   $(ratio "${rps[tapgate-lax]}" "${rps[aperture]}") (both accept a valid preimage without an invoice lookup)"
+        fi
     fi
     [ "$with_tapgate" -eq 1 ] || echo "  (tapgate left out: --without-tapgate)"
     [ "$with_aperture" -eq 1 ] || echo "  (Aperture left out: --without-aperture)"
     for k in "${servers[@]}"; do
+        [ "${idle_status[$k]:-}" = "$idle 200=$idle" ] ||
+            echo "WARNING: ${label[$k]}: the idle connections' one request each got ${idle_status[$k]:-nothing}, not all 200: its idle RSS is not that of paid connections"
         [ "${non2xx[$k]:-0}" -eq 0 ] || echo "WARNING: ${label[$k]}: ${non2xx[$k]} responses were not 2xx: its figures are not of successful proxied calls"
     done
 } | tee "$out/results.txt"
