@@ -16,8 +16,12 @@
 # and the ratios, and writes them to OUT/results.txt and OUT/results.tsv.
 #
 # usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
-#            [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
+#            [--rounds 3] [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
 #            [--without-aperture] [--with-lax] [--tapgate BIN] [--out DIR]
+#   --rounds N             measure every server N times, in turn (upstream, nginx, tapgate, …,
+#                          then again), and report the median of each figure and of each
+#                          round's ratios: on a shared machine the load drifts between one
+#                          server's run and the next (default 3)
 #   --workers N            nginx worker_processes, TOKIO_WORKER_THREADS for tapgate and GOMAXPROCS
 #                          for Aperture (default: nproc)
 #   --regtest-network FILE an already running regtest network's network.toml (up.sh DIR): used
@@ -41,6 +45,7 @@ connections=64
 threads=2
 workers="$(nproc)"
 idle=1000
+rounds=3
 regtest_net=""
 with_tapgate=1
 with_aperture=1
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="${2:?}"; shift 2 ;;
     --workers) workers="${2:?}"; shift 2 ;;
     --idle-connections) idle="${2:?}"; shift 2 ;;
+    --rounds) rounds="${2:?}"; shift 2 ;;
     --regtest-network) regtest_net="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --without-tapgate) with_tapgate=0; shift ;;
     --without-aperture) with_aperture=0; shift ;;
@@ -295,7 +301,8 @@ nginx_conf "$out/nginx" "    upstream bench_upstream {
 # ---------------------------------------------------------------------------------------------
 # wrk, and the idle-connection holder.
 
-declare -A rps p50 p99 total non2xx errs rss_start rss_idle rss_load idle_open idle_status
+declare -A rps p50 p99 total non2xx errs cpu rss_start rss_idle rss_load idle_open idle_status
+declare -A rps_r p50_r p99_r total_r non2xx_r errs_r cpu_r load_r
 
 # parse_wrk FILE: "rps p50_ms p99_ms requests non2xx socket_errors"
 parse_wrk() {
@@ -318,16 +325,70 @@ parse_wrk() {
     ' "$1"
 }
 
-# bench KEY URL [HEADER]: a 2 s warm-up, then the measured wrk run.
+# cpu_ticks PID...: user + system CPU time of the processes so far, in clock ticks.
+cpu_ticks() {
+    local p sum=0 v
+    for p in "$@"; do
+        v="$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true)"
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+hz="$(getconf CLK_TCK)"
+
+# bench KEY URL HEADER ROUND SERVER: the measured wrk run (after a 2 s warm-up in the first
+# round), and the CPU time SERVER's processes used during it, per request.
 bench() {
-    local key="$1" url="$2" hdr="${3:-}" args
+    local key="$1" url="$2" hdr="$3" r="$4" server="$5" args c0 c1 f="$out/wrk-$1-r$4.txt"
     args=(-t"$threads" -c"$connections" --timeout 10s)
     [ -n "$hdr" ] && args+=(-H "$hdr")
-    say "wrk: $key: $url (warm-up 2 s, then $duration, $connections connections, $threads threads)"
-    wrk "${args[@]}" -d2s "$url" >"$out/wrk-$key-warmup.txt" 2>&1 || die "wrk failed: $(cat "$out/wrk-$key-warmup.txt")"
-    wrk "${args[@]}" -d"$duration" --latency "$url" >"$out/wrk-$key.txt" 2>&1 || die "wrk failed: $(cat "$out/wrk-$key.txt")"
-    read -r "rps[$key]" "p50[$key]" "p99[$key]" "total[$key]" "non2xx[$key]" "errs[$key]" < <(parse_wrk "$out/wrk-$key.txt")
-    say "  ${rps[$key]} req/s, p50 ${p50[$key]} ms, p99 ${p99[$key]} ms, ${total[$key]} requests, ${non2xx[$key]} non-2xx, ${errs[$key]} socket errors"
+    say "wrk: $key, round $r: $url ($duration, $connections connections, $threads threads)"
+    if [ "$r" -eq 1 ]; then
+        wrk "${args[@]}" -d2s "$url" >"$out/wrk-$key-warmup.txt" 2>&1 || die "wrk failed: $(cat "$out/wrk-$key-warmup.txt")"
+    fi
+    # shellcheck disable=SC2046
+    c0="$(cpu_ticks $(server_pids "$server"))"
+    load_r[$key/$r]="$(cut -d' ' -f1 /proc/loadavg)"
+    wrk "${args[@]}" -d"$duration" --latency "$url" >"$f" 2>&1 || die "wrk failed: $(cat "$f")"
+    # shellcheck disable=SC2046
+    c1="$(cpu_ticks $(server_pids "$server"))"
+    read -r "rps_r[$key/$r]" "p50_r[$key/$r]" "p99_r[$key/$r]" "total_r[$key/$r]" "non2xx_r[$key/$r]" "errs_r[$key/$r]" < <(parse_wrk "$f")
+    cpu_r[$key/$r]="$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="${total_r[$key/$r]}" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print 0 }')"
+    say "  ${rps_r[$key/$r]} req/s, p50 ${p50_r[$key/$r]} ms, p99 ${p99_r[$key/$r]} ms, ${total_r[$key/$r]} requests, ${non2xx_r[$key/$r]} non-2xx, ${errs_r[$key/$r]} socket errors; $server CPU ${cpu_r[$key/$r]} us/request (load ${load_r[$key/$r]} at the start)"
+}
+
+# median V...: the middle value (the mean of the two middle ones for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# summarize KEY: the median over the rounds of each figure; sums of the counts.
+summarize() {
+    local k="$1" r a=() b=() c=() d=() n=0 x=0 e=0
+    for ((r = 1; r <= rounds; r++)); do
+        [ -n "${rps_r[$k/$r]:-}" ] || continue
+        a+=("${rps_r[$k/$r]}"); b+=("${p50_r[$k/$r]}"); c+=("${p99_r[$k/$r]}"); d+=("${cpu_r[$k/$r]}")
+        n=$((n + total_r[$k/$r])); x=$((x + non2xx_r[$k/$r])); e=$((e + errs_r[$k/$r]))
+    done
+    rps[$k]="$(median "${a[@]}")"; p50[$k]="$(median "${b[@]}")"; p99[$k]="$(median "${c[@]}")"
+    cpu[$k]="$(median "${d[@]}")"; total[$k]=$n; non2xx[$k]=$x; errs[$k]=$e
+}
+
+# round_ratio A B: the median over the rounds of A's req/s over B's in the same round.
+round_ratio() {
+    local r v=()
+    for ((r = 1; r <= rounds; r++)); do
+        v+=("$(awk -v a="${rps_r[$1/$r]}" -v b="${rps_r[$2/$r]}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print 0 }')")
+    done
+    median "${v[@]}" | awk '{ printf "%.2f", $1 }'
+}
+# round_diff A B: the median over the rounds of A's p99 minus B's in the same round, ms.
+round_diff() {
+    local r v=()
+    for ((r = 1; r <= rounds; r++)); do
+        v+=("$(awk -v a="${p99_r[$1/$r]}" -v b="${p99_r[$2/$r]}" 'BEGIN { printf "%.3f", a - b }')")
+    done
+    median "${v[@]}" | awk '{ printf "%+.2f", $1 }'
 }
 
 # hold_idle NAME PORT [HEADER_VALUE]: VmRSS of NAME while $idle keep-alive connections, each
@@ -543,19 +604,27 @@ declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$por
 declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [tapgate-lax]="${lax_auth:-}"
     [aperture]="${aperture_auth:-}")
 
-say "load average before measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+say "load average before measuring: $load_before on $(nproc) CPUs"
 for s in "${servers[@]}"; do
     # shellcheck disable=SC2046
     rss_start[$s]="$(rss_kb $(server_pids "$s"))"
     hold_idle "$s" "${port_of[$s]}" "${auth_of[$s]}"
 done
+for ((round = 1; round <= rounds; round++)); do
+    for s in "${servers[@]}"; do
+        bench "$s" "http://127.0.0.1:${port_of[$s]}/" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}" "$round" "$s"
+    done
+done
 for s in "${servers[@]}"; do
-    bench "$s" "http://127.0.0.1:${port_of[$s]}/" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}"
     # shellcheck disable=SC2046
     rss_load[$s]="$(rss_kb $(server_pids "$s"))"
+    summarize "$s"
 done
+# Once, last: every challenge mints a token and an invoice, which the others need not pay for.
 if [ "$with_tapgate" -eq 1 ]; then
-    bench challenges "http://127.0.0.1:$port_tapgate/"
+    bench challenges "http://127.0.0.1:$port_tapgate/" "" 1 tapgate
+    summarize challenges
 fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -566,44 +635,55 @@ declare -A label=([upstream]="upstream direct (HAProxy)" [nginx]="nginx proxy_pa
     [tapgate-lax]="tapgate (paid), non-strict" [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges")
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
 {
-    echo "tapgate load benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(uname -r)); load average $load_after after the runs"
-    echo "wrk $duration, $connections connections, $threads threads, after a 2 s warm-up; $workers workers per proxy;"
+    echo "tapgate load benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) CPUs ($(uname -r)); load average $load_before before the runs, $load_after after"
+    echo "wrk $duration, $connections connections, $threads threads, after a 2 s warm-up; $rounds rounds (each server in turn), medians; $workers workers per proxy;"
     echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); upstream HAProxy $(haproxy -v | head -n 1 | cut -d' ' -f3); $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)"
     [ "$with_aperture" -eq 1 ] && echo "Aperture $(awk '$1 == "github.com/lightninglabs/aperture" { print $2 }' "$here/aperture/go.mod") on the regtest merchant's lnd ($regtest_net)"
     [ "$with_tapgate" -eq 1 ] && echo "tapgate $("$tapgate" --version | cut -d' ' -f2) ($(cd "$root" && git rev-parse --short HEAD)) on simnet"
     echo
-    printf '%-26s %10s %9s %9s %9s %8s %7s %10s %14s %10s\n' "" "req/s" "p50 ms" "p99 ms" "requests" "non-2xx" "errors" "RSS start" "RSS $idle idle" "RSS load"
+    printf '%-26s %10s %9s %9s %10s %9s %8s %7s %10s %14s %10s\n' "" "req/s" "p50 ms" "p99 ms" "CPU us/req" "requests" "non-2xx" "errors" "RSS start" "RSS $idle idle" "RSS load"
     for k in "${servers[@]}" challenges; do
         [ -n "${rps[$k]:-}" ] || continue
-        printf '%-26s %10s %9s %9s %9s %8s %7s %10s %14s %10s\n' "${label[$k]}" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" \
+        printf '%-26s %10s %9s %9s %10s %9s %8s %7s %10s %14s %10s\n' "${label[$k]}" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${cpu[$k]}" \
             "${total[$k]}" "${non2xx[$k]}" "${errs[$k]}" \
             "${rss_start[$k]:+$(mib "${rss_start[$k]}") MiB}" "${rss_idle[$k]:+$(mib "${rss_idle[$k]}") MiB}" "${rss_load[$k]:+$(mib "${rss_load[$k]}") MiB}"
     done
-    echo "(RSS: VmRSS summed over nginx's master and workers; the idle column with ${idle} keep-alive connections held open after one request each)"
+    echo "(req/s, p50, p99, CPU: medians over the rounds (challenges: one run); requests: the rounds' sum. CPU: user + system time of"
+    echo " the server alone (nginx: master and workers; not the upstream's, nor wrk's) per request. RSS: VmRSS; the idle column with"
+    echo " ${idle} keep-alive connections held open after one request each)"
+    if [ "$rounds" -gt 1 ]; then
+        echo
+        echo "req/s per round (load average at the start of each run in $out/results.rounds):"
+        for k in "${servers[@]}"; do
+            printf '  %-26s' "${label[$k]}"
+            for ((r = 1; r <= rounds; r++)); do printf ' %10s' "${rps_r[$k/$r]}"; done
+            echo
+        done
+    fi
     echo
-    echo "ratios:"
-    echo "  nginx / upstream throughput:     $(ratio "${rps[nginx]}" "${rps[upstream]}")"
+    echo "ratios (the median of each round's ratio, so that both sides of one ratio were measured a few seconds apart):"
+    echo "  nginx / upstream throughput:     $(round_ratio nginx upstream)"
     if [ "$with_tapgate" -eq 1 ]; then
-        echo "  tapgate / nginx throughput:      $(ratio "${rps[tapgate]}" "${rps[nginx]}")"
-        echo "  tapgate p99 added vs nginx:      $(diff_ms "${p99[tapgate]}" "${p99[nginx]}") ms"
-        echo "  tapgate p99 added vs upstream:   $(diff_ms "${p99[tapgate]}" "${p99[upstream]}") ms"
+        echo "  tapgate / nginx throughput:      $(round_ratio tapgate nginx)"
+        echo "  tapgate p99 added vs nginx:      $(round_diff tapgate nginx) ms"
+        echo "  tapgate p99 added vs upstream:   $(round_diff tapgate upstream) ms"
+        echo "  tapgate / nginx CPU per request: $(ratio "${cpu[tapgate]}" "${cpu[nginx]}")"
         echo "  challenges/s (402) on simnet:    ${rps[challenges]} ($(ratio "${non2xx[challenges]}" "${total[challenges]}") of responses non-2xx)"
     fi
     if [ "$with_lax" -eq 1 ]; then
-        echo "  tapgate non-strict / nginx:      $(ratio "${rps[tapgate-lax]}" "${rps[nginx]}")"
-        echo "  tapgate non-strict p99 added:    $(diff_ms "${p99[tapgate-lax]}" "${p99[nginx]}") ms vs nginx"
-        echo "  tapgate non-strict / strict:     $(ratio "${rps[tapgate-lax]}" "${rps[tapgate]}")"
+        echo "  tapgate non-strict / nginx:      $(round_ratio tapgate-lax nginx)"
+        echo "  tapgate non-strict p99 added:    $(round_diff tapgate-lax nginx) ms vs nginx"
+        echo "  tapgate non-strict / strict:     $(round_ratio tapgate-lax tapgate)"
     fi
     if [ "$with_aperture" -eq 1 ]; then
-        echo "  Aperture / nginx throughput:     $(ratio "${rps[aperture]}" "${rps[nginx]}")"
-        echo "  Aperture p99 added vs nginx:     $(diff_ms "${p99[aperture]}" "${p99[nginx]}") ms"
+        echo "  Aperture / nginx throughput:     $(round_ratio aperture nginx)"
+        echo "  Aperture p99 added vs nginx:     $(round_diff aperture nginx) ms"
     fi
     if [ "$with_tapgate" -eq 1 ] && [ "$with_aperture" -eq 1 ]; then
-        echo "  tapgate / Aperture throughput:   $(ratio "${rps[tapgate]}" "${rps[aperture]}")"
+        echo "  tapgate / Aperture throughput:   $(round_ratio tapgate aperture)"
         if [ "$with_lax" -eq 1 ]; then
-            echo "  tapgate non-strict / Aperture:   $(ratio "${rps[tapgate-lax]}" "${rps[aperture]}") (both accept a valid preimage without an invoice lookup)"
+            echo "  tapgate non-strict / Aperture:   $(round_ratio tapgate-lax aperture) (both accept a valid preimage without an invoice lookup)"
         fi
     fi
     [ "$with_tapgate" -eq 1 ] || echo "  (tapgate left out: --without-tapgate)"
@@ -615,11 +695,21 @@ diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
     done
 } | tee "$out/results.txt"
 {
-    printf 'name\treq_per_s\tp50_ms\tp99_ms\trequests\tnon2xx\tsocket_errors\trss_start_kib\trss_idle_kib\trss_load_kib\n'
+    printf 'name\treq_per_s\tp50_ms\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tsocket_errors\trss_start_kib\trss_idle_kib\trss_load_kib\n'
     for k in "${servers[@]}" challenges; do
         [ -n "${rps[$k]:-}" ] || continue
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${total[$k]}" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${cpu[$k]}" "${total[$k]}" \
             "${non2xx[$k]}" "${errs[$k]}" "${rss_start[$k]:-}" "${rss_idle[$k]:-}" "${rss_load[$k]:-}"
     done
 } >"$out/results.tsv"
-say "results in $out/results.txt and $out/results.tsv; wrk outputs in $out/wrk-*.txt"
+{
+    printf 'name\tround\treq_per_s\tp50_ms\tp99_ms\tcpu_us_per_req\trequests\tload1\n'
+    for k in "${servers[@]}" challenges; do
+        for ((r = 1; r <= rounds; r++)); do
+            [ -n "${rps_r[$k/$r]:-}" ] || continue
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$r" "${rps_r[$k/$r]}" "${p50_r[$k/$r]}" "${p99_r[$k/$r]}" "${cpu_r[$k/$r]}" \
+                "${total_r[$k/$r]}" "${load_r[$k/$r]}"
+        done
+    done
+} >"$out/results.rounds"
+say "results in $out/results.txt, results.tsv (medians) and results.rounds (each run); wrk outputs in $out/wrk-*.txt"
