@@ -86,7 +86,9 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         let gw = Arc::clone(&gateway);
         let builder = builder.clone();
-        let shutdown = shutdown.clone();
+        // A child token per connection: each connection's wait for shutdown polls its own
+        // token, not one lock shared by every connection.
+        let shutdown = shutdown.child_token();
         connections.spawn(async move {
             let svc = service_fn(move |req| {
                 let gw = Arc::clone(&gw);
@@ -189,7 +191,12 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let client = peer.ip().to_string();
+    // The client's address is needed only for free calls.
+    let client = if svc.free_calls_per_client.is_some() {
+        peer.ip().to_string()
+    } else {
+        String::new()
+    };
     let method = req.method().as_str().to_owned();
     let verdict = gw
         .auth

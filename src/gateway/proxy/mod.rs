@@ -26,7 +26,7 @@ pub mod headers;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -205,7 +205,7 @@ pub struct Proxy {
     /// One client per protocol and connect timeout, made on first use. The keys come from the
     /// settings (a few services, each one timeout), never from requests, so the map stays
     /// small. Locked only to clone or insert a client, never across an await.
-    clients: Arc<Mutex<HashMap<ClientKey, Client<HttpConnector, OutBody>>>>,
+    clients: Arc<RwLock<HashMap<ClientKey, Client<HttpConnector, OutBody>>>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -315,7 +315,16 @@ impl Proxy {
     fn client(&self, protocol: Protocol, connect: Duration) -> Client<HttpConnector, OutBody> {
         // A panic while holding this lock leaves the map intact (insertions are single
         // calls), so a poisoned lock is used as is.
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        // Every request reads; only the first request of a (protocol, timeout) pair writes.
+        if let Some(c) = self
+            .clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(protocol, connect))
+        {
+            return c.clone();
+        }
+        let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
         clients
             .entry((protocol, connect))
             .or_insert_with(|| build_client(protocol, connect))
