@@ -3,7 +3,9 @@
 //! request check in a harness program, all in one run.
 //!
 //! `cargo bench --bench verify` prints criterion's figures, then a summary with verifications
-//! per second per core and the two ratios, and writes it to `target/bench-verify.json`.
+//! per second per core and the two ratios, and writes it to `target/bench-verify.json`. The
+//! summary also times full and floor in alternating batches, both under the same load, for a
+//! steadier ratio on a shared machine.
 //! The Go figure needs `target/interop/go-harness` (built by `.ci/setup-interop`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -12,6 +14,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group};
 use hmac::{Hmac, Mac};
@@ -26,6 +29,8 @@ const CAVEATS: [&str; 3] = [
     "svc_methods=GET,POST",
 ];
 const GROUP: &str = "l402_verify";
+/// Issue 8: full verification within 1.5 times the cryptographic floor.
+const TARGET: f64 = 1.5;
 
 struct Setup {
     header: String,
@@ -129,6 +134,49 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(group, benches);
 
+/// Rounds of the paired measurement, and calls per timed batch.
+const ROUNDS: usize = 300;
+const BATCH: usize = 1000;
+
+/// Full verification and the floor timed in alternation, so that both see the same load:
+/// each round times a batch of one and then a batch of the other (which goes first
+/// alternates), and each side keeps its fastest batch. Criterion measures the two seconds
+/// apart, and on a shared machine the load between them moves its ratio; the fastest batches
+/// are the least disturbed. Returns `(full ns, floor ns)` per call.
+fn paired(s: &Setup) -> (f64, f64) {
+    let keygen = Hmac::<Sha256>::new_from_slice(b"macaroons-key-generator").unwrap();
+    let mut full = || {
+        let d = verify_header(&[black_box(&s.header)], &ctx(), |t| s.cache.get(t).cloned());
+        black_box(d.is_ok());
+    };
+    let mut floor_once = || {
+        black_box(floor(
+            &keygen,
+            black_box(s.root_key.expose()),
+            black_box(&s.identifier),
+            black_box(&s.preimage),
+        ));
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            f();
+        }
+        start.elapsed().as_nanos() as f64 / BATCH as f64
+    };
+    let (mut best_full, mut best_floor) = (f64::MAX, f64::MAX);
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            best_full = best_full.min(time(&mut full));
+            best_floor = best_floor.min(time(&mut floor_once));
+        } else {
+            best_floor = best_floor.min(time(&mut floor_once));
+            best_full = best_full.min(time(&mut full));
+        }
+    }
+    (best_full, best_floor)
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -195,13 +243,17 @@ fn main() {
         return;
     };
     let s = setup();
+    let (paired_full, paired_floor) = paired(&s);
     let go = go_ns_per_op(&s.header);
     let mut report = serde_json::json!({
         "tapgate_full_ns": full,
         "tapgate_verifications_per_sec_per_core": 1e9 / full,
         "floor_ns": floor,
         "ratio_full_to_floor": full / floor,
-        "target_ratio_full_to_floor": 2.0,
+        "paired_full_ns": paired_full,
+        "paired_floor_ns": paired_floor,
+        "paired_ratio_full_to_floor": paired_full / paired_floor,
+        "target_ratio_full_to_floor": TARGET,
     });
     println!("\n== L402 verification, one core, one run ==");
     println!(
@@ -209,8 +261,13 @@ fn main() {
         1e9 / full
     );
     println!(
-        "floor (crypto only) : {floor:>9.0} ns  -> full/floor = {:.2} (target <= 2.0)",
+        "floor (crypto only) : {floor:>9.0} ns  -> full/floor = {:.2} (target <= {TARGET})",
         full / floor
+    );
+    println!(
+        "paired, fastest of {ROUNDS} alternating batches: full {paired_full:.0} ns, floor \
+         {paired_floor:.0} ns -> full/floor = {:.2}",
+        paired_full / paired_floor
     );
     match go {
         Ok(go) => {

@@ -123,53 +123,104 @@ fn is_ows(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
+fn is_ows_byte(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `s` without leading and trailing spaces and tabs (byte by byte: both are ASCII).
+fn trim_ows(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_ows_byte(c)).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| !is_ows_byte(c))
+        .map_or(start, |e| e + 1);
+    // Both ends sit next to ASCII bytes (or the string's ends), so they are char boundaries.
+    s.get(start..end).unwrap_or_default()
+}
+
 /// Splits `<scheme> <rest>` with the scheme compared case-insensitively.
 fn split_scheme(value: &str) -> Result<(Scheme, &str), HeaderError> {
-    let value = value.trim_matches(is_ows);
-    let (scheme, rest) = value.split_once(is_ows).unwrap_or((value, ""));
+    let value = trim_ows(value);
+    let at = value.bytes().position(is_ows_byte).unwrap_or(value.len());
+    let (scheme, rest) = value.split_at_checked(at).unwrap_or((value, ""));
     let scheme_kind = Scheme::parse(scheme).ok_or_else(|| {
         let shown: String = scheme.chars().take(16).collect();
         HeaderError::UnsupportedScheme(shown)
     })?;
-    Ok((scheme_kind, rest.trim_start_matches(is_ows)))
+    Ok((scheme_kind, trim_ows(rest)))
 }
 
-/// The value of one hex digit, or `0xff`.
+/// The value of one hex digit, or `0xff`; arithmetic only, no branch and no table lookup on
+/// the digit (the preimage is a secret).
 const fn hex_digit(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        b'A'..=b'F' => b - b'A' + 10,
-        _ => 0xff,
-    }
+    let digit = b.wrapping_sub(b'0');
+    let letter = (b | 0x20).wrapping_sub(b'a');
+    let is_digit = ((digit < 10) as u8).wrapping_neg();
+    let is_letter = ((letter < 6) as u8).wrapping_neg();
+    (digit & is_digit) | (letter.wrapping_add(10) & is_letter) | !(is_digit | is_letter)
 }
 
 /// Decodes exactly 64 hex digits (either case) without branching on the digits: the preimage
 /// is a secret, and this runs on every request.
 fn decode_hex32(s: &str) -> Option<[u8; 32]> {
     let b: &[u8; 64] = s.as_bytes().try_into().ok()?;
+    // Digits to nibbles in one pass over contiguous bytes, then pairs into bytes: both loops
+    // vectorise.
+    let mut nibbles = [0u8; 64];
+    for (n, &c) in nibbles.iter_mut().zip(b) {
+        *n = hex_digit(c);
+    }
+    let invalid = nibbles.iter().fold(0u8, |acc, &n| acc | n) & 0xf0;
     let mut out = [0u8; 32];
-    let mut invalid = 0u8;
-    for (i, o) in out.iter_mut().enumerate() {
-        let (hi, lo) = (hex_digit(b[2 * i]), hex_digit(b[2 * i + 1]));
-        invalid |= (hi | lo) & 0xf0;
-        *o = (hi << 4) | (lo & 0x0f);
+    for (o, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {
+        *o = (pair[0] << 4) | (pair[1] & 0x0f);
     }
     (invalid == 0).then_some(out)
 }
 
-/// Parses one `Authorization` value.
-pub fn parse_credential(value: &str) -> Result<Credential, HeaderError> {
+/// Splits one `Authorization` value into its scheme, its macaroons' text (not yet looked at)
+/// and the preimage.
+fn split_credential(value: &str) -> Result<(Scheme, &str, Preimage), HeaderError> {
     check_len(value)?;
     let (scheme, token) = split_scheme(value)?;
     if token.is_empty() {
         return Err(HeaderError::Malformed("nothing after the scheme"));
     }
-    let (macs, preimage_hex) = token
-        .rsplit_once(':')
-        .ok_or(HeaderError::Malformed("expected <macaroon>:<preimage>"))?;
+    // The preimage is the last 64 characters, after the last ':'. Where the 65th character
+    // from the end is a ':', splitting there is the same as at the last ':' (a ':' among the
+    // 64 fails as hex either way); otherwise look for the last ':'.
+    let at_preimage = token
+        .len()
+        .checked_sub(65)
+        .filter(|&at| token.as_bytes().get(at) == Some(&b':'));
+    let (macs, preimage_hex) = match at_preimage {
+        Some(at) => token.get(..at).zip(token.get(at + 1..)),
+        None => token.rsplit_once(':'),
+    }
+    .ok_or(HeaderError::Malformed("expected <macaroon>:<preimage>"))?;
     let preimage =
         Preimage::from_bytes(decode_hex32(preimage_hex).ok_or(HeaderError::BadPreimage)?);
+    Ok((scheme, macs, preimage))
+}
+
+/// The request path's common case, split without allocating: exactly one `Authorization`
+/// value, as `(the macaroon text, the preimage)`. `None` for more values or fewer, or a value
+/// that does not split; then [`parse_authorization`] has the verdict.
+///
+/// The macaroon text is not checked here. Decoding it as one base64 token checks it: a comma
+/// (a discharge list), a second `:`, whitespace or a control character is not base64.
+pub(crate) fn split_single<'v>(values: &[&'v str]) -> Option<(&'v str, Preimage)> {
+    let [value] = values else {
+        return None;
+    };
+    let (_, macs, preimage) = split_credential(value).ok()?;
+    Some((macs, preimage))
+}
+
+/// Parses one `Authorization` value.
+pub fn parse_credential(value: &str) -> Result<Credential, HeaderError> {
+    let (scheme, macs, preimage) = split_credential(value)?;
     // One branch-free pass over the macaroon bytes with a byte-wide accumulator, so it
     // vectorises (this runs on every request). Every character that matters is ASCII;
     // anything else fails base64 decoding below.

@@ -6,7 +6,6 @@
 use std::fmt;
 
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
 /// sha256 of a payment preimage; also the BOLT11 invoice's payment hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,7 +14,7 @@ pub struct PaymentHash(pub [u8; 32]);
 impl PaymentHash {
     /// Constant-time equality, for comparing a presented preimage's hash with the token's.
     pub fn ct_eq(&self, other: &PaymentHash) -> bool {
-        self.0.ct_eq(&other.0).into()
+        super::secret::ct_eq_32(&self.0, &other.0)
     }
 }
 

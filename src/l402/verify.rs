@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::caveat::{self, CaveatError, Restrictions};
 use super::header::{self, Credential, HeaderError};
 use super::identifier::{Identifier, IdentifierError, PaymentHash, TokenId};
-use super::macaroon::MacaroonError;
-use super::secret::RootKey;
+use super::macaroon::{self, Macaroon, MacaroonError, MacaroonRef};
+use super::secret::{Preimage, RootKey};
 
 /// What the request is asking for.
 #[derive(Clone, Copy, Debug)]
@@ -91,13 +91,120 @@ pub fn verify_credential(
     if !discharges.is_empty() {
         return Err(VerifyError::UnusedDischarge(discharges.len()));
     }
+    verify_token(token, &cred.preimage, ctx, lookup)
+}
+
+/// From the raw `Authorization` values to a decision.
+///
+/// The common shape (one value carrying one V2 macaroon) is verified without allocating
+/// until the decision: base64 is decoded into a buffer on the stack (for tokens up to 2 KiB)
+/// and the macaroon read in place ([`MacaroonRef`]). Everything else, and every value that
+/// does not parse, goes through [`header::parse_authorization`] and [`verify_credential`]
+/// (no key has been looked up and no HMAC computed by then), so both ways give the same
+/// decision or the same refusal.
+pub fn verify_header(
+    authorization: &[&str],
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+) -> Result<Decision, VerifyError> {
+    if let Some((b64, preimage)) = header::split_single(authorization) {
+        let decoded_len = b64.len().div_ceil(4) * 3;
+        // A buffer on the stack sized for the token, so that little is zeroed for nothing.
+        let verified = if decoded_len <= SMALL_TOKEN {
+            verify_b64(b64, &mut [0u8; SMALL_TOKEN], &preimage, ctx, lookup)
+        } else if decoded_len <= LARGE_TOKEN {
+            verify_b64(b64, &mut [0u8; LARGE_TOKEN], &preimage, ctx, lookup)
+        } else {
+            verify_b64(b64, &mut vec![0u8; decoded_len], &preimage, ctx, lookup)
+        };
+        match verified {
+            Ok(result) => return result,
+            Err(lookup) => return verify_parsed(authorization, ctx, lookup),
+        }
+    }
+    verify_parsed(authorization, ctx, lookup)
+}
+
+/// Tokens up to this many bytes decode into a buffer of this size on the stack (tapgate's and
+/// Aperture's usual ones are 150 to 250 bytes); up to [`LARGE_TOKEN`] into a larger one; longer
+/// ones into one on the heap.
+const SMALL_TOKEN: usize = 320;
+/// See [`SMALL_TOKEN`].
+const LARGE_TOKEN: usize = 2048;
+
+/// Decodes the token into `buf` and verifies it. `Err` gives `lookup` back if the text is not
+/// base64 or not a V2 macaroon: the parse-then-verify way has the verdict on those.
+fn verify_b64<L: FnOnce(&TokenId) -> Option<RootKey>>(
+    b64: &str,
+    buf: &mut [u8],
+    preimage: &Preimage,
+    ctx: &RequestContext<'_>,
+    lookup: L,
+) -> Result<Result<Decision, VerifyError>, L> {
+    let Ok(len) = macaroon::decode_base64_liberal_into(b64, buf) else {
+        return Err(lookup);
+    };
+    match buf.get(..len).map(MacaroonRef::decode) {
+        Some(Ok(token)) => Ok(verify_token(&token, preimage, ctx, lookup)),
+        _ => Err(lookup),
+    }
+}
+
+/// The general way: parse every value into a [`Credential`], then verify it.
+fn verify_parsed(
+    authorization: &[&str],
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+) -> Result<Decision, VerifyError> {
+    let cred = header::parse_authorization(authorization)?;
+    verify_credential(&cred, ctx, lookup)
+}
+
+/// What verification reads of a token, owned ([`Macaroon`]) or borrowed ([`MacaroonRef`]).
+trait Token {
+    fn identifier(&self) -> &[u8];
+    fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError>;
+    fn caveat_texts(&self) -> impl Iterator<Item = Option<&str>>;
+}
+
+impl Token for Macaroon {
+    fn identifier(&self) -> &[u8] {
+        Macaroon::identifier(self)
+    }
+    fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError> {
+        Macaroon::verify_signature(self, root_key)
+    }
+    fn caveat_texts(&self) -> impl Iterator<Item = Option<&str>> {
+        self.caveats().map(|c| std::str::from_utf8(c.id).ok())
+    }
+}
+
+impl Token for MacaroonRef<'_> {
+    fn identifier(&self) -> &[u8] {
+        MacaroonRef::identifier(self)
+    }
+    fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError> {
+        MacaroonRef::verify_signature(self, root_key)
+    }
+    fn caveat_texts(&self) -> impl Iterator<Item = Option<&str>> {
+        MacaroonRef::caveat_texts(self)
+    }
+}
+
+/// The checks after parsing, cheapest and key-free first (see the module's documentation).
+fn verify_token(
+    token: &impl Token,
+    preimage: &Preimage,
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+) -> Result<Decision, VerifyError> {
     let id = Identifier::decode(token.identifier())?;
-    if !cred.preimage.payment_hash().ct_eq(&id.payment_hash) {
+    if !preimage.payment_hash().ct_eq(&id.payment_hash) {
         return Err(VerifyError::PreimageMismatch);
     }
     let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
     token.verify_signature(&root_key)?;
-    let grant = caveat::evaluate(token.caveats().map(|c| c.id), ctx.service)?;
+    let grant = caveat::evaluate_texts(token.caveat_texts(), ctx.service)?;
     let r = &grant.restrictions;
     if let Some(valid_until) = r.valid_until
         && ctx.now >= valid_until
@@ -123,20 +230,9 @@ pub fn verify_credential(
     })
 }
 
-/// From the raw `Authorization` values to a decision.
-pub fn verify_header(
-    authorization: &[&str],
-    ctx: &RequestContext<'_>,
-    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
-) -> Result<Decision, VerifyError> {
-    let cred = header::parse_authorization(authorization)?;
-    verify_credential(&cred, ctx, lookup)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::l402::{Macaroon, Preimage};
 
     const NOW: u64 = 1_700_000_000;
 
@@ -286,3 +382,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod agreement;

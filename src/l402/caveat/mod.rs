@@ -184,25 +184,59 @@ impl fmt::Display for Caveat {
 }
 
 /// A set of names (methods, capabilities) as granted by a caveat, kept as the caveat's own
-/// comma-separated text: one allocation instead of one per name, since a decision is built on
-/// every request. Compares and serialises as a set.
+/// comma-separated text, since a decision is built on every request: inline when short (the
+/// usual `GET,POST`), so that no allocation is made for it, else in one allocation. Compares
+/// and serialises as a set.
 #[derive(Clone)]
-pub struct NameSet(Box<str>);
+pub struct NameSet(Names);
+
+/// Caveat text up to this many bytes is kept inline in a [`NameSet`].
+const INLINE_NAMES: usize = 46;
+
+#[derive(Clone)]
+enum Names {
+    /// `text[..len]` is the caveat value (UTF-8: it was a `&str`).
+    Inline {
+        len: u8,
+        text: [u8; INLINE_NAMES],
+    },
+    Heap(Box<str>),
+}
 
 impl NameSet {
     /// From a caveat value already checked by the caveat grammar.
+    #[inline]
     fn from_checked(value: &str) -> Self {
-        Self(value.into())
+        let mut text = [0u8; INLINE_NAMES];
+        match (text.get_mut(..value.len()), u8::try_from(value.len())) {
+            (Some(slot), Ok(len)) => {
+                slot.copy_from_slice(value.as_bytes());
+                Self(Names::Inline { len, text })
+            }
+            _ => Self(Names::Heap(value.into())),
+        }
+    }
+
+    /// The caveat value the set was made from.
+    fn text(&self) -> &str {
+        match &self.0 {
+            // A whole `&str` was copied in, so this is UTF-8 and within bounds.
+            Names::Inline { len, text } => text
+                .get(..usize::from(*len))
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .unwrap_or_default(),
+            Names::Heap(text) => text,
+        }
     }
 
     /// True if `name` is in the set.
     pub fn contains(&self, name: &str) -> bool {
-        list_items(&self.0).any(|n| n == name)
+        list_items(self.text()).any(|n| n == name)
     }
 
     /// The names, in caveat order.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        list_items(&self.0)
+        list_items(self.text())
     }
 
     /// True if no name is granted.
@@ -213,7 +247,7 @@ impl NameSet {
 
 impl PartialEq for NameSet {
     fn eq(&self, other: &Self) -> bool {
-        list_subset(&self.0, &other.0) && list_subset(&other.0, &self.0)
+        list_subset(self.text(), other.text()) && list_subset(other.text(), self.text())
     }
 }
 
@@ -272,12 +306,80 @@ fn narrow<T: Copy>(
     Ok(())
 }
 
+/// Whom a caveat's key concerns, for the service being verified.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// `services`.
+    Services,
+    /// This service's, of a known kind.
+    Own(Kind),
+    /// Another service's, of a known kind.
+    Other,
+    /// No known suffix: judged after the loop.
+    Unknown,
+}
+
+fn scope_of(key: &str, service: &str) -> Scope {
+    if key == KEY_SERVICES {
+        return Scope::Services;
+    }
+    // This service's own keys: one prefix compare and one `match`.
+    let own = key
+        .strip_prefix(service)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .and_then(suffix_kind);
+    if let Some(kind) = own {
+        return Scope::Own(kind);
+    }
+    match split_scoped(key) {
+        Some((svc, kind)) if svc == service => Scope::Own(kind),
+        Some(_) => Scope::Other,
+        None => Scope::Unknown,
+    }
+}
+
+/// `(key, value, scope)` of a caveat written as tapgate mints them: `services=…` or
+/// `<service>_<known suffix>=…`, no spaces around the key. `None` for anything else.
+fn minted_key<'t>(text: &'t str, service: &str) -> Option<(&'t str, &'t str, Scope)> {
+    if let Some(value) = text.strip_prefix("services=") {
+        return Some((
+            text.get(..KEY_SERVICES.len())?,
+            trim_spaces(value),
+            Scope::Services,
+        ));
+    }
+    let rest = text.strip_prefix(service)?.strip_prefix('_')?;
+    let (suffix, kind) = match rest.as_bytes() {
+        [b'c', ..] => ("capabilities=", Kind::Capabilities),
+        [b'v', ..] => ("valid_until=", Kind::ValidUntil),
+        [b'm', b'e', ..] => ("methods=", Kind::Methods),
+        [b'm', ..] => ("max_calls=", Kind::MaxCalls),
+        [b'b', ..] => ("budget_usd=", Kind::BudgetUsd),
+        _ => return None,
+    };
+    let value = rest.strip_prefix(suffix)?;
+    let key = text.get(..text.len().checked_sub(value.len() + 1)?)?;
+    Some((key, trim_spaces(value), Scope::Own(kind)))
+}
+
 /// Evaluates every caveat of a token for `service`, in order.
 ///
 /// Pure: the caller checks the result against the request (method, time). This is on every
 /// request's path, so values are checked in place and only the final restrictions allocate.
 pub fn evaluate<'a>(
     caveats: impl IntoIterator<Item = &'a [u8]>,
+    service: &str,
+) -> Result<Grant, CaveatError> {
+    evaluate_texts(
+        caveats.into_iter().map(|raw| std::str::from_utf8(raw).ok()),
+        service,
+    )
+}
+
+/// [`evaluate`] for caveats whose UTF-8 was already checked: each is its text, or `None` if it
+/// is not UTF-8 (refused as [`CaveatError::NotUtf8`] when reached).
+pub(crate) fn evaluate_texts<'a>(
+    caveats: impl IntoIterator<Item = Option<&'a str>>,
     service: &str,
 ) -> Result<Grant, CaveatError> {
     let mut first_services: Option<&str> = None;
@@ -291,44 +393,45 @@ pub fn evaluate<'a>(
     // on every service name, so they are judged after the loop (they are rare).
     let mut unscoped: Vec<&str> = Vec::new();
 
-    for raw in caveats {
-        let text = std::str::from_utf8(raw).map_err(|_| CaveatError::NotUtf8)?;
-        let (key, value) = split_condition(text)?;
-        if key == KEY_SERVICES {
-            check_services(key, value)?;
-            narrow(&mut services, value, services_subset, key)?;
-            first_services.get_or_insert(value);
-            continue;
-        }
-        // Fast path for this service's own keys: one prefix compare and one `match`.
-        let own = key
-            .strip_prefix(service)
-            .and_then(|rest| rest.strip_prefix('_'))
-            .and_then(suffix_kind)
-            .map(|kind| (service, kind));
-        match own.or_else(|| split_scoped(key)) {
-            Some((svc, kind)) if svc == service => match kind {
-                Kind::Capabilities => {
-                    check_list(key, value)?;
-                    narrow(&mut capabilities, value, list_subset, key)?;
-                }
-                Kind::Methods => {
-                    check_methods(key, value)?;
-                    narrow(&mut methods, value, list_subset, key)?;
-                }
-                Kind::ValidUntil => {
-                    narrow(&mut valid_until, parse_u64(key, value)?, |n, p| n <= p, key)?
-                }
-                Kind::BudgetUsd => {
-                    narrow(&mut budget_usd, parse_usd(key, value)?, |n, p| n <= p, key)?
-                }
-                Kind::MaxCalls => {
-                    narrow(&mut max_calls, parse_u64(key, value)?, |n, p| n <= p, key)?
-                }
-            },
+    // Caveats as minted, `services=…` and `<service>_<suffix>=…`, are recognised by their
+    // prefix; that is the same split as at the first '=' unless the service name itself has
+    // an '=' or starts with a space.
+    let by_prefix = !service.starts_with(' ') && !service.bytes().any(|b| b == b'=');
+    for text in caveats {
+        let text = text.ok_or(CaveatError::NotUtf8)?;
+        let (key, value, scope) = match by_prefix.then(|| minted_key(text, service)).flatten() {
+            Some(minted) => minted,
+            None => {
+                let (key, value) = split_condition(text)?;
+                (key, value, scope_of(key, service))
+            }
+        };
+        match scope {
+            Scope::Services => {
+                check_services(key, value)?;
+                narrow(&mut services, value, services_subset, key)?;
+                first_services.get_or_insert(value);
+            }
+            Scope::Own(Kind::Capabilities) => {
+                check_list(key, value)?;
+                narrow(&mut capabilities, value, list_subset, key)?;
+            }
+            Scope::Own(Kind::Methods) => {
+                check_methods(key, value)?;
+                narrow(&mut methods, value, list_subset, key)?;
+            }
+            Scope::Own(Kind::ValidUntil) => {
+                narrow(&mut valid_until, parse_u64(key, value)?, |n, p| n <= p, key)?
+            }
+            Scope::Own(Kind::BudgetUsd) => {
+                narrow(&mut budget_usd, parse_usd(key, value)?, |n, p| n <= p, key)?
+            }
+            Scope::Own(Kind::MaxCalls) => {
+                narrow(&mut max_calls, parse_u64(key, value)?, |n, p| n <= p, key)?
+            }
             // A known suffix on another service's name: not ours to enforce.
-            Some(_) => {}
-            None => unscoped.push(text),
+            Scope::Other => {}
+            Scope::Unknown => unscoped.push(text),
         }
     }
 

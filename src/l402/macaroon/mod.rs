@@ -27,10 +27,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::secret::RootKey;
+use super::secret::{RootKey, ct_eq_32};
 
 mod decode;
 
+pub use decode::{Caveats, MacaroonRef};
 use decode::{decode_v1, decode_v2};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -68,6 +69,16 @@ pub fn decode_base64_liberal(s: &str) -> Result<Vec<u8>, MacaroonError> {
     STD_LIBERAL
         .decode(s)
         .or_else(|_| URL_LIBERAL.decode(s))
+        .map_err(|_| MacaroonError::Base64("not valid base64 (standard or URL-safe)"))
+}
+
+/// Decodes base64 in either alphabet, padded or not, into `out`; returns the decoded length.
+/// `out` must hold `s.len().div_ceil(4) * 3` bytes. Accepts exactly what
+/// [`decode_base64_liberal`] accepts, without allocating.
+pub fn decode_base64_liberal_into(s: &str, out: &mut [u8]) -> Result<usize, MacaroonError> {
+    STD_LIBERAL
+        .decode_slice(s, out)
+        .or_else(|_| URL_LIBERAL.decode_slice(s, out))
         .map_err(|_| MacaroonError::Base64("not valid base64 (standard or URL-safe)"))
 }
 
@@ -110,7 +121,8 @@ struct CaveatSpan {
 /// A macaroon: identifier, location, caveats and the chained signature.
 ///
 /// Field bytes live in one buffer (for a decoded macaroon, the decoded bytes themselves), so
-/// decoding a token on the request path costs two allocations, not one per field.
+/// decoding one costs two allocations, not one per field. The request path allocates none: it
+/// reads the token in place as a [`MacaroonRef`].
 ///
 /// The signature is a bearer secret (with the preimage it *is* the credential), so `Debug`
 /// redacts it. Equality compares contents, and signatures in constant time.
@@ -244,18 +256,8 @@ impl Macaroon {
     ///
     /// Third-party caveats are refused with a clear reason before any HMAC is computed.
     pub fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError> {
-        if let Some(c) = self.caveats().find(CaveatRef::is_third_party) {
-            return Err(MacaroonError::ThirdPartyCaveat(c.location.to_owned()));
-        }
-        let mut sig = hmac(&derive_key(root_key), self.identifier());
-        for caveat in self.caveats() {
-            sig = hmac(&sig, caveat.id);
-        }
-        if bool::from(sig.ct_eq(&self.signature)) {
-            Ok(())
-        } else {
-            Err(MacaroonError::BadSignature)
-        }
+        refuse_third_party(self.caveats())?;
+        check_chain(root_key, self.identifier(), self.caveats(), &self.signature)
     }
 
     /// The V2 binary encoding (what go-macaroon's `MarshalBinary` produces).
@@ -336,6 +338,51 @@ impl Macaroon {
             verification_id,
             location,
         });
+    }
+}
+
+impl MacaroonRef<'_> {
+    /// Recomputes the chain from `root_key` and compares it with the signature in constant
+    /// time, as [`Macaroon::verify_signature`] does.
+    pub fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError> {
+        if self.has_third_party_caveat() {
+            refuse_third_party(self.caveats())?;
+        }
+        check_chain(
+            root_key,
+            self.identifier(),
+            self.caveats(),
+            self.signature(),
+        )
+    }
+}
+
+/// Refuses the first third-party caveat, naming its location.
+fn refuse_third_party<'a>(
+    mut caveats: impl Iterator<Item = CaveatRef<'a>>,
+) -> Result<(), MacaroonError> {
+    match caveats.find(CaveatRef::is_third_party) {
+        Some(c) => Err(MacaroonError::ThirdPartyCaveat(c.location.to_owned())),
+        None => Ok(()),
+    }
+}
+
+/// The HMAC chain from `root_key` over the identifier and the caveats, compared with
+/// `signature` in constant time. Third-party caveats are refused before this is called.
+fn check_chain<'a>(
+    root_key: &RootKey,
+    identifier: &[u8],
+    caveats: impl Iterator<Item = CaveatRef<'a>>,
+    signature: &[u8; 32],
+) -> Result<(), MacaroonError> {
+    let mut sig = hmac(&derive_key(root_key), identifier);
+    for caveat in caveats {
+        sig = hmac(&sig, caveat.id);
+    }
+    if ct_eq_32(&sig, signature) {
+        Ok(())
+    } else {
+        Err(MacaroonError::BadSignature)
     }
 }
 
