@@ -7,6 +7,10 @@
 #   nginx      nginx proxy_pass to the upstream (keep-alive pool), as many workers as tapgate has
 #              runtime threads
 #   tapgate    `tapgate serve` on simnet, with a paid L402 token (Authorization header)
+#   hyper-floor     the HTTP stack tapgate's proxy stands on, alone (benches/load/bare_proxy.rs:
+#              hyper's server and hyper-util's pooled client on one single-threaded runtime per
+#              worker, as tapgate serves), and hyper-floor-mt, the same on one multi-threaded
+#              runtime: what the stack costs, apart from what tapgate adds
 #   aperture   Aperture (lightninglabs/aperture, built from its Go module by aperture/go.mod),
 #              sqlite, backed by the merchant lnd of the real regtest network
 #              (integration/regtest/up.sh), with a token bought from bob
@@ -17,17 +21,18 @@
 #
 # usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
 #            [--rounds 3] [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
-#            [--without-aperture] [--with-lax] [--tapgate BIN] [--out DIR]
+#            [--without-aperture] [--without-floor] [--with-lax] [--tapgate BIN] [--out DIR]
 #   --rounds N             measure every server N times, in turn (upstream, nginx, tapgate, …,
 #                          then again), and report the median of each figure and of each
 #                          round's ratios: on a shared machine the load drifts between one
 #                          server's run and the next (default 3)
-#   --workers N            nginx worker_processes, TOKIO_WORKER_THREADS for tapgate and GOMAXPROCS
-#                          for Aperture (default: nproc)
+#   --workers N            nginx worker_processes, gateway.workers (and TOKIO_WORKER_THREADS) for
+#                          tapgate, the floor's workers, and GOMAXPROCS for Aperture (default: nproc)
 #   --regtest-network FILE an already running regtest network's network.toml (up.sh DIR): used
 #                          instead of starting one in OUT/regtest (and stopping it at the end)
 #   --without-tapgate      leave tapgate out (for a tapgate without `serve`)
 #   --without-aperture     leave Aperture out (and the regtest network it needs)
+#   --without-floor        leave out the hyper-floor rows (and the build of benches/load/bare_proxy.rs)
 #   --with-lax             also measure a second tapgate, on the same simnet, run with
 #                          --set gateway.strict_settlement=false (a valid preimage is enough, as
 #                          in Aperture with strictverify off): row "tapgate-lax"
@@ -50,6 +55,7 @@ regtest_net=""
 with_tapgate=1
 with_aperture=1
 with_lax=0
+with_floor=1
 out="$root/target/bench/load"
 tapgate=""
 
@@ -74,6 +80,7 @@ while [ $# -gt 0 ]; do
     --without-tapgate) with_tapgate=0; shift ;;
     --without-aperture) with_aperture=0; shift ;;
     --with-lax) with_lax=1; shift ;;
+    --without-floor) with_floor=0; shift ;;
     --tapgate) tapgate="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
     -h | --help) usage ;;
@@ -89,6 +96,8 @@ port_tapgate=18402
 port_tapgate_admin=18403
 port_lax=18404
 port_lax_admin=18405
+port_floor=18406
+port_floor_mt=18407
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites: wrk, nginx and haproxy (from Debian), python3 and curl; Go for Aperture; tapgate.
@@ -126,9 +135,15 @@ if [ "$with_tapgate" -eq 1 ] && ! "$tapgate" serve --help >/dev/null 2>&1; then
 fi
 
 [ "$with_tapgate" -eq 1 ] || with_lax=0
-for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin $port_lax $port_lax_admin; do
+floor=""
+if [ "$with_floor" -eq 1 ]; then
+    say "building the floor (cargo build --release --example bare_proxy)"
+    (cd "$root" && cargo build --release --quiet --example bare_proxy) || die "cargo build --release --example bare_proxy failed"
+    floor="$root/target/release/examples/bare_proxy"
+fi
+for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin $port_lax $port_lax_admin $port_floor $port_floor_mt; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate, $port_tapgate_admin, $port_lax and $port_lax_admin)"
+        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate, $port_tapgate_admin, $port_lax, $port_lax_admin, $port_floor and $port_floor_mt)"
     fi
 done
 
@@ -476,9 +491,9 @@ upstream = "http://127.0.0.1:$port_upstream"
 price_usd = "0.01"
 settlement = "sats"
 EOF
-    say "starting $name (TOKIO_WORKER_THREADS=$workers tapgate serve --config $out/$name/tapgate.toml $*)"
+    say "starting $name (TOKIO_WORKER_THREADS=$workers tapgate serve --config $out/$name/tapgate.toml --set gateway.workers=$workers $*)"
     # From $out, so that no config/tapgate.toml in the caller's directory is read.
-    (cd "$out" && TOKIO_WORKER_THREADS="$workers" exec "$tapgate" serve --config "$out/$name/tapgate.toml" "$@") \
+    (cd "$out" && TOKIO_WORKER_THREADS="$workers" exec "$tapgate" serve --config "$out/$name/tapgate.toml" --set "gateway.workers=$workers" "$@") \
         >"$out/$name.log" 2>&1 &
     started "$name" $! INT
     wait_code "$name" "http://127.0.0.1:$port/" 402 30
@@ -520,6 +535,17 @@ if [ "$with_tapgate" -eq 1 ]; then
         lax_auth="$(buy_token tapgate-lax "http://127.0.0.1:$port_lax/" "$out/simnet/network.toml")"
         check_paid tapgate-lax "$port_lax" "$lax_auth"
     fi
+fi
+
+if [ "$with_floor" -eq 1 ]; then
+    say "starting the floor (bare_proxy, $workers workers; and --multi-thread)"
+    TAPGATE_WORKERS="$workers" "$floor" "127.0.0.1:$port_floor" "127.0.0.1:$port_upstream" >"$out/hyper-floor.log" 2>&1 &
+    started hyper-floor $!
+    TOKIO_WORKER_THREADS="$workers" "$floor" "127.0.0.1:$port_floor_mt" "127.0.0.1:$port_upstream" --multi-thread >"$out/hyper-floor-mt.log" 2>&1 &
+    started hyper-floor-mt $!
+    wait_code hyper-floor "http://127.0.0.1:$port_floor/" 200 10
+    wait_code hyper-floor-mt "http://127.0.0.1:$port_floor_mt/" 200 10
+    [ "$(curl -s "http://127.0.0.1:$port_floor/")" = "$body" ] || die "the floor does not return the upstream's body"
 fi
 
 if [ "$with_aperture" -eq 1 ]; then
@@ -596,13 +622,14 @@ fi
 # Measurements.
 
 servers=(upstream nginx)
+[ "$with_floor" -eq 1 ] && servers+=(hyper-floor hyper-floor-mt)
 [ "$with_tapgate" -eq 1 ] && servers+=(tapgate)
 [ "$with_lax" -eq 1 ] && servers+=(tapgate-lax)
 [ "$with_aperture" -eq 1 ] && servers+=(aperture)
 declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$port_tapgate [tapgate-lax]=$port_lax
-    [aperture]=$port_aperture)
+    [aperture]=$port_aperture [hyper-floor]=$port_floor [hyper-floor-mt]=$port_floor_mt)
 declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [tapgate-lax]="${lax_auth:-}"
-    [aperture]="${aperture_auth:-}")
+    [aperture]="${aperture_auth:-}" [hyper-floor]="" [hyper-floor-mt]="")
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 say "load average before measuring: $load_before on $(nproc) CPUs"
@@ -632,7 +659,8 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Report.
 
 declare -A label=([upstream]="upstream direct (HAProxy)" [nginx]="nginx proxy_pass" [tapgate]="tapgate (paid)"
-    [tapgate-lax]="tapgate (paid), non-strict" [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges")
+    [tapgate-lax]="tapgate (paid), non-strict" [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges"
+    [hyper-floor]="hyper floor (per worker)" [hyper-floor-mt]="hyper floor (multi-thread)")
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 {
@@ -670,6 +698,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         echo "  tapgate p99 added vs upstream:   $(round_diff tapgate upstream) ms"
         echo "  tapgate / nginx CPU per request: $(ratio "${cpu[tapgate]}" "${cpu[nginx]}")"
         echo "  challenges/s (402) on simnet:    ${rps[challenges]} ($(ratio "${non2xx[challenges]}" "${total[challenges]}") of responses non-2xx)"
+    fi
+    if [ "$with_floor" -eq 1 ]; then
+        echo "  hyper floor / nginx throughput:  $(round_ratio hyper-floor nginx) (multi-thread runtime: $(round_ratio hyper-floor-mt nginx))"
+        echo "  hyper floor / nginx CPU per req: $(ratio "${cpu[hyper-floor]}" "${cpu[nginx]}") (multi-thread runtime: $(ratio "${cpu[hyper-floor-mt]}" "${cpu[nginx]}"))"
+        [ "$with_tapgate" -eq 1 ] && echo "  tapgate / hyper floor:           $(round_ratio tapgate hyper-floor)"
     fi
     if [ "$with_lax" -eq 1 ]; then
         echo "  tapgate non-strict / nginx:      $(round_ratio tapgate-lax nginx)"

@@ -180,6 +180,12 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The gateway's serving threads could not start.
+    #[cfg(feature = "node")]
+    #[error(
+        "cannot start the gateway's worker threads: {0}; lower gateway.workers, or check the process's thread and descriptor limits"
+    )]
+    Workers(#[source] std::io::Error),
     /// The admin macaroon could not be read or written.
     #[cfg(feature = "node")]
     #[error(transparent)]

@@ -20,7 +20,7 @@ use crate::admin::{self, AdminState};
 use crate::app::gateway::build;
 use crate::clock::SystemClock;
 use crate::config::Sources;
-use crate::gateway::server;
+use crate::gateway;
 use crate::shutdown::Shutdown;
 
 /// `tapgate serve` options.
@@ -152,9 +152,9 @@ pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
     let settings = sources.load()?;
     let built = build(&settings, Arc::new(SystemClock)).await?;
 
-    let listener = TcpListener::bind(settings.gateway.listen)
-        .await
-        .map_err(|e| CliError::Bind {
+    let workers = settings.gateway.worker_threads();
+    let listeners =
+        gateway::workers::bind(settings.gateway.listen, workers).map_err(|e| CliError::Bind {
             key: "gateway.listen",
             addr: settings.gateway.listen,
             source: e,
@@ -166,7 +166,7 @@ pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
             addr: settings.gateway.admin_listen,
             source: e,
         })?;
-    let listen = listener.local_addr().ok();
+    let listen = listeners.first().and_then(|l| l.local_addr().ok());
     let admin_addr = admin_listener.local_addr().ok();
 
     let tracker = Arc::clone(&built.tracker);
@@ -177,14 +177,15 @@ pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
             tracing::error!(error = %e, "the settlement tracker stopped");
         }
     });
+    // The workers serve on threads of their own; this task stands for them in the drain.
     let connections = tokio_util::task::TaskTracker::new();
-    let gateway = Arc::clone(&built.gateway);
     let token = shutdown.token();
-    let conns = connections.clone();
+    gateway::workers::spawn(listeners, &built.gateway, &token, &connections)
+        .map_err(CliError::Workers)?;
     shutdown.spawn("gateway", async move {
-        server::run(listener, gateway, token, conns.clone()).await;
-        conns.close();
-        conns.wait().await;
+        token.cancelled().await;
+        connections.close();
+        connections.wait().await;
     });
     let creds = Arc::new(AdminCredentials::load_or_create(&settings.data_dir)?);
     let admin_macaroon = creds.macaroon_path.clone();

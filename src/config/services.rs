@@ -120,6 +120,24 @@ pub struct GatewaySettings {
     /// Where sats prices get their rate when `usd_per_btc` is not set.
     #[serde(default)]
     pub rate_source: RateSourceSetting,
+    /// Threads serving the paid API, each with its own runtime, listening socket and upstream
+    /// connections (0: one per CPU).
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// The most `gateway.workers` accepts: far above any core count this runs on, low enough that a
+/// typo does not start thousands of threads.
+pub const MAX_WORKERS: usize = 256;
+
+impl GatewaySettings {
+    /// The number of serving threads: `workers`, or one per CPU when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
 }
 
 /// `gateway.rate_source`: where the rate that prices a sats invoice comes from.
@@ -165,6 +183,7 @@ impl Default for GatewaySettings {
             usd_per_btc: None,
             drain_secs: DEFAULT_DRAIN_SECS,
             rate_source: RateSourceSetting::Edge,
+            workers: 0,
         }
     }
 }
@@ -558,6 +577,15 @@ pub(super) fn validate_gateway(g: &GatewaySettings) -> Result<(), ConfigError> {
         return Err(value(
             "gateway.drain_secs".into(),
             format!("{} is outside 1 to 3600 seconds", g.drain_secs),
+        ));
+    }
+    if g.workers > MAX_WORKERS {
+        return Err(value(
+            "gateway.workers".into(),
+            format!(
+                "{} is more than {MAX_WORKERS}; use 0 (one per CPU) or the number of cores to use",
+                g.workers
+            ),
         ));
     }
     Ok(())

@@ -4,7 +4,8 @@
 //! `server` accepts HTTP/1.1 and HTTP/2 and answers each request; `discovery` builds the
 //! `/.well-known/l402.json` manifest and checks `/l402/quote` bundles; `response` builds the
 //! 402/401/503/502/504 answers; `proxy` forwards paid requests upstream; `sample` is the
-//! built-in sample upstream for first runs. The server sees payment only through the mint's
+//! built-in sample upstream for first runs; `workers` runs `server` on one thread per worker,
+//! each with its own runtime, socket and upstream connections. The server sees payment only through the mint's
 //! authenticator seam ([`crate::mint::gate::Authenticator`]), never the store or a node.
 
 #[cfg(feature = "node")]
@@ -18,5 +19,7 @@ pub mod response;
 pub mod sample;
 #[cfg(feature = "node")]
 pub mod server;
+#[cfg(feature = "node")]
+pub mod workers;
 
 pub use matching::{PathPattern, PatternError, match_service};

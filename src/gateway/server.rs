@@ -6,6 +6,7 @@
 //! and lets in-flight requests finish (the caller bounds the drain), as tokio's mini-redis
 //! `server.rs` does. It sees payment only through the authenticator: never a store or a node.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,7 +124,7 @@ fn is_grpc(req: &Request<Incoming>) -> bool {
 
 /// Answers one request.
 pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     if path == MANIFEST_PATH {
         return finish(gw, manifest(gw, req.method()).await, "discovery");
     }
@@ -137,7 +138,7 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
     let catalogue = gw.auth.services();
-    let Some(index) = match_index(catalogue.iter().map(|p| &p.service), host.as_deref(), &path)
+    let Some(index) = match_index(catalogue.iter().map(|p| &p.service), host.as_deref(), path)
     else {
         return finish(
             gw,
@@ -168,45 +169,45 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         }
         return finish(gw, r, "method_not_allowed");
     }
-    if svc.free_paths.iter().any(|p| p.matches(&path)) {
+    if svc.free_paths.iter().any(|p| p.matches(path)) {
         return forward(gw, req, svc, peer, Vec::new(), None).await;
     }
     let tier_required = svc
         .tiers
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.paths.iter().any(|p| p.matches(&path)))
+        .filter(|(_, t)| t.paths.iter().any(|p| p.matches(path)))
         .map(|(i, _)| u8::try_from(i + 1).unwrap_or(u8::MAX))
         .max()
         .unwrap_or(0);
-    let auth_values: Vec<String> = req
+    // Borrowed from the request: an `Authorization` value that is not UTF-8 (no valid one is)
+    // is read lossily, so that it is refused with the header's own error.
+    let auth_values: Vec<Cow<'_, str>> = req
         .headers()
         .get_all(header::AUTHORIZATION)
         .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
-    let auth_refs: Vec<&str> = auth_values.iter().map(String::as_str).collect();
+    let auth_refs: Vec<&str> = auth_values.iter().map(|v| v.as_ref()).collect();
     let idempotency_key = req
         .headers()
         .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .and_then(|v| v.to_str().ok());
     // The client's address is needed only for free calls.
     let client = if svc.free_calls_per_client.is_some() {
         peer.ip().to_string()
     } else {
         String::new()
     };
-    let method = req.method().as_str().to_owned();
     let verdict = gw
         .auth
         .authenticate(AuthRequest {
             service: index,
             tier_required,
-            method: &method,
-            path: &path,
+            method: req.method().as_str(),
+            path,
             authorization: &auth_refs,
-            idempotency_key: idempotency_key.as_deref(),
+            idempotency_key,
             client: &client,
         })
         .await;

@@ -26,9 +26,9 @@ use super::tracker::{Settled, SettlementTracker, TrackerError};
 use super::{Mint, MintError, MintRequest};
 use crate::clock::Clock;
 use crate::l402::caveat::CaveatError;
-use crate::l402::header::{self, Challenge};
+use crate::l402::header::Challenge;
 use crate::l402::verify::{self, VerifyError};
-use crate::l402::{Identifier, Macaroon, RequestContext, RootKey, TokenId};
+use crate::l402::{Macaroon, RequestContext, RootKey, TokenId};
 use crate::lightning::traits::{AssetInvoices, Invoices, Rates};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -430,15 +430,19 @@ where
         }
     }
 
-    /// The cached root key and ledger entry of `token_id`, loading them on a miss.
-    async fn cached(&self, token_id: &TokenId) -> Result<Option<Arc<Cached>>, StoreError> {
-        if let Some(c) = self
-            .cache
+    /// The cached root key and ledger entry of `token_id`, from memory only.
+    fn cache_get(&self, token_id: &TokenId) -> Option<Arc<Cached>> {
+        self.cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(token_id)
-        {
-            return Ok(Some(Arc::clone(c)));
+            .map(Arc::clone)
+    }
+
+    /// The cached root key and ledger entry of `token_id`, loading them on a miss.
+    async fn cached(&self, token_id: &TokenId) -> Result<Option<Arc<Cached>>, StoreError> {
+        if let Some(c) = self.cache_get(token_id) {
+            return Ok(Some(c));
         }
         let Some(key) = self.store.get(token_id).await? else {
             return Ok(None);
@@ -488,35 +492,45 @@ where
                 )
                 .await;
         }
-        let cred = match header::parse_authorization(req.authorization) {
-            Ok(c) => c,
-            Err(e) => return self.pay(&req, Some(Reason::Invalid), e.to_string()).await,
-        };
-        let token_id = cred
-            .macaroons
-            .first()
-            .and_then(|m| Identifier::decode(m.identifier()).ok())
-            .map(|id| id.token_id);
-        let cached = match token_id {
-            Some(t) => match self.cached(&t).await {
-                Ok(c) => c,
-                Err(e) => {
-                    return Verdict::Unavailable {
-                        detail: format!("the store failed: {e}"),
-                    };
-                }
-            },
-            None => None,
-        };
         let ctx = RequestContext {
             service: &s.name,
             method: req.method,
             path: req.path,
             now: self.clock.now_unix(),
         };
-        let decision = match verify::verify_credential(&cred, &ctx, |_| {
-            cached.as_ref().map(|c| c.key.clone())
-        }) {
+        // The common case verifies in place against the in-memory cache ([`verify::verify_header`]);
+        // a token not in the cache yet is loaded from the store and verified once more.
+        let mut hit = None;
+        let mut missed = None;
+        let mut verified =
+            verify::verify_header(req.authorization, &ctx, |id| match self.cache_get(id) {
+                Some(c) => {
+                    let key = c.key.clone();
+                    hit = Some(c);
+                    Some(key)
+                }
+                None => {
+                    missed = Some(*id);
+                    None
+                }
+            });
+        if let Some(id) = missed {
+            match self.cached(&id).await {
+                Ok(Some(c)) => {
+                    let key = c.key.clone();
+                    hit = Some(c);
+                    verified = verify::verify_header(req.authorization, &ctx, |_| Some(key));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Verdict::Unavailable {
+                        detail: format!("the store failed: {e}"),
+                    };
+                }
+            }
+        }
+        let cached = hit;
+        let decision = match verified {
             Ok(d) => d,
             Err(e) => {
                 let reason = reason_of(&e);

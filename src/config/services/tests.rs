@@ -51,6 +51,8 @@ fn a_minimal_service_gets_the_documented_defaults() {
     assert_eq!(s.gateway, GatewaySettings::default());
     assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:8402");
     assert_eq!(s.gateway.admin_listen.to_string(), "127.0.0.1:8403");
+    assert_eq!(s.gateway.workers, 0);
+    assert!(s.gateway.worker_threads() >= 1);
     let w = &s.services[0];
     assert_eq!(w, &Service::example("weather"));
     assert_eq!(w.token_lifetime_secs, 86_400);
@@ -381,6 +383,11 @@ fn bad_services_are_refused_naming_the_key() {
             "[gateway]\nlisten = \"localhost\"\n".into(),
             "gateway.listen",
             "socket address",
+        ),
+        (
+            "[gateway]\nworkers = 257\n".into(),
+            "gateway.workers",
+            "more than 256",
         ),
         (
             format!("{net}file = \"/n/network.toml\"\n"),
