@@ -428,6 +428,8 @@ pub struct Upstream {
     /// Without brackets for IPv6.
     host: String,
     port: Option<u16>,
+    /// `host[:port]` as a URI authority (IPv6 in brackets), for every request's target.
+    authority: String,
 }
 
 impl Upstream {
@@ -469,12 +471,24 @@ impl Upstream {
                 "{raw:?} has no port; gRPC has no default port, so write grpc://host:port"
             ));
         }
+        let authority = match (host.contains(':'), port) {
+            (true, Some(port)) => format!("[{host}]:{port}"),
+            (true, None) => format!("[{host}]"),
+            (false, Some(port)) => format!("{host}:{port}"),
+            (false, None) => host.to_owned(),
+        };
         Ok(Self {
             raw: raw.to_owned(),
             scheme,
             host: host.to_owned(),
             port,
+            authority,
         })
+    }
+
+    /// `host[:port]` as a URI authority: IPv6 hosts in brackets, the port only if written.
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 
     /// The URL as written.

@@ -225,9 +225,16 @@ pub fn unavailable(detail: &str, grpc: bool) -> Response<Body> {
 /// rail=<sats|asset>[; balance_usd=<d>]` (the token's price for a token bought outright, the
 /// balance for a prepaid one).
 pub fn receipt(pass: &Pass) -> String {
-    let mut s = format!("token={}; charged_usd={}", pass.token_id, pass.charged_usd);
+    use std::fmt::Write as _;
+    // One allocation, sized for the usual receipt (writing to a String cannot fail).
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "token={}; charged_usd={}",
+        pass.token_id, pass.charged_usd
+    );
     if let Some(p) = pass.token_price_usd {
-        s.push_str(&format!("; token_price_usd={p}"));
+        let _ = write!(s, "; token_price_usd={p}");
     }
     if let Some(rail) = pass.rail {
         s.push_str(match rail {
@@ -236,7 +243,7 @@ pub fn receipt(pass: &Pass) -> String {
         });
     }
     if let Some(b) = pass.balance_usd {
-        s.push_str(&format!("; balance_usd={b}"));
+        let _ = write!(s, "; balance_usd={b}");
     }
     if pass.replayed {
         s.push_str("; replayed=true");

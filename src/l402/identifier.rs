@@ -53,7 +53,11 @@ macro_rules! hex_display {
     ($t:ty) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                // On every paid request's path (the token id header and receipt): encoded on
+                // the stack, not character by character into a new string.
+                let mut buf = [0u8; 64];
+                hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+                f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
             }
         }
         impl fmt::Debug for $t {

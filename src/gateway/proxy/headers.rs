@@ -91,14 +91,8 @@ pub enum TargetError {
 /// The request's URI moved onto the upstream: the upstream's scheme and authority, its base
 /// path (without a trailing `/`) followed by the request's path and query.
 pub fn target_uri(upstream: &Upstream, request: &Uri) -> Result<(Uri, Authority), TargetError> {
-    let authority = match (upstream.host().contains(':'), upstream.port()) {
-        (true, Some(port)) => format!("[{}]:{port}", upstream.host()),
-        (true, None) => format!("[{}]", upstream.host()),
-        (false, Some(port)) => format!("{}:{port}", upstream.host()),
-        (false, None) => upstream.host().to_owned(),
-    };
-    let authority = Authority::from_str(&authority)
-        .map_err(|e| TargetError::Upstream(format!("authority {authority:?}: {e}")))?;
+    let authority = Authority::from_str(upstream.authority())
+        .map_err(|e| TargetError::Upstream(format!("authority {:?}: {e}", upstream.authority())))?;
     let base = base_path(upstream);
     if !base.is_empty() {
         PathAndQuery::from_str(base)
@@ -110,12 +104,18 @@ pub fn target_uri(upstream: &Upstream, request: &Uri) -> Result<(Uri, Authority)
             "target {path:?} is not a path"
         )));
     }
-    let path_and_query = match request.query() {
-        Some(q) => format!("{base}{path}?{q}"),
-        None => format!("{base}{path}"),
+    let path_and_query = match (base.is_empty(), request.path_and_query()) {
+        // No base path: the request's own path and query, already parsed, as they are.
+        (true, Some(pq)) if pq.as_str().starts_with('/') => pq.clone(),
+        _ => {
+            let joined = match request.query() {
+                Some(q) => format!("{base}{path}?{q}"),
+                None => format!("{base}{path}"),
+            };
+            PathAndQuery::from_str(&joined)
+                .map_err(|e| TargetError::Request(format!("path {joined:?}: {e}")))?
+        }
     };
-    let path_and_query = PathAndQuery::from_str(&path_and_query)
-        .map_err(|e| TargetError::Request(format!("path {path_and_query:?}: {e}")))?;
     let uri = Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(authority.clone())
@@ -226,7 +226,8 @@ pub fn forwarded_for(
             joined.extend_from_slice(b", ");
         }
     }
-    joined.extend_from_slice(client.to_canonical().to_string().as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = std::io::Write::write_fmt(&mut joined, format_args!("{}", client.to_canonical()));
     HeaderValue::from_bytes(&joined)
 }
 
