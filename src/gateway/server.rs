@@ -186,7 +186,10 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         .headers()
         .get_all(header::AUTHORIZATION)
         .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .map(|v| match std::str::from_utf8(v.as_bytes()) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()),
+        })
         .collect();
     let auth_refs: Vec<&str> = auth_values.iter().map(|v| v.as_ref()).collect();
     let idempotency_key = req
