@@ -14,6 +14,7 @@
 //! | [`cost`] | the worst case in dollars under a cap, the fee limit that keeps it, the cheaper rail | none |
 //! | [`budget`] | caps per call, per day and in total; the host allowlist | none |
 //! | `ledger` | reservations, settlements and unknown outcomes in SQLite; the token cache | SQLite |
+//! | `payer` | one challenge paid: decode, price, reserve, pay, settle or release or keep unknown, cache the token | the node (through `Payments` and `Rates`), the ledger |
 
 pub mod budget;
 pub mod challenge;
@@ -22,3 +23,5 @@ pub mod cost;
 pub mod invoice;
 #[cfg(feature = "sqlite")]
 pub mod ledger;
+#[cfg(all(feature = "node", feature = "sqlite"))]
+pub mod payer;
