@@ -37,6 +37,8 @@ pub enum RateSource {
     /// The network's price oracle, at the higher of its two rates (the one that values a
     /// satoshi most, so the cap holds whichever side the payment is counted on).
     PriceOracle,
+    /// A rate the payer configured, to value sats where no edge quotes (no asset channel).
+    Configured,
 }
 
 /// A payment planned under `--max-usd`: the fee limit to pass and the most it can cost.
@@ -120,6 +122,7 @@ fn rate_source_name(source: RateSource) -> &'static str {
     match source {
         RateSource::EdgeSellQuote => "the edge's sell quote",
         RateSource::PriceOracle => "the network's price oracle",
+        RateSource::Configured => "the payer's configured rate",
     }
 }
 

@@ -11,7 +11,8 @@
 //! taproot-assets `rpcserver.go` `SendPayment`, v0.8.1): the asset rail spends exactly that, and a
 //! sats payment is valued at what the same payment would cost in the stablecoin, as
 //! `tapgate node … pay --max-usd` does. With both rails valued alike their worst cases tie, and
-//! the tie goes to the stablecoin, the currency the budget is written in.
+//! the tie goes to the stablecoin, the currency the budget is written in. A node the edge will
+//! not quote (no asset channel) pays in sats valued at [`Holdings::sats_rate`].
 //!
 //! **Unknown outcomes.** A node error that proves nothing was sent (a failed payment, no
 //! asset channel, a refused quote, a refused request) releases the reservation; any other
@@ -28,7 +29,7 @@ use super::ledger::{CachedToken, ClientLedger, LedgerError, NewSpend, Spent};
 use crate::lightning::error::BackendError;
 use crate::lightning::traits::{Payments, Rates};
 use crate::lightning::types::{AssetRef, PaymentOutcome};
-use crate::pricing::{self, PricingError};
+use crate::pricing::{self, FixedPoint, PricingError};
 use crate::store::Rail;
 
 /// How long the quote asked for to price a payment lives, seconds: long enough to pay under it,
@@ -48,7 +49,29 @@ pub struct Holdings {
     pub pay_with_sats: bool,
     /// The routing fee allowance asked for; lowered to what the budget leaves.
     pub max_fee_msat: u64,
+    /// Asset units per BTC to value sats at when the edge will not quote this node (it has no
+    /// asset channel); without it such a node cannot pay under a dollar budget.
+    pub sats_rate: Option<FixedPoint>,
 }
+
+/// The node that pays, the tapd that prices, and what they may spend.
+#[derive(Debug)]
+pub struct Wallet<'a, P, R> {
+    /// Pays invoices (lnd, and tapd for the asset).
+    pub payments: &'a P,
+    /// Quotes the edge's rate and the asset's decimals (tapd).
+    pub rates: &'a R,
+    /// What may be spent.
+    pub holdings: &'a Holdings,
+}
+
+impl<P, R> Clone for Wallet<'_, P, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P, R> Copy for Wallet<'_, P, R> {}
 
 /// Why a challenge was not paid, or its payment's outcome is unknown.
 #[derive(Debug, thiserror::Error)]
@@ -151,17 +174,21 @@ fn nothing_sent(e: &BackendError) -> bool {
     )
 }
 
-/// Pays the preferred challenge of `required` under `budget`, recording every step in
-/// `ledger`, and caches the token under `target`'s origin and service.
-pub async fn pay_challenge<N: Payments + Rates>(
-    node: &N,
-    holdings: &Holdings,
+/// Pays the preferred challenge of `required` from `wallet` under `budget`, recording every
+/// step in `ledger`, and caches the token under `target`'s origin and service.
+pub async fn pay_challenge<P: Payments, R: Rates>(
+    wallet: &Wallet<'_, P, R>,
     ledger: &ClientLedger,
     budget: &Budget,
     required: &PaymentRequired,
     target: &Target<'_>,
     now: u64,
 ) -> Result<Paid, PayError> {
+    let Wallet {
+        payments: node,
+        rates,
+        holdings,
+    } = *wallet;
     budget.allows_host(target.host)?;
     let challenge = required.preferred();
     let decoded = invoice::decode(&challenge.challenge.invoice)?;
@@ -180,23 +207,35 @@ pub async fn pay_challenge<N: Payments + Rates>(
     let headroom = budget
         .headroom(committed.today_usd, committed.total_usd)
         .unwrap_or(Decimal::MAX);
-    let decimals = node
+    let mut holdings_asset_closed = false;
+    let decimals = rates
         .decimal_display(&holdings.asset)
         .await
         .map_err(PayError::NotPaid)?;
-    let quote = node
+    let quote = rates
         .sell_quote(
             &holdings.asset,
             invoice_msat.saturating_add(holdings.max_fee_msat),
             &holdings.edge_peer,
             PRICING_QUOTE_SECS,
         )
-        .await
-        .map_err(PayError::NotPaid)?;
-    let at = CapRate {
-        rate: quote.rate.clone(),
-        decimals,
-        source: RateSource::EdgeSellQuote,
+        .await;
+    let at = match (quote, &holdings.sats_rate) {
+        (Ok(q), _) => CapRate {
+            rate: q.rate,
+            decimals,
+            source: RateSource::EdgeSellQuote,
+        },
+        // No asset channel: the asset rail is closed, and sats are valued at the payer's rate.
+        (Err(BackendError::NoAssetChannel { .. }), Some(rate)) if holdings.pay_with_sats => {
+            holdings_asset_closed = true;
+            CapRate {
+                rate: rate.clone(),
+                decimals,
+                source: RateSource::Configured,
+            }
+        }
+        (Err(e), _) => return Err(PayError::NotPaid(e)),
     };
     let plan = match cost::plan(invoice_msat, holdings.max_fee_msat, headroom, &at) {
         Ok(plan) => plan,
@@ -220,7 +259,7 @@ pub async fn pay_challenge<N: Payments + Rates>(
         Err(CapError::Pricing(e)) => return Err(PayError::Pricing(e)),
     };
     let mut options = Vec::with_capacity(2);
-    if holdings.pay_with_asset {
+    if holdings.pay_with_asset && !holdings_asset_closed {
         options.push(RailCost {
             rail: Rail::Asset,
             plan: plan.clone(),
@@ -242,7 +281,7 @@ pub async fn pay_challenge<N: Payments + Rates>(
                 invoice_msat,
                 fee_limit_msat: chosen.plan.fee_limit_msat,
                 worst_case_usd: chosen.plan.worst_case_usd,
-                rate_units_per_btc: quote.rate.to_string(),
+                rate_units_per_btc: at.rate.to_string(),
                 payment_hash: decoded.payment_hash,
             },
             budget,
@@ -463,6 +502,7 @@ mod tests {
             pay_with_asset: asset,
             pay_with_sats: sats,
             max_fee_msat: 1_000,
+            sats_rate: None,
         }
     }
 
@@ -519,7 +559,12 @@ mod tests {
             budget: &Budget,
             now: u64,
         ) -> Result<Paid, PayError> {
-            pay_challenge(node, h, &self.ledger, budget, &self.required, &TARGET, now).await
+            let wallet = Wallet {
+                payments: node,
+                rates: node,
+                holdings: h,
+            };
+            pay_challenge(&wallet, &self.ledger, budget, &self.required, &TARGET, now).await
         }
 
         fn calls(&self) -> Vec<(Rail, u64)> {

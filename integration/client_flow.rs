@@ -1,0 +1,275 @@
+//! The L402 client end to end: simnet, the gateway in-process over it with the sample
+//! upstream, and tapgate's own client (`tapgate::client::http::L402Client`) paying as alice
+//! (the stablecoin over her asset channel) and as bob (sats, valued at a configured rate since
+//! he has no asset channel), recording in its SQLite ledger and reusing the token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use rust_decimal::Decimal;
+use tapgate::app::{NetworkAddresses, Node};
+use tapgate::client::budget::Budget;
+use tapgate::client::http::{Exchange, L402Client, Outgoing};
+use tapgate::client::ledger::{ClientLedger, FILE_NAME, SpendState};
+use tapgate::client::payer::Holdings;
+use tapgate::clock::{Clock, SystemClock};
+use tapgate::lightning::tapd::TapdNode;
+use tapgate::lightning::traits::Rates;
+use tapgate::store::Rail;
+use tokio_util::sync::CancellationToken;
+
+const SERVICES: &str = r#"
+[[services]]
+name = "weather"
+paths = ["/v1/weather", "/v1/weather/*"]
+upstream = "http://UP"
+price_usd = "0.50"
+settlement = "sats"
+methods = ["GET"]
+
+[[services]]
+name = "time"
+paths = ["/v1/time", "/v1/time/*"]
+upstream = "http://UP"
+price_usd = "0.50"
+settlement = { asset = "default" }
+methods = ["GET"]
+"#;
+
+struct World {
+    gateway: std::net::SocketAddr,
+    _built: tapgate::app::gateway::Built,
+    addrs: NetworkAddresses,
+    stop: CancellationToken,
+    dir: tempfile::TempDir,
+    _net: tapgate::simnet::run::RunningSimnet,
+    _net_dir: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn world() -> World {
+    let (net, net_dir) = common::start_simnet().await;
+    let file = net.network_file().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let services = |up: std::net::SocketAddr| SERVICES.replace("UP", &up.to_string());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (gateway, built) =
+        common::start_gateway(&file, dir.path(), services, clock, true, "", &stop).await;
+    World {
+        gateway,
+        _built: built,
+        addrs: NetworkAddresses::from_network_file(&file).unwrap(),
+        stop,
+        dir,
+        _net: net,
+        _net_dir: net_dir,
+    }
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+impl World {
+    fn node(&self, name: &str) -> Node {
+        Node::connect(self.addrs.node(name).unwrap()).unwrap()
+    }
+
+    /// A client paying from `name`'s node, its ledger in the file of `ledger`.
+    async fn client(
+        &self,
+        name: &str,
+        ledger: &str,
+        holdings: Holdings,
+        budget: Budget,
+    ) -> L402Client<Node, TapdNode> {
+        let ledger = ClientLedger::open(&self.dir.path().join(ledger).join(FILE_NAME))
+            .await
+            .unwrap();
+        L402Client::new(
+            self.node(name),
+            self.node(name).tapd,
+            holdings,
+            ledger,
+            budget,
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn holdings(&self, asset: bool, sats: bool) -> Holdings {
+        Holdings {
+            asset: self.addrs.asset.clone().unwrap(),
+            edge_peer: self.addrs.edge_pubkey.clone().unwrap(),
+            pay_with_asset: asset,
+            pay_with_sats: sats,
+            max_fee_msat: 10_000,
+            sats_rate: None,
+        }
+    }
+
+    fn get(&self, path: &str) -> Outgoing {
+        Outgoing {
+            method: Method::GET,
+            url: format!("http://{}{path}", self.gateway),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: Bytes::new(),
+            service: None,
+        }
+    }
+}
+
+/// Budgets in these tests: $1 a call, $1.20 a day; each $0.50 call fits, three do not.
+fn budget() -> Budget {
+    Budget {
+        per_call_usd: Some(d("1.00")),
+        per_day_usd: Some(d("1.20")),
+        total_usd: None,
+        allowed_hosts: Some(vec!["127.0.0.1".into()]),
+    }
+}
+
+fn upstream_saw(x: &Exchange) -> serde_json::Value {
+    serde_json::from_slice(&x.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_pays_in_the_stablecoin_and_bob_in_sats_and_both_reuse_their_tokens() {
+    let w = world().await;
+
+    // alice: the stablecoin for the asset-settled service.
+    let alice = w
+        .client("alice", "alice", w.holdings(true, false), budget())
+        .await;
+    let x = alice.send(&w.get("/v1/time")).await.unwrap();
+    assert_eq!(
+        x.status,
+        StatusCode::OK,
+        "{:?}",
+        String::from_utf8_lossy(&x.body)
+    );
+    let paid = x.paid.as_ref().expect("alice paid");
+    assert_eq!(paid.rail, Rail::Asset);
+    assert!(paid.units.unwrap() > 0);
+    // $0.50 of units at the edge's bid, plus fees, within what was reserved.
+    assert!(
+        paid.usd >= d("0.50") && paid.usd <= paid.reserved_usd,
+        "{paid:?}"
+    );
+    assert!(paid.token.expires_at.is_some());
+    assert_eq!(upstream_saw(&x)["tapgate"]["x-tapgate-tier"], "0");
+    // Again: the 402 names the service, whose cached token is sent; no new payment.
+    let again = alice.send(&w.get("/v1/time")).await.unwrap();
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.paid.is_none() && again.reused_token);
+    let rows = alice.ledger().spends(0).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].state, rows[0].rail),
+        (SpendState::Settled, Rail::Asset)
+    );
+    assert_eq!(rows[0].usd, paid.usd);
+
+    // bob: sats for the sats-settled service, valued at the rate alice's edge quotes.
+    let alice_node = w.node("alice");
+    let rate = alice_node
+        .tapd
+        .sell_quote(
+            &w.addrs.asset.clone().unwrap(),
+            1_000_000,
+            &w.addrs.edge_pubkey.clone().unwrap(),
+            60,
+        )
+        .await
+        .unwrap()
+        .rate;
+    let mut h = w.holdings(false, true);
+    h.sats_rate = Some(rate);
+    let bob = w.client("bob", "bob", h, budget()).await;
+    let x = bob.send(&w.get("/v1/weather")).await.unwrap();
+    assert_eq!(
+        x.status,
+        StatusCode::OK,
+        "{:?}",
+        String::from_utf8_lossy(&x.body)
+    );
+    let paid = x.paid.as_ref().expect("bob paid");
+    assert_eq!((paid.rail, paid.units), (Rail::Sats, None));
+    assert!(paid.msat > 0);
+    let again = bob.send(&w.get("/v1/weather")).await.unwrap();
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(again.paid.is_none() && again.reused_token);
+
+    // bob's day has room for one more $0.50 call; the next one is refused before paying.
+    let x = bob.send(&w.get("/v1/time")).await.unwrap();
+    assert_eq!(x.status, StatusCode::OK);
+    assert_eq!(x.paid.as_ref().map(|p| p.rail), Some(Rail::Sats));
+    // Named as another service, the request finds no token under that name and must pay:
+    // the daily cap refuses, and the node is not asked.
+    let err = bob
+        .send(&Outgoing {
+            service: Some("time-v2".into()),
+            ..w.get("/v1/time")
+        })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("daily cap of $1.20") && text.contains("nothing was paid"),
+        "{text}"
+    );
+    let rows = bob.ledger().spends(0).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.state == SpendState::Settled && r.rail == Rail::Sats)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_that_cannot_cover_the_call_refuses_before_paying() {
+    let w = world().await;
+    let alice = w
+        .client(
+            "alice",
+            "alice",
+            w.holdings(true, false),
+            Budget {
+                per_call_usd: Some(d("0.40")),
+                ..Budget::default()
+            },
+        )
+        .await;
+    let err = alice.send(&w.get("/v1/time")).await.unwrap_err();
+    assert!(err.to_string().contains("nothing was paid"), "{err}");
+    assert!(alice.ledger().spends(0).await.unwrap().is_empty());
+    // A host off the allowlist is refused the same way.
+    let listed = w
+        .client(
+            "alice",
+            "alice2",
+            w.holdings(true, false),
+            Budget {
+                allowed_hosts: Some(vec!["api.example.com".into()]),
+                ..Budget::default()
+            },
+        )
+        .await;
+    let err = listed.send(&w.get("/v1/time")).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("127.0.0.1 is not on the budget's list"),
+        "{err}"
+    );
+}
