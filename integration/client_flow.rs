@@ -182,20 +182,7 @@ async fn alice_pays_in_the_stablecoin_and_bob_in_sats_and_both_reuse_their_token
     assert_eq!(rows[0].usd, paid.usd);
 
     // bob: sats for the sats-settled service, valued at the rate alice's edge quotes.
-    let alice_node = w.node("alice");
-    let rate = alice_node
-        .tapd
-        .sell_quote(
-            &w.addrs.asset.clone().unwrap(),
-            1_000_000,
-            &w.addrs.edge_pubkey.clone().unwrap(),
-            60,
-        )
-        .await
-        .unwrap()
-        .rate;
-    let mut h = w.holdings(false, true);
-    h.sats_rate = Some(rate);
+    let h = bob_holdings(&w).await;
     let bob = w.client("bob", "bob", h, budget()).await;
     let x = bob.send(&w.get("/v1/weather")).await.unwrap();
     assert_eq!(
@@ -272,4 +259,78 @@ async fn a_budget_that_cannot_cover_the_call_refuses_before_paying() {
             .contains("127.0.0.1 is not on the budget's list"),
         "{err}"
     );
+}
+
+/// bob's holdings: sats valued at the rate alice's edge quotes (bob has no asset channel).
+async fn bob_holdings(w: &World) -> Holdings {
+    let rate = w
+        .node("alice")
+        .tapd
+        .sell_quote(
+            &w.addrs.asset.clone().unwrap(),
+            1_000_000,
+            &w.addrs.edge_pubkey.clone().unwrap(),
+            60,
+        )
+        .await
+        .unwrap()
+        .rate;
+    Holdings {
+        sats_rate: Some(rate),
+        ..w.holdings(false, true)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_requests_against_a_cap_for_ten_pay_exactly_ten() {
+    let w = world().await;
+    let h = bob_holdings(&w).await;
+    // What one call reserves, learnt from one call on a ledger of its own.
+    let probe = w.client("bob", "probe", h.clone(), Budget::default()).await;
+    let x = probe.send(&w.get("/v1/weather")).await.unwrap();
+    let one = x.paid.unwrap().reserved_usd;
+    // Room for ten reservations and half of an eleventh.
+    let cap = one * Decimal::from(10) + one / Decimal::from(2);
+    let bob = Arc::new(
+        w.client(
+            "bob",
+            "bob",
+            h,
+            Budget {
+                total_usd: Some(cap),
+                ..Budget::default()
+            },
+        )
+        .await,
+    );
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let bob = Arc::clone(&bob);
+        // Each request names its own service, so none can reuse another's token: all 50 try
+        // to pay.
+        let req = Outgoing {
+            service: Some(format!("weather-{i}")),
+            ..w.get("/v1/weather")
+        };
+        tasks.push(tokio::spawn(async move { bob.send(&req).await }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(x) => {
+                assert_eq!(x.status, StatusCode::OK);
+                assert!(x.paid.is_some());
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("total cap"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((ok, refused), (10, 40));
+    let rows = bob.ledger().spends(0).await.unwrap();
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r.state == SpendState::Settled));
+    assert!(bob.ledger().committed(0).await.unwrap().total_usd <= cap);
 }
