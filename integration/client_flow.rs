@@ -44,6 +44,7 @@ methods = ["GET"]
 
 struct World {
     gateway: std::net::SocketAddr,
+    file: std::path::PathBuf,
     _built: tapgate::app::gateway::Built,
     addrs: NetworkAddresses,
     stop: CancellationToken,
@@ -69,6 +70,7 @@ async fn world() -> World {
         common::start_gateway(&file, dir.path(), services, clock, true, "", &stop).await;
     World {
         gateway,
+        file: file.clone(),
         _built: built,
         addrs: NetworkAddresses::from_network_file(&file).unwrap(),
         stop,
@@ -333,4 +335,91 @@ async fn fifty_concurrent_requests_against_a_cap_for_ten_pay_exactly_ten() {
     assert_eq!(rows.len(), 10);
     assert!(rows.iter().all(|r| r.state == SpendState::Settled));
     assert!(bob.ledger().committed(0).await.unwrap().total_usd <= cap);
+}
+
+/// The last line of `tapgate pay`'s stderr: what it paid (log lines may come before it).
+fn paid_line(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// `tapgate` run in `dir` (so no config/tapgate.toml is picked up), its state in `dir/data`.
+fn tapgate(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tapgate"))
+        .args(args)
+        .args(["--set", &format!("data_dir={}", dir.join("data").display())])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tapgate_pay_prints_the_body_pays_once_and_wallet_spent_shows_it() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/v1/time", w.gateway);
+    let file = w.file.display().to_string();
+    let pay = [
+        "pay",
+        &url,
+        "--network",
+        &file,
+        "--node",
+        "alice",
+        "--rail",
+        "asset",
+        "--max-usd",
+        "1",
+        "-H",
+        "Accept: application/json",
+    ];
+    let first = tokio::task::spawn_blocking({
+        let (dir, pay) = (dir.path().to_owned(), pay.map(str::to_owned));
+        move || tapgate(&dir, &pay.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(body["tapgate"]["x-tapgate-tier"], "0");
+    let said = paid_line(&first);
+    assert_eq!(said["status"], 200);
+    assert_eq!(said["paid"]["rail"], "asset");
+    // The token never reaches the terminal.
+    let text = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        !text.contains("L402 ") && !text.contains("macaroon"),
+        "{text}"
+    );
+
+    let second = tokio::task::spawn_blocking({
+        let (dir, pay) = (dir.path().to_owned(), pay.map(str::to_owned));
+        move || tapgate(&dir, &pay.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    let said = paid_line(&second);
+    assert_eq!(
+        (said["paid"].is_null(), &said["reused_token"]),
+        (true, &serde_json::json!(true))
+    );
+
+    let spent = tapgate(dir.path(), &["wallet", "spent"]);
+    let spent: serde_json::Value = serde_json::from_slice(&spent.stdout).unwrap();
+    let rows = spent["spends"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "settled");
+    assert_eq!(rows[0]["rail"], "asset");
+    assert_eq!(rows[0]["url"], url.as_str());
+    assert_eq!(spent["committed_total_usd"], rows[0]["usd"]);
 }
