@@ -423,3 +423,42 @@ async fn tapgate_pay_prints_the_body_pays_once_and_wallet_spent_shows_it() {
     assert_eq!(rows[0]["url"], url.as_str());
     assert_eq!(spent["committed_total_usd"], rows[0]["usd"]);
 }
+
+/// The lnd adapter's `TrackPaymentV2` against simnet: a payment made is found with its
+/// preimage, a hash never paid is "not initiated", and the client's follow-up finds nothing
+/// open after a clean run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_is_followed_up_by_its_hash() {
+    use tapgate::l402::PaymentHash;
+    use tapgate::lightning::traits::{Invoices, Payments};
+    use tapgate::lightning::types::{InvoiceRequest, TrackedPayment};
+    let w = world().await;
+    let merchant = w.node("merchant");
+    let inv = merchant
+        .lnd
+        .create_invoice(&InvoiceRequest {
+            value_msat: 21_000,
+            memo: "track".into(),
+            expiry_secs: 600,
+        })
+        .await
+        .unwrap();
+    let bob = w.node("bob");
+    let paid = bob.pay_sats(&inv.payment_request, 10_000).await.unwrap();
+    match bob.track_payment(&inv.payment_hash).await.unwrap() {
+        TrackedPayment::Succeeded(out) => {
+            assert_eq!(out.preimage, paid.preimage);
+            assert_eq!(out.value_msat, 21_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        bob.track_payment(&PaymentHash([0xab; 32])).await.unwrap(),
+        TrackedPayment::NotInitiated
+    );
+    let client = w
+        .client("bob", "bob", bob_holdings(&w).await, budget())
+        .await;
+    let done = client.follow_up(true).await.unwrap();
+    assert_eq!((done.settled, done.released, done.still_unknown), (0, 0, 0));
+}

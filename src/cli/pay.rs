@@ -144,6 +144,9 @@ pub async fn run(args: &PayArgs, sources: &Sources) -> Result<(), CliError> {
         body: Bytes::from(args.data.clone().unwrap_or_default()),
         service: args.service.clone(),
     };
+    // Payments an earlier run could not confirm are followed up first (only those marked
+    // unknown: a reservation still in flight may belong to another `tapgate pay` running now).
+    let followed = client.follow_up(false).await?;
     let x = client.send(&req).await?;
     let mut out = std::io::stdout().lock();
     out.write_all(&x.body)
@@ -165,7 +168,16 @@ pub async fn run(args: &PayArgs, sources: &Sources) -> Result<(), CliError> {
     });
     eprintln!(
         "{}",
-        json!({"status": x.status.as_u16(), "paid": paid, "reused_token": x.reused_token})
+        json!({
+            "status": x.status.as_u16(),
+            "paid": paid,
+            "reused_token": x.reused_token,
+            "followed_up": {
+                "settled": followed.settled,
+                "released": followed.released,
+                "still_unknown": followed.still_unknown,
+            },
+        })
     );
     Ok(())
 }

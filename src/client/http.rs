@@ -25,7 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use super::budget::Budget;
 use super::challenge::{ChallengeError, PaymentRequired, parse_payment_required};
 use super::ledger::{CachedToken, ClientLedger, LedgerError};
-use super::payer::{Holdings, Paid, PayError, Target, Wallet, pay_challenge};
+use super::payer::{FollowUp, Holdings, Paid, PayError, Target, Wallet, follow_up, pay_challenge};
 use crate::clock::Clock;
 use crate::lightning::traits::{Payments, Rates};
 
@@ -172,6 +172,21 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
         }
     }
 
+    fn wallet(&self) -> Wallet<'_, P, R> {
+        Wallet {
+            payments: &self.payments,
+            rates: &self.rates,
+            holdings: &self.holdings,
+        }
+    }
+
+    /// Follows up the payments of unknown outcome by payment hash, settling or releasing them
+    /// ([`super::payer::follow_up`]; `after_restart` only before this client pays anything).
+    pub async fn follow_up(&self, after_restart: bool) -> Result<FollowUp, ClientError> {
+        let now = self.clock.now_unix();
+        Ok(follow_up(&self.wallet(), &self.ledger, after_restart, now).await?)
+    }
+
     /// The ledger (what was spent; cached tokens).
     pub fn ledger(&self) -> &ClientLedger {
         &self.ledger
@@ -226,11 +241,7 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
             }
             self.ledger.forget_token(&origin, &service).await?;
         }
-        let wallet = Wallet {
-            payments: &self.payments,
-            rates: &self.rates,
-            holdings: &self.holdings,
-        };
+        let wallet = self.wallet();
         let target = Target {
             url: &req.url,
             origin: &origin,

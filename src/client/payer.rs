@@ -19,6 +19,8 @@
 //! (a deadline, a dropped stream, an answer tapgate cannot read) keeps it held as unknown, to
 //! be followed up by its payment hash and never paid again.
 
+use std::str::FromStr;
+
 use rust_decimal::Decimal;
 
 use super::budget::{Budget, BudgetError};
@@ -28,7 +30,7 @@ use super::invoice::{self, InvoiceError};
 use super::ledger::{CachedToken, ClientLedger, LedgerError, NewSpend, Spent};
 use crate::lightning::error::BackendError;
 use crate::lightning::traits::{Payments, Rates};
-use crate::lightning::types::{AssetRef, PaymentOutcome};
+use crate::lightning::types::{AssetRef, PaymentOutcome, TrackedPayment};
 use crate::pricing::{self, FixedPoint, PricingError};
 use crate::store::Rail;
 
@@ -358,6 +360,82 @@ pub async fn pay_challenge<P: Payments, R: Rates>(
     })
 }
 
+/// What [`follow_up`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FollowUp {
+    /// Spends found paid and settled.
+    pub settled: usize,
+    /// Spends found not paid and released.
+    pub released: usize,
+    /// Spends whose node still gave no final answer; they stay held.
+    pub still_unknown: usize,
+}
+
+/// Follows up, by payment hash, every spend whose outcome is unknown (and, with
+/// `after_restart`, every spend left reserved by a process that stopped mid-payment), then
+/// settles what was paid and releases what was not. Call it with `after_restart` only before
+/// this process pays anything, since a reservation of a payment in flight looks the same.
+///
+/// The token a followed-up payment bought is not recovered (the ledger keeps no macaroon with a
+/// reservation); the next request for that service gets a fresh challenge.
+pub async fn follow_up<P: Payments, R: Rates>(
+    wallet: &Wallet<'_, P, R>,
+    ledger: &ClientLedger,
+    after_restart: bool,
+    now: u64,
+) -> Result<FollowUp, PayError> {
+    let mut done = FollowUp::default();
+    let open = ledger.open_spends().await?;
+    if open.is_empty() {
+        return Ok(done);
+    }
+    let decimals = wallet
+        .rates
+        .decimal_display(&wallet.holdings.asset)
+        .await
+        .map_err(PayError::NotPaid)?;
+    for row in open {
+        if row.state == super::ledger::SpendState::Reserved && !after_restart {
+            continue;
+        }
+        let id = super::ledger::SpendId(row.id);
+        let hash = hex::decode(&row.payment_hash)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(crate::l402::PaymentHash)
+            .ok_or(LedgerError::Corrupt("payment_hash"))?;
+        match wallet.payments.track_payment(&hash).await {
+            Ok(TrackedPayment::Succeeded(out)) => {
+                let rate = Decimal::from_str(&row.rate_units_per_btc)
+                    .ok()
+                    .and_then(|d| FixedPoint::from_decimal(d).ok())
+                    .ok_or(LedgerError::Corrupt("rate_units_per_btc"))?;
+                let units = match out.units_spent {
+                    Some(units) => units,
+                    None => {
+                        pricing::units_covering(out.value_msat.saturating_add(out.fee_msat), &rate)
+                            .map_err(PayError::Pricing)?
+                    }
+                };
+                let usd = pricing::units_to_usd(units, decimals).map_err(PayError::Pricing)?;
+                let spent = Spent {
+                    usd,
+                    fee_msat: out.fee_msat,
+                    units: out.units_spent,
+                };
+                ledger.settle(id, &spent, now).await?;
+                done.settled += 1;
+            }
+            Ok(TrackedPayment::Failed { .. } | TrackedPayment::NotInitiated) => {
+                ledger.release(id, now).await?;
+                done.released += 1;
+            }
+            Err(_) => done.still_unknown += 1,
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,18 +444,16 @@ mod tests {
     use crate::l402::header::Challenge;
     use crate::l402::{Identifier, Macaroon, Preimage, RootKey, TokenId};
     use crate::lightning::types::{BuyQuote, SellQuote};
-    use crate::pricing::FixedPoint;
-    use std::str::FromStr;
     use std::sync::Mutex;
 
-    const NOW: u64 = 1_767_225_600 + 60;
+    pub(super) const NOW: u64 = 1_767_225_600 + 60;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    enum Answer {
+    pub(super) enum Answer {
         Pay,
         Fail,
         Timeout,
@@ -385,7 +461,7 @@ mod tests {
 
     /// A node at $100,000 per BTC (1 msat = 1 unit of a 6-decimal coin) that answers
     /// payments as told and records the fee limits it was handed.
-    struct FakeNode {
+    pub(super) struct FakeNode {
         preimage: Preimage,
         answer: Answer,
         fee_msat: u64,
@@ -393,7 +469,7 @@ mod tests {
     }
 
     impl FakeNode {
-        fn new(preimage: Preimage, answer: Answer) -> Self {
+        pub(super) fn new(preimage: Preimage, answer: Answer) -> Self {
             Self {
                 preimage,
                 answer,
@@ -421,12 +497,16 @@ mod tests {
                 Answer::Fail => Err(BackendError::PaymentFailed {
                     reason: "FAILURE_REASON_NO_ROUTE".into(),
                 }),
-                Answer::Timeout => Err(BackendError::Deadline {
-                    call: "SendPaymentV2",
-                    after: std::time::Duration::from_secs(60),
-                    status: tonic::Status::deadline_exceeded("timeout"),
-                }),
+                Answer::Timeout => Err(timeout()),
             }
+        }
+    }
+
+    fn timeout() -> BackendError {
+        BackendError::Deadline {
+            call: "SendPaymentV2",
+            after: std::time::Duration::from_secs(60),
+            status: tonic::Status::deadline_exceeded("timeout"),
         }
     }
 
@@ -493,9 +573,29 @@ mod tests {
         ) -> Result<PaymentOutcome, BackendError> {
             self.pay(Rail::Asset, req, fee)
         }
+
+        async fn track_payment(
+            &self,
+            _: &crate::l402::PaymentHash,
+        ) -> Result<TrackedPayment, BackendError> {
+            // lnd knows the msat of a payment, not the units: as for a sats payment.
+            match self.answer {
+                Answer::Pay => Ok(TrackedPayment::Succeeded(PaymentOutcome {
+                    payment_hash: self.preimage.payment_hash(),
+                    preimage: self.preimage.clone(),
+                    value_msat: 50_000,
+                    fee_msat: self.fee_msat,
+                    units_spent: None,
+                })),
+                Answer::Fail => Ok(TrackedPayment::Failed {
+                    reason: "FAILURE_REASON_TIMEOUT".into(),
+                }),
+                Answer::Timeout => Err(timeout()),
+            }
+        }
     }
 
-    fn holdings(asset: bool, sats: bool) -> Holdings {
+    pub(super) fn holdings(asset: bool, sats: bool) -> Holdings {
         Holdings {
             asset: AssetRef::Id([1; 32]),
             edge_peer: "02".repeat(33),
@@ -524,16 +624,16 @@ mod tests {
     };
 
     /// A ledger in a fresh directory, a node answering `answer`, and a $0.05 challenge.
-    struct Fixture {
+    pub(super) struct Fixture {
         _dir: tempfile::TempDir,
-        ledger: ClientLedger,
+        pub(super) ledger: ClientLedger,
         node: FakeNode,
-        preimage: Preimage,
+        pub(super) preimage: Preimage,
         required: PaymentRequired,
     }
 
     impl Fixture {
-        async fn new(answer: Answer) -> Self {
+        pub(super) async fn new(answer: Answer) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let ledger = ClientLedger::open(&dir.path().join(FILE_NAME))
                 .await
@@ -548,7 +648,12 @@ mod tests {
             }
         }
 
-        async fn pay(&self, h: &Holdings, budget: &Budget, now: u64) -> Result<Paid, PayError> {
+        pub(super) async fn pay(
+            &self,
+            h: &Holdings,
+            budget: &Budget,
+            now: u64,
+        ) -> Result<Paid, PayError> {
             self.pay_with(&self.node, h, budget, now).await
         }
 
@@ -705,5 +810,56 @@ mod tests {
         assert!(matches!(none, Err(PayError::NoRail)), "{none:?}");
         assert!(f.calls().is_empty());
         assert!(f.ledger.spends(0).await.unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod follow_up_tests {
+    use super::*;
+    use crate::client::ledger::SpendState;
+
+    /// Leaves one payment of unknown outcome in a fresh ledger, and follows it up through a
+    /// node whose `TrackPaymentV2` answers `answer`.
+    async fn unknown_then_tracked(answer: tests::Answer) -> (FollowUp, tests::Fixture) {
+        let f = tests::Fixture::new(tests::Answer::Timeout).await;
+        let h = tests::holdings(true, false);
+        let err = f.pay(&h, &Budget::default(), tests::NOW).await.unwrap_err();
+        assert!(matches!(err, PayError::OutcomeUnknown { .. }), "{err:?}");
+        let tracker = tests::FakeNode::new(f.preimage.clone(), answer);
+        let wallet = Wallet {
+            payments: &tracker,
+            rates: &tracker,
+            holdings: &h,
+        };
+        let done = follow_up(&wallet, &f.ledger, false, tests::NOW + 5)
+            .await
+            .unwrap();
+        (done, f)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_payment_found_paid_is_settled_at_what_it_cost() {
+        let (done, f) = unknown_then_tracked(tests::Answer::Pay).await;
+        assert_eq!((done.settled, done.released, done.still_unknown), (1, 0, 0));
+        let rows = f.ledger.spends(0).await.unwrap();
+        assert_eq!(rows[0].state, SpendState::Settled);
+        // 50,000 msat + 7 msat fee at 1 unit per msat: $0.050007.
+        assert_eq!(rows[0].usd, Decimal::new(50_007, 6));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_payment_found_failed_is_released_and_one_still_unknown_stays_held() {
+        let (done, f) = unknown_then_tracked(tests::Answer::Fail).await;
+        assert_eq!((done.settled, done.released), (0, 1));
+        assert_eq!(
+            f.ledger.committed(tests::NOW).await.unwrap().total_usd,
+            Decimal::ZERO
+        );
+        let (done, f) = unknown_then_tracked(tests::Answer::Timeout).await;
+        assert_eq!(done.still_unknown, 1);
+        assert_eq!(
+            f.ledger.open_spends().await.unwrap()[0].state,
+            SpendState::Unknown
+        );
     }
 }
