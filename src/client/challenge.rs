@@ -121,8 +121,9 @@ pub struct BodyToken {
 /// Everything a `402` answer offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentRequired {
-    /// The challenges, in the order sent, duplicates removed; never empty.
-    pub challenges: Vec<PaymentChallenge>,
+    /// The challenges, in the order sent, duplicates removed. Private so that it cannot be
+    /// empty: [`parse_payment_required`] returns an error rather than no challenge.
+    challenges: Vec<PaymentChallenge>,
     /// tapgate's body, when there was one naming the first challenge's invoice.
     pub body: Option<ChallengeBody>,
 }
@@ -134,7 +135,13 @@ impl PaymentRequired {
         self.challenges
             .iter()
             .find(|c| c.scheme == Scheme::L402)
+            // Never empty (see the field), so the first exists.
             .unwrap_or(&self.challenges[0])
+    }
+
+    /// Every challenge, in the order sent, duplicates removed; never empty.
+    pub fn challenges(&self) -> &[PaymentChallenge] {
+        &self.challenges
     }
 }
 
