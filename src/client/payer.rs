@@ -10,8 +10,10 @@
 //! limit, the quote tapd itself asks for when paying (`paymentMaxAmt`, lightninglabs/
 //! taproot-assets `rpcserver.go` `SendPayment`, v0.8.1): the asset rail spends exactly that, and a
 //! sats payment is valued at what the same payment would cost in the stablecoin, as
-//! `tapgate node … pay --max-usd` does. With both rails valued alike their worst cases tie, and
-//! the tie goes to the stablecoin, the currency the budget is written in. A node the edge will
+//! `tapgate node … pay --max-usd` does. The asset rail's worst case also takes tapd's preview
+//! of the invoice (`DecodeAssetPayReq`): units it asks for above the quote's are added. With
+//! both rails valued alike their worst cases tie, and the tie goes to the stablecoin, the
+//! currency the budget is written in. A node the edge will
 //! not quote (no asset channel) pays in sats valued at [`Holdings::sats_rate`].
 //!
 //! **Unknown outcomes.** A node error that proves nothing was sent (a failed payment, no
@@ -262,9 +264,22 @@ pub async fn pay_challenge<P: Payments, R: Rates>(
     };
     let mut options = Vec::with_capacity(2);
     if holdings.pay_with_asset && !holdings_asset_closed {
+        // tapd's own preview (`DecodeAssetPayReq`) of the units the invoice costs now; should
+        // it ask for more than the quote says, the difference is added to the worst case.
+        let preview = node
+            .preview_asset_payment(&challenge.challenge.invoice, &holdings.asset)
+            .await
+            .map_err(PayError::NotPaid)?;
+        let mut asset_plan = plan.clone();
+        if let Some(extra) = preview.checked_sub(plan.invoice_units).filter(|e| *e > 0) {
+            asset_plan.worst_case_units = asset_plan.worst_case_units.saturating_add(extra);
+            asset_plan.worst_case_usd =
+                pricing::units_to_usd(asset_plan.worst_case_units, decimals)
+                    .map_err(PayError::Pricing)?;
+        }
         options.push(RailCost {
             rail: Rail::Asset,
-            plan: plan.clone(),
+            plan: asset_plan,
         });
     }
     if holdings.pay_with_sats {
@@ -465,6 +480,8 @@ mod tests {
         preimage: Preimage,
         answer: Answer,
         fee_msat: u64,
+        /// Units tapd's preview asks for above the quote's.
+        preview_extra: u64,
         calls: Mutex<Vec<(Rail, u64)>>,
     }
 
@@ -474,6 +491,7 @@ mod tests {
                 preimage,
                 answer,
                 fee_msat: 7,
+                preview_extra: 0,
                 calls: Mutex::new(Vec::new()),
             }
         }
@@ -561,7 +579,7 @@ mod tests {
             req: &str,
             _: &AssetRef,
         ) -> Result<u64, BackendError> {
-            Ok(invoice::decode(req).unwrap().amount_msat.unwrap())
+            Ok(invoice::decode(req).unwrap().amount_msat.unwrap() + self.preview_extra)
         }
 
         async fn pay_with_asset(
@@ -757,6 +775,25 @@ mod tests {
         f.pay(&holdings(false, true), &budget, NOW).await.unwrap();
         // 100 units of room above the invoice: a fee limit of 100 msat, on the sats rail.
         assert_eq!(f.calls(), vec![(Rail::Sats, 100)]);
+    }
+
+    #[tokio::test]
+    async fn a_preview_above_the_quote_raises_the_asset_worst_case_and_sats_win() {
+        let mut f = Fixture::new(Answer::Pay).await;
+        f.node.preview_extra = 2_000;
+        let paid = f
+            .pay(&holdings(true, true), &Budget::default(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(paid.rail, Rail::Sats);
+        // Only the asset: its worst case carries the preview's 2,000 extra units.
+        let mut f = Fixture::new(Answer::Pay).await;
+        f.node.preview_extra = 2_000;
+        let paid = f
+            .pay(&holdings(true, false), &Budget::default(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(paid.reserved_usd, d("0.053"));
     }
 
     #[tokio::test]
