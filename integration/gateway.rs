@@ -20,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use tapgate::app::gateway::{Built, build};
+use tapgate::app::gateway::Built;
 use tapgate::app::{NetworkAddresses, Node};
 use tapgate::clock::{Clock, SystemClock};
 use tapgate::l402::header::parse_challenge;
@@ -196,38 +196,16 @@ impl Gw {
         gateway: &str,
     ) -> Self {
         let stop = CancellationToken::new();
-        let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let up_addr = up.local_addr().unwrap();
-        tokio::spawn(tapgate::gateway::sample::run(up, stop.clone()));
-        let toml = format!(
-            "[store]\nbackend = \"memory\"\n[network]\nfile = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{gateway}\n{}",
-            file.display(),
-            services_toml(up_addr)
-        );
-        let cfg = dir.path().join("tapgate.toml");
-        std::fs::write(&cfg, toml).unwrap();
-        let settings = tapgate::config::Sources {
-            file: Some(cfg),
-            overrides: vec![],
-            env: false,
-        }
-        .load()
-        .unwrap();
-        let built = build(&settings, clock.clone()).await.unwrap();
-        if follow {
-            let t = Arc::clone(&built.tracker);
-            let lnd = built.lnd.clone();
-            let s = stop.clone();
-            tokio::spawn(async move { t.follow(lnd, s).await });
-        }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(tapgate::gateway::server::run(
-            listener,
-            Arc::clone(&built.gateway),
-            stop.clone(),
-            tokio_util::task::TaskTracker::new(),
-        ));
+        let (addr, built) = common::start_gateway(
+            file,
+            dir.path(),
+            services_toml,
+            clock.clone(),
+            follow,
+            gateway,
+            &stop,
+        )
+        .await;
         let addrs = NetworkAddresses::from_network_file(file).unwrap();
         Self {
             addr,

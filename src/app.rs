@@ -265,6 +265,13 @@ impl crate::lightning::traits::Payments for Node {
             .pay_with_asset(payment_request, asset, edge_peer, max_fee_msat)
             .await
     }
+
+    async fn track_payment(
+        &self,
+        hash: &crate::l402::PaymentHash,
+    ) -> Result<crate::lightning::types::TrackedPayment, BackendError> {
+        self.lnd.track_payment(hash).await
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! | [`gateway`] | `matching` (host and path to service, pure); with `node`: `server` (HTTP/1.1 + h2c, `run(listener, gateway, shutdown)`), `discovery` (the manifest and `/l402/quote`), `response` (402/401/503/502/504 and gRPC answers), `proxy` (hyper-util's pooled client, streaming both ways), `sample` (the built-in sample upstream) | touch a store or a node (only the `Authenticator`) |
 //! | `metrics` | the admin port's Prometheus counters (requests, challenges, payments in USD/sats/units by rail, debits, refusals by reason) | label anything secret |
 //! | `admin` | the admin port: the macaroon-authenticated admin gRPC service (`proto/tapgate/admin.proto`), `/metrics`, `/healthz`, `/readyz` | expose a secret |
+//! | [`client`] | the buyer's side: a `402` challenge read (`L402`/`LSAT`, `macaroon=`/`token=`, tapgate's JSON body), its invoice decoded, the worst case in dollars with routing fees, budgets per call, per day and in total with a host allowlist, and (feature `sqlite`) the ledger that reserves before paying | import `simnet`, print a token or pay what the budget has not reserved |
 //! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `serve`, `simnet` and `node …` | hold logic the library lacks |
 //! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
@@ -54,6 +55,7 @@ pub mod admin;
 #[cfg(feature = "node")]
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod gateway;

@@ -194,6 +194,14 @@ pub enum CliError {
     #[cfg(feature = "node")]
     #[error(transparent)]
     Drain(crate::shutdown::DrainTimedOut),
+    /// `tapgate pay`: the request, the budget or the payment failed.
+    #[cfg(all(feature = "node", feature = "sqlite"))]
+    #[error(transparent)]
+    Client(#[from] crate::client::http::ClientError),
+    /// `tapgate pay` and `wallet spent`: the client's ledger failed.
+    #[cfg(feature = "sqlite")]
+    #[error(transparent)]
+    Ledger(#[from] crate::client::ledger::LedgerError),
 }
 
 impl CliError {

@@ -18,6 +18,8 @@
 //! | [`price`] | `price convert` |
 //! | `simnet` | `simnet` (feature `node`) |
 //! | `node` | `node … info\|balance\|invoice\|quote\|pay` (feature `node`) |
+//! | `pay` | `pay URL`, curl-like, paying a `402` under dollar caps (features `node`, `sqlite`) |
+//! | `wallet` | `wallet spent`, the client's ledger (feature `sqlite`) |
 //! | [`error`] | [`CliError`], the messages a user reads |
 //! | [`output`] | stdout and stderr: JSON results, logging |
 //! | [`parse`], [`report`], `spend_cap` | flag values, error causes on stderr, `--max-usd` |
@@ -37,6 +39,8 @@ pub mod error;
 pub mod node;
 pub mod output;
 pub mod parse;
+#[cfg(all(feature = "node", feature = "sqlite"))]
+pub mod pay;
 pub mod price;
 pub mod report;
 #[cfg(feature = "node")]
@@ -46,6 +50,8 @@ pub mod simnet;
 #[cfg(feature = "node")]
 pub mod spend_cap;
 pub mod token;
+#[cfg(feature = "sqlite")]
+pub mod wallet;
 
 pub use error::CliError;
 pub use output::init_tracing;
@@ -104,6 +110,13 @@ pub enum Command {
     /// Run the gateway: sell the configured services, priced in dollars, over L402.
     #[cfg(feature = "node")]
     Serve(serve::ServeArgs),
+    /// Send an HTTP request like curl, paying its L402 challenge under dollar caps.
+    #[cfg(all(feature = "node", feature = "sqlite"))]
+    Pay(pay::PayArgs),
+    /// The client's ledger of payments.
+    #[cfg(feature = "sqlite")]
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
 }
 
 impl Cli {
@@ -129,5 +142,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Node(args) => node::run(&args, &sources).await,
         #[cfg(feature = "node")]
         Command::Serve(args) => serve::run(&args, &sources).await,
+        #[cfg(all(feature = "node", feature = "sqlite"))]
+        Command::Pay(args) => pay::run(&args, &sources).await,
+        #[cfg(feature = "sqlite")]
+        Command::Wallet(command) => wallet::run(&command, &sources).await,
     }
 }

@@ -110,7 +110,28 @@ pub enum NodeCommand {
     },
 }
 
-fn pick_asset(net: &NetworkAddresses, given: Option<&str>) -> Result<AssetRef, CliError> {
+/// The network's nodes, from `--network FILE` or the settings (`node` names the one asked for,
+/// for the error when there are none).
+pub(super) fn addresses(
+    network: Option<&Path>,
+    settings: &Settings,
+    node: &str,
+) -> Result<NetworkAddresses, CliError> {
+    Ok(match network {
+        Some(path) => NetworkAddresses::from_network_file(path)?,
+        None if settings.nodes.is_empty() && settings.network.file.is_none() => {
+            return Err(CliError::NoNodes {
+                node: node.to_owned(),
+            });
+        }
+        None => NetworkAddresses::from_settings(settings)?,
+    })
+}
+
+pub(super) fn pick_asset(
+    net: &NetworkAddresses,
+    given: Option<&str>,
+) -> Result<AssetRef, CliError> {
     match given {
         Some(s) if s != "default" => AssetRef::parse(s).ok_or_else(|| {
             BuildError::BadHex {
@@ -125,7 +146,7 @@ fn pick_asset(net: &NetworkAddresses, given: Option<&str>) -> Result<AssetRef, C
     }
 }
 
-fn edge(net: &NetworkAddresses) -> Result<String, CliError> {
+pub(super) fn edge(net: &NetworkAddresses) -> Result<String, CliError> {
     net.edge_pubkey.clone().ok_or(CliError::Missing(
         "the network names no edge node; set network.edge_pubkey",
     ))
@@ -138,15 +159,7 @@ pub async fn run(args: &NodeArgs, sources: &Sources) -> Result<(), CliError> {
 
 /// What `tapgate node …` answers, as JSON (printed by [`run`]).
 pub async fn node(args: &NodeArgs, settings: &Settings) -> Result<serde_json::Value, CliError> {
-    let net = match &args.network {
-        Some(path) => NetworkAddresses::from_network_file(path)?,
-        None if settings.nodes.is_empty() && settings.network.file.is_none() => {
-            return Err(CliError::NoNodes {
-                node: args.node.clone(),
-            });
-        }
-        None => NetworkAddresses::from_settings(settings)?,
-    };
+    let net = addresses(args.network.as_deref(), settings, &args.node)?;
     let node = Node::connect(net.node(&args.node)?)?;
     match &args.command {
         NodeCommand::Info => {
@@ -358,7 +371,7 @@ async fn sats_rate(
 
 /// The price oracle a network file names, if any (the real regtest network's nodes use
 /// tapd's built-in mock oracle, which has no endpoint).
-fn oracle_of(network_file: &Path) -> Result<Option<OracleClient>, CliError> {
+pub(super) fn oracle_of(network_file: &Path) -> Result<Option<OracleClient>, CliError> {
     let file = NetworkFile::read(network_file).map_err(BuildError::from)?;
     let Some((endpoint, cert)) = file.oracle_endpoint.zip(file.oracle_tls_cert_path) else {
         return Ok(None);
@@ -371,7 +384,7 @@ fn oracle_of(network_file: &Path) -> Result<Option<OracleClient>, CliError> {
 
 /// The higher of the oracle's two rates for `units` of `asset`: more units per BTC values a
 /// sat higher, so the cap holds whichever side of the trade the payment is counted on.
-async fn cautious_oracle_rate(
+pub(super) async fn cautious_oracle_rate(
     oracle: &OracleClient,
     asset: &AssetRef,
     units: u64,

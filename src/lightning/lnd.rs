@@ -16,7 +16,7 @@ use super::proto::routerrpc::{self, router_client::RouterClient};
 use super::traits::{Invoices, NodeInfoSource};
 use super::types::{
     CreatedInvoice, InvoiceRequest, InvoiceState, InvoiceStatus, NodeInfo, PaymentOutcome,
-    Settlement,
+    Settlement, TrackedPayment,
 };
 use crate::l402::{PaymentHash, Preimage};
 
@@ -232,6 +232,40 @@ impl LndNode {
                         return Ok(outcome);
                     }
                 }
+                None => {
+                    return Err(BackendError::invalid_response(
+                        CALL,
+                        "payment stream ended before a final state",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// lnd's `TrackPaymentV2` until the payment is final (`Payments::track_payment`). lnd
+    /// answers `NotFound` "payment isn't initiated" for a hash it never tried to pay
+    /// (lightningnetwork/lnd `lnrpc/routerrpc/router_server.go` `trackPayment`, v0.21.0-beta).
+    pub async fn track_payment(&self, hash: &PaymentHash) -> Result<TrackedPayment, BackendError> {
+        const CALL: &str = "TrackPaymentV2";
+        let req = routerrpc::TrackPaymentRequest {
+            payment_hash: hash.0.to_vec(),
+            no_inflight_updates: true,
+        };
+        let mut stream = match self.router.clone().track_payment_v2(req).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(TrackedPayment::NotInitiated),
+            Err(s) => return Err(self.ctx.err(CALL, s)),
+        };
+        loop {
+            match stream.message().await.map_err(|s| self.ctx.err(CALL, s))? {
+                Some(payment) => match payment_outcome(CALL, &payment, None) {
+                    Ok(Some(outcome)) => return Ok(TrackedPayment::Succeeded(outcome)),
+                    Ok(None) => {}
+                    Err(BackendError::PaymentFailed { reason }) => {
+                        return Ok(TrackedPayment::Failed { reason });
+                    }
+                    Err(e) => return Err(e),
+                },
                 None => {
                     return Err(BackendError::invalid_response(
                         CALL,

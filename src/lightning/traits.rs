@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::error::BackendError;
 use super::types::{
     AssetInvoice, AssetInvoiceRequest, AssetRef, BuyQuote, CreatedInvoice, InvoiceRequest,
-    InvoiceStatus, NodeInfo, PaymentOutcome, SellQuote, Settlement,
+    InvoiceStatus, NodeInfo, PaymentOutcome, SellQuote, Settlement, TrackedPayment,
 };
 use crate::l402::PaymentHash;
 
@@ -111,4 +111,12 @@ pub trait Payments: Send + Sync {
         edge_peer: &str,
         max_fee_msat: u64,
     ) -> impl Future<Output = Result<PaymentOutcome, BackendError>> + Send;
+
+    /// Follows up, by its payment hash, a payment whose outcome the caller did not learn (a
+    /// deadline, a dropped stream), waiting until it is final (lnd's `TrackPaymentV2`). Sends
+    /// nothing: safe to call any number of times. An error means the outcome is still unknown.
+    fn track_payment(
+        &self,
+        hash: &PaymentHash,
+    ) -> impl Future<Output = Result<TrackedPayment, BackendError>> + Send;
 }

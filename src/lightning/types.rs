@@ -223,6 +223,21 @@ pub struct AssetInvoice {
     pub quote: BuyQuote,
 }
 
+/// What following up a payment by its hash found (lnd's `TrackPaymentV2`), once final.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackedPayment {
+    /// It succeeded: the preimage and what it cost. Asset units are not known to lnd.
+    Succeeded(PaymentOutcome),
+    /// It failed: nothing was paid.
+    Failed {
+        /// lnd's failure reason.
+        reason: String,
+    },
+    /// The node never started it (lnd: "payment isn't initiated"): nothing was paid.
+    NotInitiated,
+}
+
 /// A settled outgoing payment.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentOutcome {

@@ -81,6 +81,36 @@ fn create_private(dir: &Path, _file: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(dir).map_err(io("cannot create data directory", dir))
 }
 
+/// Creates the database file at `path` privately if needed, opens a pool of four connections
+/// on it (WAL, `synchronous = FULL`, foreign keys on, waiting up to `busy_timeout` for the
+/// write lock) and applies `migrations`. Shared with the client's ledger (`client::ledger`),
+/// which keeps its own file and schema.
+pub(crate) async fn open_pool(
+    path: &Path,
+    migrations: &[&str],
+    busy_timeout: std::time::Duration,
+) -> Result<SqlitePool, StoreError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    create_private(dir, path)?;
+    let options = SqliteConnectOptions::from_str("sqlite://")
+        .map_err(db("parse connection options"))?
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(busy_timeout)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(db("open the database"))?;
+    migrations::migrate(&pool, migrations).await?;
+    Ok(pool)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/tapgate.sqlite` and migrates it.
     pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
@@ -95,28 +125,10 @@ impl SqliteStore {
     /// Opens the database at `path` and applies `migrations` (a prefix of the shipped ones
     /// in tests that build an older schema).
     async fn open_at_version(path: &Path, migrations: &[&str]) -> Result<Self, StoreError> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        create_private(dir, path)?;
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(db("parse connection options"))?
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(db("open the database"))?;
         let store = Self {
-            pool,
+            pool: open_pool(path, migrations, std::time::Duration::from_secs(5)).await?,
             path: path.to_path_buf(),
         };
-        migrations::migrate(&store.pool, migrations).await?;
         Ok(store)
     }
 
