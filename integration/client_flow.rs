@@ -422,6 +422,41 @@ async fn tapgate_pay_prints_the_body_pays_once_and_wallet_spent_shows_it() {
     assert_eq!(rows[0]["rail"], "asset");
     assert_eq!(rows[0]["url"], url.as_str());
     assert_eq!(spent["committed_total_usd"], rows[0]["usd"]);
+
+    // `token list` shows the cached token, what it cost, and neither of its secrets.
+    let listed = tapgate(dir.path(), &["token", "list"]);
+    let tokens: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let tokens = tokens["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let t = &tokens[0];
+    assert_eq!(t["origin"], format!("http://{}", w.gateway).as_str());
+    assert_eq!(t["service"], "time");
+    assert_eq!(t["expired"], false);
+    assert_eq!(t["payment_hash"], rows[0]["payment_hash"]);
+    assert_eq!(t["token_id"].as_str().map(str::len), Some(64));
+    assert_eq!(t["paid"]["rail"], "asset");
+    assert_eq!(t["paid"]["usd"], rows[0]["usd"]);
+    assert_eq!(t["paid"]["id"], rows[0]["id"]);
+    let ledger = ClientLedger::open(&dir.path().join("data").join(FILE_NAME))
+        .await
+        .unwrap();
+    let cached = ledger
+        .token(
+            &format!("http://{}", w.gateway),
+            "time",
+            SystemClock.now_unix(),
+        )
+        .await
+        .unwrap()
+        .expect("the token is cached");
+    let preimage_hex = hex::encode(cached.preimage.expose());
+    for out in [&listed.stdout, &listed.stderr] {
+        let text = String::from_utf8_lossy(out);
+        assert!(
+            !text.contains(&cached.macaroon) && !text.contains(&preimage_hex),
+            "a secret in `token list`'s output: {text}"
+        );
+    }
 }
 
 /// The lnd adapter's `TrackPaymentV2` against simnet: a payment made is found with its

@@ -3,7 +3,8 @@
 //! Commands print their result on stdout (JSON; TOML for `config check`; the bare macaroon for
 //! `token attenuate`) and errors on stderr, and exit non-zero on any error. Root keys are never
 //! printed. The only preimage printed is the one `node pay` obtains: it is the payer's proof of
-//! payment, which the payer needs. `token inspect` shows a macaroon's contents, not its
+//! payment, which the payer needs. `token list` shows cached tokens' ids, never their
+//! macaroons or preimages. `token inspect` shows a macaroon's contents, not its
 //! signature; `token mint` and `token attenuate` print whole macaroons, which are bearer
 //! credentials.
 //!
@@ -14,7 +15,7 @@
 //! |---|---|
 //! | `mod.rs` | [`Cli`], [`Command`], [`run`]: nothing but parsing and dispatch |
 //! | [`config`] | `config check` |
-//! | [`token`] | `token inspect\|attenuate\|mint\|verify\|revoke` (over [`crate::mint`]) |
+//! | [`token`] | `token inspect\|attenuate\|mint\|verify\|revoke` (over [`crate::mint`]); `token list`, the client's cached tokens without secrets (feature `sqlite`) |
 //! | [`price`] | `price convert` |
 //! | `simnet` | `simnet` (feature `node`) |
 //! | `node` | `node … info\|balance\|invoice\|quote\|pay` (feature `node`) |

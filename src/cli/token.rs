@@ -1,11 +1,13 @@
-//! `tapgate token inspect|attenuate|mint|verify|revoke`: parse, call the library, print.
+//! `tapgate token inspect|attenuate|mint|verify|revoke|list`: parse, call the library, print.
 //!
 //! `inspect` and `attenuate` work on a macaroon alone (no store, no root key): they show a
 //! macaroon's contents, never its signature, and narrow it by the protocol's own rules.
 //! `mint`, `verify` and `revoke` go through [`crate::mint`] against the configured store; this
 //! file only turns flags into its arguments (the time `verify` judges at included) and its
 //! results into JSON. `mint` and `attenuate` print whole macaroons, which are bearer
-//! credentials; root keys are never printed.
+//! credentials; root keys are never printed. `list` (feature `sqlite`) shows the tokens the
+//! client (`tapgate pay`) cached in its ledger, through [`crate::client::ledger::TokenRow`],
+//! which holds neither macaroon nor preimage.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -38,6 +40,10 @@ pub enum TokenCommand {
         /// The token id (64 hex characters), as `token inspect` shows it.
         token_id: String,
     },
+    /// The tokens `tapgate pay` cached (in DATA_DIR/tapgate-client.sqlite), expired ones
+    /// flagged, with what each cost; never the macaroon or the preimage.
+    #[cfg(feature = "sqlite")]
+    List,
 }
 
 /// `tapgate token attenuate`
@@ -127,6 +133,14 @@ pub async fn run(command: TokenCommand, sources: &Sources) -> Result<(), CliErro
             let store = open_existing_store(&settings).await?;
             let revoked = mint_of(store, &settings).revoke(&id).await?;
             print_json(&json!({ "token_id": id, "revoked": revoked }))
+        }
+        #[cfg(feature = "sqlite")]
+        TokenCommand::List => {
+            use crate::client::ledger::{ClientLedger, FILE_NAME};
+            let settings = sources.load()?;
+            let ledger = ClientLedger::open(&settings.data_dir.join(FILE_NAME)).await?;
+            let now = crate::clock::Clock::now_unix(&crate::clock::SystemClock);
+            print_json(&json!({ "tokens": ledger.tokens(now).await? }))
         }
     }
 }

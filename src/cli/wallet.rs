@@ -1,5 +1,6 @@
 //! `tapgate wallet spent`: the client's ledger, what `tapgate pay` spent, holds or could not
-//! confirm, as JSON. Tokens are in the same file and never shown.
+//! confirm, as JSON. Tokens are in the same file; `tapgate token list` shows them, without
+//! their secrets.
 
 use clap::Subcommand;
 use serde_json::json;

@@ -17,6 +17,10 @@
 //!
 //! Amounts are integers: micro-dollars (reservations rounded up), msat and asset units. A
 //! reservation holds the worst case until it settles at what was actually spent.
+//!
+//! **Tokens are secrets.** A cached token's macaroon and preimage leave this module only
+//! inside a [`CachedToken`], whose `Debug` hides them; [`ClientLedger::tokens`] lists the cache
+//! as [`TokenRow`]s, a type with no field that could hold either.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,7 +30,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::budget::{Budget, BudgetError, day_start, micro_usd_ceil, usd_of_micro};
-use crate::l402::{PaymentHash, Preimage};
+use crate::l402::{Identifier, Macaroon, PaymentHash, Preimage, TokenId};
 use crate::store::sqlite::open_pool;
 use crate::store::{Rail, StoreError};
 
@@ -250,6 +254,33 @@ impl CachedToken {
             hex::encode(self.preimage.expose())
         )
     }
+}
+
+/// A cached token as listed: what identifies it and what it cost, and nothing that would let
+/// anyone spend it. It has no field for the macaroon or the preimage, so no output, log or
+/// `Debug` of it can leak them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRow {
+    /// The origin it is sent to, `http://host:port`.
+    pub origin: String,
+    /// The service it was bought for.
+    pub service: String,
+    /// `L402` or `LSAT`, as the server used.
+    pub scheme: String,
+    /// The token id from the macaroon's identifier; `None` when the identifier is not
+    /// tapgate's or Aperture's version 0.
+    pub token_id: Option<TokenId>,
+    /// The payment hash from the macaroon's identifier (`None` as for `token_id`).
+    pub payment_hash: Option<PaymentHash>,
+    /// Unix seconds when it expires; `None` when the server said nothing.
+    pub expires_at: Option<u64>,
+    /// Whether it had expired at the time listed (it is then no longer sent).
+    pub expired: bool,
+    /// Unix seconds when it was cached.
+    pub stored_at: u64,
+    /// The settled payment that bought it (its row, as `tapgate wallet spent` shows it), when
+    /// this ledger recorded one for its payment hash.
+    pub paid: Option<SpendRow>,
 }
 
 /// The client's SQLite ledger.
@@ -514,6 +545,60 @@ impl ClientLedger {
         }))
     }
 
+    /// Every cached token, expired ones included (flagged as expired at `now`), by origin and
+    /// service, without its secrets; each with the settled payment that bought it when the
+    /// ledger has one for its payment hash.
+    pub async fn tokens(&self, now: u64) -> Result<Vec<TokenRow>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT origin, service, scheme, macaroon, expires_at, stored_at FROM client_tokens
+             ORDER BY origin, service",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list tokens"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let get = |col: &'static str| -> Result<String, LedgerError> {
+                row.try_get(col).map_err(db("read a token"))
+            };
+            // The macaroon is read only to take its identifier; it goes no further.
+            let id = Macaroon::from_base64(&get("macaroon")?)
+                .ok()
+                .and_then(|m| Identifier::decode(m.identifier()).ok());
+            let expires_at = opt_uint(row, "expires_at")?;
+            let paid = match id {
+                Some(id) => self.settled_for(&id.payment_hash).await?,
+                None => None,
+            };
+            out.push(TokenRow {
+                origin: get("origin")?,
+                service: get("service")?,
+                scheme: get("scheme")?,
+                token_id: id.map(|i| i.token_id),
+                payment_hash: id.map(|i| i.payment_hash),
+                expires_at,
+                expired: expires_at.is_some_and(|e| e <= now),
+                stored_at: uint(row, "stored_at")?,
+                paid,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The settled spend for `hash`, if any (at most one: a hash has one live row).
+    async fn settled_for(&self, hash: &PaymentHash) -> Result<Option<SpendRow>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT id, url, state, rail, reserved_micro_usd, spent_micro_usd, invoice_msat,
+                fee_msat, units, rate_units_per_btc, payment_hash, created_at, finished_at
+             FROM client_spends WHERE payment_hash = ? AND state = 'settled'",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("look up a token's payment"))?;
+        row.as_ref().map(spend_row).transpose()
+    }
+
     /// Forgets the token for `origin` and `service` (the server refused it).
     pub async fn forget_token(&self, origin: &str, service: &str) -> Result<(), LedgerError> {
         sqlx::query("DELETE FROM client_tokens WHERE origin = ? AND service = ?")
@@ -710,6 +795,89 @@ mod tests {
             Err(LedgerError::Budget(BudgetError::HostNotAllowed { .. }))
         ));
         assert!(l.spends(0).await.unwrap().is_empty());
+    }
+
+    /// `token inspect`'s test macaroon: payment hash `9f72…`, token id `33…`, unlocked by the
+    /// preimage `22…`.
+    const MAC: &str = "AgEEbHNhdAJCAACfcuoM9JU248ZseH9wUYbfmkN4CDdTrpU21ls61/zdxDMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzAAIOc2VydmljZXM9c3ZjOjAAAAYgMhGOTzBwhH01+TTSs/Czt2wCshcooHKpXoye029+Ew0=";
+
+    #[tokio::test]
+    async fn tokens_are_listed_with_their_payment_and_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(&dir).await;
+        let hash = PaymentHash::from_hex(
+            "9f72ea0cf49536e3c66c787f705186df9a4378083753ae9536d65b3ad7fcddc4",
+        )
+        .unwrap();
+        let id = l
+            .reserve(
+                &NewSpend {
+                    payment_hash: hash,
+                    ..spend(1, "0.50")
+                },
+                &Budget::default(),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let spent = Spent {
+            usd: d("0.5001"),
+            fee_msat: 7,
+            units: Some(500_100),
+        };
+        l.settle(id, &spent, NOW).await.unwrap();
+        let paid = CachedToken {
+            scheme: "L402".into(),
+            macaroon: MAC.into(),
+            preimage: Preimage::from_bytes([0x22; 32]),
+            expires_at: Some(NOW + 60),
+        };
+        // Not a version-0 identifier, never paid through this ledger, and expired.
+        let odd = CachedToken {
+            scheme: "LSAT".into(),
+            macaroon: "AgEEbHNhdA".into(),
+            preimage: Preimage::from_bytes([0x44; 32]),
+            expires_at: Some(NOW),
+        };
+        l.put_token("http://127.0.0.1:8080", "svc", &paid, NOW)
+            .await
+            .unwrap();
+        l.put_token("http://127.0.0.1:8080", "odd", &odd, NOW)
+            .await
+            .unwrap();
+        let rows = l.tokens(NOW).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        let (odd_row, row) = (&rows[0], &rows[1]);
+        assert_eq!((row.service.as_str(), row.scheme.as_str()), ("svc", "L402"));
+        assert_eq!(row.payment_hash, Some(hash));
+        assert_eq!(row.token_id, Some(TokenId([0x33; 32])));
+        assert_eq!((row.expires_at, row.expired), (Some(NOW + 60), false));
+        assert_eq!(row.stored_at, NOW);
+        let p = row.paid.as_ref().unwrap();
+        assert_eq!(
+            (p.id, p.state, p.rail, p.usd, p.units),
+            (
+                id.0,
+                SpendState::Settled,
+                Rail::Asset,
+                d("0.5001"),
+                Some(500_100)
+            )
+        );
+        assert_eq!(odd_row.service, "odd");
+        assert_eq!((odd_row.token_id, odd_row.payment_hash), (None, None));
+        assert!(odd_row.expired && odd_row.paid.is_none());
+        // Neither the JSON nor Debug holds a macaroon or a preimage.
+        for shown in [serde_json::to_string(&rows).unwrap(), format!("{rows:?}")] {
+            for secret in [MAC, "AgEEbHNhdA", &"22".repeat(32), &"44".repeat(32)] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+        assert!(
+            serde_json::to_string(&rows)
+                .unwrap()
+                .contains(&"33".repeat(32))
+        );
     }
 
     #[tokio::test]
