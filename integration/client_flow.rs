@@ -15,8 +15,8 @@ use http::{Method, StatusCode};
 use rust_decimal::Decimal;
 use tapgate::app::{NetworkAddresses, Node};
 use tapgate::client::budget::Budget;
-use tapgate::client::http::{Exchange, L402Client, Outgoing};
-use tapgate::client::ledger::{ClientLedger, FILE_NAME, SpendState};
+use tapgate::client::http::{ClientError, Exchange, L402Client, Outgoing};
+use tapgate::client::ledger::{ClientLedger, FILE_NAME, SpendRow, SpendState};
 use tapgate::client::payer::Holdings;
 use tapgate::clock::{Clock, SystemClock};
 use tapgate::lightning::tapd::TapdNode;
@@ -40,6 +40,16 @@ upstream = "http://UP"
 price_usd = "0.50"
 settlement = { asset = "default" }
 methods = ["GET"]
+
+[[services]]
+name = "echo"
+paths = ["/v1/echo"]
+upstream = "http://UP"
+price_usd = "0.25"
+settlement = { asset = "default" }
+methods = ["POST"]
+small_price = "prepaid"
+prepaid_usd = "0.50"
 "#;
 
 struct World {
@@ -142,6 +152,27 @@ fn budget() -> Budget {
     }
 }
 
+/// `err` refused a third payment under [`budget`]'s $1.20 day before paying, and `client`'s
+/// ledger holds the two settled on `rail`, which it returns.
+async fn refused_by_the_daily_cap(
+    client: &L402Client<Node, TapdNode>,
+    err: &ClientError,
+    rail: Rail,
+) -> Vec<SpendRow> {
+    let text = err.to_string();
+    assert!(
+        text.contains("daily cap of $1.20") && text.contains("nothing was paid"),
+        "{text}"
+    );
+    let rows = client.ledger().spends(0).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.state == SpendState::Settled && r.rail == rail)
+    );
+    rows
+}
+
 fn upstream_saw(x: &Exchange) -> serde_json::Value {
     serde_json::from_slice(&x.body).unwrap()
 }
@@ -213,17 +244,7 @@ async fn alice_pays_in_the_stablecoin_and_bob_in_sats_and_both_reuse_their_token
         })
         .await
         .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("daily cap of $1.20") && text.contains("nothing was paid"),
-        "{text}"
-    );
-    let rows = bob.ledger().spends(0).await.unwrap();
-    assert_eq!(rows.len(), 2);
-    assert!(
-        rows.iter()
-            .all(|r| r.state == SpendState::Settled && r.rail == Rail::Sats)
-    );
+    refused_by_the_daily_cap(&bob, &err, Rail::Sats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,6 +282,51 @@ async fn a_budget_that_cannot_cover_the_call_refuses_before_paying() {
             .contains("127.0.0.1 is not on the budget's list"),
         "{err}"
     );
+}
+
+/// `echo` sells $0.50 of calls at $0.25: its balance runs out every two calls. The client tops
+/// it up by paying the `balance_exhausted` challenge, within the budget, which refuses the third
+/// top-up before paying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepaid_balance_is_topped_up_within_budget_when_it_runs_out() {
+    let w = world().await;
+    let alice = w
+        .client("alice", "alice", w.holdings(true, false), budget())
+        .await;
+    let echo = Outgoing {
+        method: Method::POST,
+        body: Bytes::from_static(b"hi"),
+        ..w.get("/v1/echo")
+    };
+    let named = Outgoing {
+        service: Some("echo".into()),
+        ..echo.clone()
+    };
+    let balance = |x: &Exchange| d(x.headers["tapgate-balance-usd"].to_str().unwrap());
+    let x = alice.send(&echo).await.unwrap();
+    assert_eq!(x.status, StatusCode::OK, "{:?}", x.body);
+    assert!(x.paid.is_some() && !x.topped_up);
+    assert_eq!(balance(&x), d("0.25"));
+    let x = alice.send(&echo).await.unwrap();
+    assert_eq!(x.status, StatusCode::OK);
+    assert!(x.paid.is_none() && x.reused_token);
+    assert_eq!(balance(&x), Decimal::ZERO);
+    // Run out, the service learnt from the 402: the cached token's top-up is paid.
+    let x = alice.send(&echo).await.unwrap();
+    assert_eq!(x.status, StatusCode::OK, "{:?}", x.body);
+    assert!(x.paid.is_some() && x.topped_up, "{x:?}");
+    assert_eq!(balance(&x), d("0.25"));
+    let x = alice.send(&named).await.unwrap();
+    assert!(x.paid.is_none() && x.reused_token);
+    assert_eq!(balance(&x), Decimal::ZERO);
+    // Run out again, the service named: a third $0.50 breaks the $1.20 day; nothing is paid.
+    let err = alice.send(&named).await.unwrap_err();
+    let rows = refused_by_the_daily_cap(&alice, &err, Rail::Asset).await;
+    // The top-up's token replaced the first one in the cache.
+    let tokens = alice.ledger().tokens(SystemClock.now_unix()).await.unwrap();
+    assert_eq!(tokens.len(), 1);
+    let hash = tokens[0].payment_hash.map(|h| h.to_string());
+    assert_eq!(hash.as_deref(), Some(rows[1].payment_hash.as_str()));
 }
 
 /// bob's holdings: sats valued at the rate alice's edge quotes (bob has no asset channel).

@@ -172,6 +172,7 @@ pub async fn run(args: &PayArgs, sources: &Sources) -> Result<(), CliError> {
             "status": x.status.as_u16(),
             "paid": paid,
             "reused_token": x.reused_token,
+            "topped_up": x.topped_up,
             "followed_up": {
                 "settled": followed.settled,
                 "released": followed.released,

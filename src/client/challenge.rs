@@ -94,6 +94,17 @@ pub struct ChallengeBody {
     pub invoice: Option<String>,
     /// The token's lifetime.
     pub token: Option<BodyToken>,
+    /// Why a token sent was answered with this challenge, when one was sent.
+    pub error: Option<BodyError>,
+}
+
+/// The `error` of tapgate's `402` body, when a token was sent and refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct BodyError {
+    /// The refusal's code (`gateway::response`): `balance_exhausted` when the token's prepaid
+    /// balance cannot pay for the call and the challenge sells a new one.
+    pub code: Option<String>,
 }
 
 /// The asset side of tapgate's `402` body.
@@ -129,6 +140,16 @@ pub struct PaymentRequired {
 }
 
 impl PaymentRequired {
+    /// Whether the server said the token sent has spent its prepaid balance: this challenge
+    /// sells the top-up.
+    pub fn balance_exhausted(&self) -> bool {
+        self.body
+            .as_ref()
+            .and_then(|b| b.error.as_ref())
+            .and_then(|e| e.code.as_deref())
+            == Some("balance_exhausted")
+    }
+
     /// The challenge to pay: the first one, preferring `L402` over the legacy `LSAT` when the
     /// server sent both for different tokens.
     pub fn preferred(&self) -> &PaymentChallenge {
@@ -360,6 +381,26 @@ mod tests {
         let joined = format!("{lsat}, {l402}");
         let one = parse_payment_required(&[&joined], None).unwrap();
         assert_eq!(one, two);
+    }
+
+    #[test]
+    fn a_balance_exhausted_body_marks_a_top_up() {
+        let m = token([3; 32], &[]);
+        let v = www("L402", "macaroon", &m, "lnbcrt1abc");
+        let body = |code: &str| {
+            format!(r#"{{"invoice":"lnbcrt1abc","error":{{"code":"{code}","reason":"x"}}}}"#)
+        };
+        let top_up = body("balance_exhausted");
+        let got = parse_payment_required(&[&v], Some(top_up.as_bytes())).unwrap();
+        assert!(got.balance_exhausted());
+        let other = body("payment_required");
+        let got = parse_payment_required(&[&v], Some(other.as_bytes())).unwrap();
+        assert!(!got.balance_exhausted());
+        assert!(
+            !parse_payment_required(&[&v], None)
+                .unwrap()
+                .balance_exhausted()
+        );
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //! of a request; otherwise the service is learnt from the `402` (tapgate's body names it, and
 //! a token's `services=` caveat does too), and a cached token for it is tried once before
 //! paying, so a new path of a service already paid for costs one round trip, not a payment.
+//!
+//! **Prepaid top-up.** When a cached token is answered `402` with tapgate's reason
+//! `balance_exhausted`, its prepaid balance has run out and that `402`'s challenge sells a new
+//! one: it is paid like any other (reserved under the budget first), its token replaces the old
+//! one in the cache, and the request is retried once.
 
 use std::sync::Arc;
 
@@ -87,6 +92,8 @@ pub struct Exchange {
     pub paid: Option<Paid>,
     /// Whether a cached token was sent on the final attempt.
     pub reused_token: bool,
+    /// Whether the payment topped up a prepaid balance that a cached token had run out of.
+    pub topped_up: bool,
 }
 
 /// An HTTP request to send.
@@ -218,19 +225,31 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
             if !r.wants_payment() {
                 return Ok(done(r, None, true));
             }
+            if let Some(top_up) = balance_exhausted(&r) {
+                let target = Target {
+                    url: &req.url,
+                    origin: &origin,
+                    host: &host,
+                    service,
+                };
+                return self
+                    .pay_and_retry(req, &uri, &top_up, &target, now, true)
+                    .await;
+            }
             tried = Some(token);
         }
         let first = self.exchange(req, &uri, None).await?;
         if !first.wants_payment() {
             return Ok(done(first, None, false));
         }
-        let required = first.challenge()?;
+        let mut required = first.challenge()?;
         let service = req
             .service
             .clone()
             .or_else(|| required.body.as_ref().and_then(|b| b.service.clone()))
             .or_else(|| service_caveat(&required))
             .unwrap_or_default();
+        let mut topped_up = false;
         // A token for this service that this request has not tried yet: once, before paying.
         if let Some(token) = self.ledger.token(&origin, &service, now).await?
             && tried.as_ref() != Some(&token)
@@ -239,19 +258,48 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
             if !r.wants_payment() {
                 return Ok(done(r, None, true));
             }
-            self.ledger.forget_token(&origin, &service).await?;
+            // Its balance ran out: pay the top-up it was offered (the first `402`'s challenge
+            // is left unpaid). Any other refusal: forget the token and pay the first challenge.
+            match balance_exhausted(&r) {
+                Some(top_up) => (required, topped_up) = (top_up, true),
+                None => self.ledger.forget_token(&origin, &service).await?,
+            }
         }
-        let wallet = self.wallet();
         let target = Target {
             url: &req.url,
             origin: &origin,
             host: &host,
             service: &service,
         };
-        let paid =
-            pay_challenge(&wallet, &self.ledger, &self.budget, &required, &target, now).await?;
-        let r = self.exchange(req, &uri, Some(&paid.token)).await?;
-        Ok(done(r, Some(paid), false))
+        self.pay_and_retry(req, &uri, &required, &target, now, topped_up)
+            .await
+    }
+
+    /// Pays `required` under the budget (the payer caches the new token for `target`, in place
+    /// of any before it) and sends `req` once more with it.
+    async fn pay_and_retry(
+        &self,
+        req: &Outgoing,
+        uri: &Uri,
+        required: &PaymentRequired,
+        target: &Target<'_>,
+        now: u64,
+        topped_up: bool,
+    ) -> Result<Exchange, ClientError> {
+        let paid = pay_challenge(
+            &self.wallet(),
+            &self.ledger,
+            &self.budget,
+            required,
+            target,
+            now,
+        )
+        .await?;
+        let r = self.exchange(req, uri, Some(&paid.token)).await?;
+        Ok(Exchange {
+            topped_up,
+            ..done(r, Some(paid), false)
+        })
     }
 
     async fn exchange(
@@ -305,7 +353,18 @@ fn done(r: Response, paid: Option<Paid>, reused_token: bool) -> Exchange {
         body: r.body,
         paid,
         reused_token,
+        topped_up: false,
     }
+}
+
+/// The top-up challenge of a `402` that says a token's prepaid balance is exhausted.
+fn balance_exhausted(r: &Response) -> Option<PaymentRequired> {
+    if r.status != StatusCode::PAYMENT_REQUIRED {
+        return None;
+    }
+    r.challenge()
+        .ok()
+        .filter(PaymentRequired::balance_exhausted)
 }
 
 /// The first service a challenge's `services=` caveat names (`services=weather:0,…`).

@@ -14,7 +14,7 @@
 //! | [`cost`] | the worst case in dollars under a cap, the fee limit that keeps it, the cheaper rail | none |
 //! | [`budget`] | caps per call, per day and in total; the host allowlist | none |
 //! | `ledger` | reservations, settlements and unknown outcomes in SQLite; the token cache | SQLite |
-//! | `http` | the HTTP exchange: send, on `402` pay and retry once, reuse cached tokens per origin and service | HTTP (plain `http://`) |
+//! | `http` | the HTTP exchange: send, on `402` pay and retry once, reuse cached tokens per origin and service, top up a prepaid balance that ran out | HTTP (plain `http://`) |
 //! | `payer` | one challenge paid: decode, price, reserve, pay, settle or release or keep unknown, cache the token | the node (through `Payments` and `Rates`), the ledger |
 
 pub mod budget;
