@@ -72,7 +72,9 @@ pub fn spawn(
     connections: &TaskTracker,
 ) -> io::Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
-    let started = CancellationToken::new();
+    // Every worker stops on `shutdown`, or when this group is cancelled because a sibling
+    // failed to start (cancelling a child token leaves its parent alone).
+    let group = shutdown.child_token();
     let count = listeners.len();
     for (i, std_listener) in listeners.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -82,7 +84,7 @@ pub fn spawn(
         let runtime = match runtime {
             Ok(r) => r,
             Err(e) => {
-                started.cancel();
+                group.cancel();
                 return Err(e);
             }
         };
@@ -91,12 +93,9 @@ pub fn spawn(
             proxy: Proxy::new(),
             metrics: Arc::clone(&gateway.metrics),
         });
-        // Stops on shutdown, or when a sibling failed to start.
-        let stop = CancellationToken::new();
-        let (parent, failed) = (shutdown.clone(), started.clone());
+        let stop = group.clone();
         let held = connections.token();
         let ready = ready_tx.clone();
-        let stop_on = stop.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("tapgate-worker-{i}"))
             .spawn(move || {
@@ -110,13 +109,6 @@ pub fn spawn(
                     };
                     let _ = ready.send(Ok(()));
                     drop(ready);
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            _ = parent.cancelled() => {}
-                            _ = failed.cancelled() => {}
-                        }
-                        stop_on.cancel();
-                    });
                     let local = TaskTracker::new();
                     run(listener, gw, stop, local.clone()).await;
                     local.close();
@@ -128,7 +120,7 @@ pub fn spawn(
                 drop(held);
             });
         if let Err(e) = spawned {
-            started.cancel();
+            group.cancel();
             return Err(e);
         }
     }
@@ -137,11 +129,11 @@ pub fn spawn(
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                started.cancel();
+                group.cancel();
                 return Err(e);
             }
             Err(_) => {
-                started.cancel();
+                group.cancel();
                 return Err(io::Error::other(
                     "a gateway worker thread ended before serving",
                 ));
