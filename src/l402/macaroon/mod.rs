@@ -75,7 +75,21 @@ pub fn decode_base64_liberal(s: &str) -> Result<Vec<u8>, MacaroonError> {
 /// Decodes base64 in either alphabet, padded or not, into `out`; returns the decoded length.
 /// `out` must hold `s.len().div_ceil(4) * 3` bytes. Accepts exactly what
 /// [`decode_base64_liberal`] accepts, without allocating.
+///
+/// This is the verification hot path's decoder. The common shape (standard alphabet, padded
+/// when the length is a multiple of four, unpadded otherwise) is decoded with SIMD; that
+/// decoder is strict (canonical padding, zero trailing bits), so what it accepts the base64
+/// crate accepts too, with the same bytes (`verify::agreement` tests both ways). Anything it
+/// refuses takes the base64 crate's way, which has the final word.
 pub fn decode_base64_liberal_into(s: &str, out: &mut [u8]) -> Result<usize, MacaroonError> {
+    let simd = if s.len().is_multiple_of(4) {
+        base64_simd::STANDARD
+    } else {
+        base64_simd::STANDARD_NO_PAD
+    };
+    if let Ok(decoded) = simd.decode(s.as_bytes(), base64_simd::Out::from_slice(out)) {
+        return Ok(decoded.len());
+    }
     STD_LIBERAL
         .decode_slice(s, out)
         .or_else(|_| URL_LIBERAL.decode_slice(s, out))
