@@ -14,14 +14,22 @@
 #   aperture   Aperture (lightninglabs/aperture, built from its Go module by aperture/go.mod),
 #              sqlite, backed by the merchant lnd of the real regtest network
 #              (integration/regtest/up.sh), with a token bought from bob
-# with wrk (fixed duration, connections and threads): requests/s and p50/p99 latency; 402
+# with wrk (fixed duration, connections and threads): requests/s and p50/p99 latency, saturated
+# and at a paced load far below saturation (benches/load/paced.lua); 402
 # challenges/s against tapgate (unauthenticated requests); and each proxy's resident memory
 # (VmRSS) at start, holding 1,000 idle keep-alive connections, and after the load. Prints a table
 # and the ratios, and writes them to OUT/results.txt and OUT/results.tsv.
 #
 # usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
-#            [--rounds 3] [--idle-connections 1000] [--regtest-network FILE] [--without-tapgate]
+#            [--paced-connections 16] [--pace-ms 2] [--rounds 3] [--idle-connections 1000]
+#            [--regtest-network FILE] [--without-tapgate]
 #            [--without-aperture] [--without-floor] [--with-lax] [--tapgate BIN] [--out DIR]
+#   --paced-connections N, --pace-ms MS
+#                          the paced runs: after the saturated run, every server is measured
+#                          again by one wrk thread on N connections, each waiting MS ms after a
+#                          response before its next request (benches/load/paced.lua), an offered
+#                          load far below saturation; their p50/p99 is the latency a server adds,
+#                          not queueing (default 16 connections, 2 ms; --pace-ms 0 skips them)
 #   --rounds N             measure every server N times, in turn (upstream, nginx, tapgate, …,
 #                          then again), and report the median of each figure and of each
 #                          round's ratios: on a shared machine the load drifts between one
@@ -50,6 +58,8 @@ connections=64
 threads=2
 workers="$(nproc)"
 idle=1000
+paced_connections=16
+pace_ms=2
 rounds=3
 regtest_net=""
 with_tapgate=1
@@ -75,6 +85,8 @@ while [ $# -gt 0 ]; do
     --threads) threads="${2:?}"; shift 2 ;;
     --workers) workers="${2:?}"; shift 2 ;;
     --idle-connections) idle="${2:?}"; shift 2 ;;
+    --paced-connections) paced_connections="${2:?}"; shift 2 ;;
+    --pace-ms) pace_ms="${2:?}"; shift 2 ;;
     --rounds) rounds="${2:?}"; shift 2 ;;
     --regtest-network) regtest_net="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --without-tapgate) with_tapgate=0; shift ;;
@@ -351,20 +363,27 @@ cpu_ticks() {
 }
 hz="$(getconf CLK_TCK)"
 
-# bench KEY URL HEADER ROUND SERVER: the measured wrk run (after a 2 s warm-up in the first
-# round), and the CPU time SERVER's processes used during it, per request.
+# bench KEY URL HEADER ROUND SERVER [paced]: the measured wrk run (after a 2 s warm-up in the
+# first round), and the CPU time SERVER's processes used during it, per request. With "paced",
+# one wrk thread on $paced_connections connections, each pausing $pace_ms ms between requests.
 bench() {
-    local key="$1" url="$2" hdr="$3" r="$4" server="$5" args c0 c1 f="$out/wrk-$1-r$4.txt"
-    args=(-t"$threads" -c"$connections" --timeout 10s)
+    local key="$1" url="$2" hdr="$3" r="$4" server="$5" mode="${6:-}" args c0 c1 f="$out/wrk-$1-r$4.txt" what
+    if [ "$mode" = paced ]; then
+        args=(-t1 -c"$paced_connections" --timeout 10s -s "$here/paced.lua")
+        what="$duration, $paced_connections connections paced at $pace_ms ms, 1 thread"
+    else
+        args=(-t"$threads" -c"$connections" --timeout 10s)
+        what="$duration, $connections connections, $threads threads"
+    fi
     [ -n "$hdr" ] && args+=(-H "$hdr")
-    say "wrk: $key, round $r: $url ($duration, $connections connections, $threads threads)"
-    if [ "$r" -eq 1 ]; then
+    say "wrk: $key, round $r: $url ($what)"
+    if [ "$r" -eq 1 ] && [ "$mode" != paced ]; then
         wrk "${args[@]}" -d2s "$url" >"$out/wrk-$key-warmup.txt" 2>&1 || die "wrk failed: $(cat "$out/wrk-$key-warmup.txt")"
     fi
     # shellcheck disable=SC2046
     c0="$(cpu_ticks $(server_pids "$server"))"
     load_r[$key/$r]="$(cut -d' ' -f1 /proc/loadavg)"
-    wrk "${args[@]}" -d"$duration" --latency "$url" >"$f" 2>&1 || die "wrk failed: $(cat "$f")"
+    WRK_PACE_MS="$pace_ms" wrk "${args[@]}" -d"$duration" --latency "$url" >"$f" 2>&1 || die "wrk failed: $(cat "$f")"
     # shellcheck disable=SC2046
     c1="$(cpu_ticks $(server_pids "$server"))"
     read -r "rps_r[$key/$r]" "p50_r[$key/$r]" "p99_r[$key/$r]" "total_r[$key/$r]" "non2xx_r[$key/$r]" "errs_r[$key/$r]" < <(parse_wrk "$f")
@@ -397,11 +416,13 @@ round_ratio() {
     done
     median "${v[@]}" | awk '{ printf "%.2f", $1 }'
 }
-# round_diff A B: the median over the rounds of A's p99 minus B's in the same round, ms.
+# round_diff A B [p50]: the median over the rounds of A's p99 (or p50) minus B's in the same
+# round, ms.
 round_diff() {
-    local r v=()
+    local r v=() a b
     for ((r = 1; r <= rounds; r++)); do
-        v+=("$(awk -v a="${p99_r[$1/$r]}" -v b="${p99_r[$2/$r]}" 'BEGIN { printf "%.3f", a - b }')")
+        if [ "${3:-}" = p50 ]; then a="${p50_r[$1/$r]}" b="${p50_r[$2/$r]}"; else a="${p99_r[$1/$r]}" b="${p99_r[$2/$r]}"; fi
+        v+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a - b }')")
     done
     median "${v[@]}" | awk '{ printf "%+.2f", $1 }'
 }
@@ -641,12 +662,16 @@ done
 for ((round = 1; round <= rounds; round++)); do
     for s in "${servers[@]}"; do
         bench "$s" "http://127.0.0.1:${port_of[$s]}/" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}" "$round" "$s"
+        if [ "$pace_ms" != 0 ]; then
+            bench "$s@paced" "http://127.0.0.1:${port_of[$s]}/" "${auth_of[$s]:+Authorization: ${auth_of[$s]}}" "$round" "$s" paced
+        fi
     done
 done
 for s in "${servers[@]}"; do
     # shellcheck disable=SC2046
     rss_load[$s]="$(rss_kb $(server_pids "$s"))"
     summarize "$s"
+    [ "$pace_ms" = 0 ] || summarize "$s@paced"
 done
 # Once, last: every challenge mints a token and an invoice, which the others need not pay for.
 if [ "$with_tapgate" -eq 1 ]; then
@@ -680,6 +705,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "(req/s, p50, p99, CPU: medians over the rounds (challenges: one run); requests: the rounds' sum. CPU: user + system time of"
     echo " the server alone (nginx: master and workers; not the upstream's, nor wrk's) per request. RSS: VmRSS; the idle column with"
     echo " ${idle} keep-alive connections held open after one request each)"
+    if [ "$pace_ms" != 0 ]; then
+        echo
+        echo "paced: one wrk thread, $paced_connections connections, each pausing $pace_ms ms after a response (benches/load/paced.lua), $duration:"
+        printf '%-26s %10s %9s %9s %10s %9s %8s\n' "" "req/s" "p50 ms" "p99 ms" "CPU us/req" "requests" "non-2xx"
+        for k in "${servers[@]}"; do
+            [ -n "${rps[$k@paced]:-}" ] || continue
+            printf '%-26s %10s %9s %9s %10s %9s %8s\n' "${label[$k]}" "${rps[$k@paced]}" "${p50[$k@paced]}" "${p99[$k@paced]}" \
+                "${cpu[$k@paced]}" "${total[$k@paced]}" "${non2xx[$k@paced]}"
+        done
+    fi
     if [ "$rounds" -gt 1 ]; then
         echo
         echo "req/s per round (load average at the start of each run in $out/results.rounds):"
@@ -696,6 +731,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         echo "  tapgate / nginx throughput:      $(round_ratio tapgate nginx)"
         echo "  tapgate p99 added vs nginx:      $(round_diff tapgate nginx) ms"
         echo "  tapgate p99 added vs upstream:   $(round_diff tapgate upstream) ms"
+        if [ "$pace_ms" != 0 ]; then
+            echo "  paced: tapgate p99 added vs nginx:    $(round_diff tapgate@paced nginx@paced) ms (p50: $(round_diff tapgate@paced nginx@paced p50) ms)"
+            echo "  paced: tapgate p99 added vs upstream: $(round_diff tapgate@paced upstream@paced) ms"
+            echo "  paced: nginx p99 added vs upstream:   $(round_diff nginx@paced upstream@paced) ms"
+        fi
         echo "  tapgate / nginx CPU per request: $(ratio "${cpu[tapgate]}" "${cpu[nginx]}")"
         echo "  challenges/s (402) on simnet:    ${rps[challenges]} ($(ratio "${non2xx[challenges]}" "${total[challenges]}") of responses non-2xx)"
     fi
@@ -712,6 +752,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     if [ "$with_aperture" -eq 1 ]; then
         echo "  Aperture / nginx throughput:     $(round_ratio aperture nginx)"
         echo "  Aperture p99 added vs nginx:     $(round_diff aperture nginx) ms"
+        [ "$pace_ms" = 0 ] || echo "  paced: Aperture p99 added vs nginx:   $(round_diff aperture@paced nginx@paced) ms"
     fi
     if [ "$with_tapgate" -eq 1 ] && [ "$with_aperture" -eq 1 ]; then
         echo "  tapgate / Aperture throughput:   $(round_ratio tapgate aperture)"
@@ -729,7 +770,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 } | tee "$out/results.txt"
 {
     printf 'name\treq_per_s\tp50_ms\tp99_ms\tcpu_us_per_req\trequests\tnon2xx\tsocket_errors\trss_start_kib\trss_idle_kib\trss_load_kib\n'
-    for k in "${servers[@]}" challenges; do
+    for k in "${servers[@]}" "${servers[@]/%/@paced}" challenges; do
         [ -n "${rps[$k]:-}" ] || continue
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${rps[$k]}" "${p50[$k]}" "${p99[$k]}" "${cpu[$k]}" "${total[$k]}" \
             "${non2xx[$k]}" "${errs[$k]}" "${rss_start[$k]:-}" "${rss_idle[$k]:-}" "${rss_load[$k]:-}"
@@ -737,7 +778,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 } >"$out/results.tsv"
 {
     printf 'name\tround\treq_per_s\tp50_ms\tp99_ms\tcpu_us_per_req\trequests\tload1\n'
-    for k in "${servers[@]}" challenges; do
+    for k in "${servers[@]}" "${servers[@]/%/@paced}" challenges; do
         for ((r = 1; r <= rounds; r++)); do
             [ -n "${rps_r[$k/$r]:-}" ] || continue
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$r" "${rps_r[$k/$r]}" "${p50_r[$k/$r]}" "${p99_r[$k/$r]}" "${cpu_r[$k/$r]}" \
