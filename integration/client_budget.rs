@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rust_decimal::Decimal;
 use tapgate::client::budget::{Budget, BudgetError, Cap};
-use tapgate::client::ledger::{ClientLedger, FILE_NAME, LedgerError, NewSpend, SpendState, Spent};
-use tapgate::l402::PaymentHash;
+use tapgate::client::ledger::{
+    ClientLedger, FILE_NAME, LedgerError, NewSpend, SpendState, Spent, TokenSlot,
+};
+use tapgate::l402::{PaymentHash, Preimage};
 use tapgate::store::Rail;
 
 const NOW: u64 = 1_767_225_600 + 600;
@@ -35,6 +37,8 @@ fn spend(i: u8) -> NewSpend {
         worst_case_usd: d("0.05"),
         rate_units_per_btc: "100000000000".into(),
         payment_hash: PaymentHash([i; 32]),
+        owner: None,
+        token: None,
     }
 }
 
@@ -60,6 +64,8 @@ async fn race(budget: Budget) -> (u32, Vec<LedgerError>, ClientLedger, tempfile:
                         fee_msat: 100,
                         units: Some(49_000),
                     },
+                    &Preimage::from_bytes([0; 32]),
+                    TokenSlot::Replace,
                     NOW + 1,
                 )
                 .await

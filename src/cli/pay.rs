@@ -144,9 +144,10 @@ pub async fn run(args: &PayArgs, sources: &Sources) -> Result<(), CliError> {
         body: Bytes::from(args.data.clone().unwrap_or_default()),
         service: args.service.clone(),
     };
-    // Payments an earlier run could not confirm are followed up first (only those marked
-    // unknown: a reservation still in flight may belong to another `tapgate pay` running now).
-    let followed = client.follow_up(false).await?;
+    // Payments an earlier run could not confirm, and reservations left by runs that stopped
+    // mid-payment, are followed up first; a reservation whose process still runs (another
+    // `tapgate pay` now) is left to it.
+    let followed = client.follow_up(true).await?;
     let x = client.send(&req).await?;
     let mut out = std::io::stdout().lock();
     out.write_all(&x.body)
@@ -177,6 +178,8 @@ pub async fn run(args: &PayArgs, sources: &Sources) -> Result<(), CliError> {
                 "settled": followed.settled,
                 "released": followed.released,
                 "still_unknown": followed.still_unknown,
+                "tokens_recovered": followed.tokens_recovered,
+                "in_flight_elsewhere": followed.in_flight_elsewhere,
             },
         })
     );

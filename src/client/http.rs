@@ -188,7 +188,8 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
     }
 
     /// Follows up the payments of unknown outcome by payment hash, settling or releasing them
-    /// ([`super::payer::follow_up`]; `after_restart` only before this client pays anything).
+    /// and caching the tokens of those found paid ([`super::payer::follow_up`]); with
+    /// `after_restart`, also the reservations of processes that have stopped.
     pub async fn follow_up(&self, after_restart: bool) -> Result<FollowUp, ClientError> {
         let now = self.clock.now_unix();
         Ok(follow_up(&self.wallet(), &self.ledger, after_restart, now).await?)

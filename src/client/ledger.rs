@@ -30,6 +30,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::budget::{Budget, BudgetError, day_start, micro_usd_ceil, usd_of_micro};
+use super::owner::Owner;
 use crate::l402::{Identifier, Macaroon, PaymentHash, Preimage, TokenId};
 use crate::store::sqlite::open_pool;
 use crate::store::{Rail, StoreError};
@@ -72,6 +73,18 @@ const MIGRATIONS: &[&str] = &[
         stored_at INTEGER NOT NULL CHECK (stored_at >= 0),
         PRIMARY KEY (origin, service)
     ) STRICT, WITHOUT ROWID",
+    // 2: who holds a reservation, and the token it is buying, so that a payment followed up
+    // after a crash settles with its token cached instead of lost.
+    "ALTER TABLE client_spends ADD COLUMN owner_pid INTEGER CHECK (owner_pid >= 0);
+    ALTER TABLE client_spends ADD COLUMN owner_started INTEGER CHECK (owner_started >= 0);
+    CREATE TABLE client_pending_tokens (
+        spend_id INTEGER PRIMARY KEY REFERENCES client_spends (id),
+        origin TEXT NOT NULL,
+        service TEXT NOT NULL,
+        scheme TEXT NOT NULL CHECK (scheme IN ('L402', 'LSAT')),
+        macaroon TEXT NOT NULL,
+        expires_at INTEGER CHECK (expires_at >= 0)
+    ) STRICT",
 ];
 
 /// Why the ledger refused or failed.
@@ -136,6 +149,38 @@ pub struct NewSpend {
     pub rate_units_per_btc: String,
     /// The invoice's payment hash.
     pub payment_hash: PaymentHash,
+    /// The process reserving ([`Owner::current`]); `None` where the system does not say.
+    pub owner: Option<Owner>,
+    /// The token the payment buys, kept with the reservation so that whoever settles it,
+    /// this process or a later one following the payment up, caches the token.
+    pub token: Option<PendingToken>,
+}
+
+/// The token a reservation is buying: everything but the preimage, which only the payment
+/// reveals. Its macaroon is not shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingToken {
+    /// Where it will be cached and sent: the origin (`http://host:port`) and the service.
+    pub origin: String,
+    /// See `origin`.
+    pub service: String,
+    /// The macaroon (base64), its expiry (unix seconds, if said) and scheme, as the
+    /// [`CachedToken`] the payment makes will hold them.
+    pub macaroon: String,
+    /// See `macaroon`.
+    pub expires_at: Option<u64>,
+    /// See `macaroon`.
+    pub scheme: String,
+}
+
+impl fmt::Debug for PendingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Where it goes, and nothing of the macaroon.
+        let mut d = f.debug_struct("PendingToken");
+        d.field("origin", &self.origin)
+            .field("service", &self.service);
+        d.finish_non_exhaustive()
+    }
 }
 
 /// What a payment actually cost.
@@ -208,6 +253,9 @@ pub struct SpendRow {
     pub created_at: u64,
     /// Unix seconds when settled or released.
     pub finished_at: Option<u64>,
+    /// The process that reserved it, when recorded.
+    #[serde(skip)]
+    pub owner: Option<Owner>,
 }
 
 /// What is committed against the budget: held and spent, today and in total.
@@ -376,8 +424,9 @@ impl ClientLedger {
         budget.check(usd_of_micro(micro), c.today_usd, c.total_usd)?;
         let id: i64 = sqlx::query(
             "INSERT INTO client_spends (url, host, state, reserved_micro_usd, rail, invoice_msat,
-                fee_limit_msat, rate_units_per_btc, payment_hash, created_at)
-             VALUES (?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                fee_limit_msat, rate_units_per_btc, payment_hash, created_at, owner_pid,
+                owner_started)
+             VALUES (?, ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&spend.url)
         .bind(&spend.host)
@@ -388,40 +437,117 @@ impl ClientLedger {
         .bind(&spend.rate_units_per_btc)
         .bind(&spend.payment_hash.0[..])
         .bind(created_at)
+        .bind(spend.owner.map(|o| i64::from(o.pid)))
+        .bind(
+            spend
+                .owner
+                .map(|o| int(o.started, "process start time"))
+                .transpose()?,
+        )
         .fetch_one(&mut *tx)
         .await
         .map_err(db("reserve"))?
         .try_get("id")
         .map_err(db("read the reservation id"))?;
+        if let Some(t) = &spend.token {
+            sqlx::query(
+                "INSERT INTO client_pending_tokens (spend_id, origin, service, scheme, macaroon,
+                    expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&t.origin)
+            .bind(&t.service)
+            .bind(&t.scheme)
+            .bind(&t.macaroon)
+            .bind(t.expires_at.map(|e| int(e, "time")).transpose()?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("keep the token with its reservation"))?;
+        }
         tx.commit().await.map_err(db("commit a reservation"))?;
         Ok(SpendId(id))
     }
 
-    /// Records that the reserved (or unknown) payment `id` was made and what it cost. What was
-    /// spent replaces what was held, even above it (the ledger records the truth; the fee
-    /// limit keeps it within the reservation).
-    pub async fn settle(&self, id: SpendId, spent: &Spent, now: u64) -> Result<(), LedgerError> {
+    /// Records that the reserved (or unknown) payment `id` was made and what it cost, and
+    /// caches the token kept with the reservation, unlocked by `preimage` (when it hashes to
+    /// the spend's payment hash). One transaction. What was spent replaces what was held, even
+    /// above it (the ledger records the truth; the fee limit keeps it within the reservation).
+    ///
+    /// The token replaces the one cached for its origin and service, unless `slot` is
+    /// [`TokenSlot::IfFree`] and a token that has not expired is cached there (a payment
+    /// followed up later must not push out a token bought since). Returns the token cached.
+    pub async fn settle(
+        &self,
+        id: SpendId,
+        spent: &Spent,
+        preimage: &Preimage,
+        slot: TokenSlot,
+        now: u64,
+    ) -> Result<Option<CachedToken>, LedgerError> {
         let micro =
             micro_usd_ceil(spent.usd).ok_or_else(|| LedgerError::Amount(spent.usd.to_string()))?;
         let units = spent.units.map(|u| int(u, "units")).transpose()?;
-        let done = sqlx::query(
+        let at = int(now, "time")?;
+        let mut tx = self.pool.begin().await.map_err(db("begin a settlement"))?;
+        let settled = sqlx::query(
             "UPDATE client_spends SET state = 'settled', spent_micro_usd = ?, fee_msat = ?,
                 units = ?, finished_at = ?
-             WHERE id = ? AND state IN ('reserved', 'unknown')",
+             WHERE id = ? AND state IN ('reserved', 'unknown') RETURNING payment_hash",
         )
         .bind(micro)
         .bind(int(spent.fee_msat, "fee msat")?)
         .bind(units)
-        .bind(int(now, "time")?)
+        .bind(at)
         .bind(id.0)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("settle"))?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(LedgerError::NotOpen(id.0))
+        let Some(settled) = settled else {
+            return Err(LedgerError::NotOpen(id.0));
+        };
+        let hash: Vec<u8> = settled.try_get("payment_hash").map_err(db("settle"))?;
+        let pending = sqlx::query(
+            "DELETE FROM client_pending_tokens WHERE spend_id = ?
+             RETURNING origin, service, scheme, macaroon, expires_at",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("take the reservation's token"))?;
+        let mut cached = None;
+        if let Some(row) = pending
+            && preimage.payment_hash().0[..] == hash[..]
+        {
+            let get = |col: &'static str| -> Result<String, LedgerError> {
+                row.try_get(col).map_err(db("read the reservation's token"))
+            };
+            let (origin, service) = (get("origin")?, get("service")?);
+            let token = CachedToken {
+                scheme: get("scheme")?,
+                macaroon: get("macaroon")?,
+                preimage: preimage.clone(),
+                expires_at: opt_uint(&row, "expires_at")?,
+            };
+            let keep_cached = slot == TokenSlot::IfFree
+                && sqlx::query(
+                    "SELECT 1 FROM client_tokens WHERE origin = ? AND service = ?
+                     AND (expires_at IS NULL OR expires_at > ?)",
+                )
+                .bind(&origin)
+                .bind(&service)
+                .bind(at)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("read a token"))?
+                .is_some();
+            if !keep_cached {
+                upsert_token(&mut tx, &origin, &service, &token, now).await?;
+                cached = Some(token);
+            }
         }
+        tx.commit().await.map_err(db("commit a settlement"))?;
+        Ok(cached)
     }
 
     /// Frees the reservation `id`: its payment certainly did not happen (the node said it
@@ -443,7 +569,9 @@ impl ClientLedger {
         op: &'static str,
         now: u64,
     ) -> Result<(), LedgerError> {
-        let finished = (to == "released").then_some(int(now, "time")?);
+        let released = to == "released";
+        let finished = released.then_some(int(now, "time")?);
+        let mut tx = self.pool.begin().await.map_err(db(op))?;
         let done = sqlx::query(
             "UPDATE client_spends SET state = ?, finished_at = ?
              WHERE id = ? AND state IN ('reserved', 'unknown')",
@@ -451,21 +579,30 @@ impl ClientLedger {
         .bind(to)
         .bind(finished)
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db(op))?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(LedgerError::NotOpen(id.0))
+        if done.rows_affected() != 1 {
+            return Err(LedgerError::NotOpen(id.0));
         }
+        if released {
+            // Nothing was paid, so the token it was buying is worth nothing.
+            sqlx::query("DELETE FROM client_pending_tokens WHERE spend_id = ?")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(op))?;
+        }
+        tx.commit().await.map_err(db(op))?;
+        Ok(())
     }
 
     /// The spends reserved at or after `since` (unix seconds), oldest first.
     pub async fn spends(&self, since: u64) -> Result<Vec<SpendRow>, LedgerError> {
         let rows = sqlx::query(
             "SELECT id, url, state, rail, reserved_micro_usd, spent_micro_usd, invoice_msat,
-                fee_msat, units, rate_units_per_btc, payment_hash, created_at, finished_at
+                fee_msat, units, rate_units_per_btc, payment_hash, created_at, finished_at,
+                owner_pid, owner_started
              FROM client_spends WHERE created_at >= ? ORDER BY created_at, id",
         )
         .bind(int(since, "time")?)
@@ -494,25 +631,8 @@ impl ClientLedger {
         token: &CachedToken,
         now: u64,
     ) -> Result<(), LedgerError> {
-        let expires_at = token.expires_at.map(|e| int(e, "time")).transpose()?;
-        sqlx::query(
-            "INSERT INTO client_tokens (origin, service, scheme, macaroon, preimage, expires_at, stored_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (origin, service) DO UPDATE SET scheme = excluded.scheme,
-                macaroon = excluded.macaroon, preimage = excluded.preimage,
-                expires_at = excluded.expires_at, stored_at = excluded.stored_at",
-        )
-        .bind(origin)
-        .bind(service)
-        .bind(&token.scheme)
-        .bind(&token.macaroon)
-        .bind(&token.preimage.expose()[..])
-        .bind(expires_at)
-        .bind(int(now, "time")?)
-        .execute(&self.pool)
-        .await
-        .map_err(db("store a token"))?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db("connect"))?;
+        upsert_token(&mut conn, origin, service, token, now).await
     }
 
     /// The cached token for `origin` and `service` that has not expired at `now`.
@@ -589,7 +709,8 @@ impl ClientLedger {
     async fn settled_for(&self, hash: &PaymentHash) -> Result<Option<SpendRow>, LedgerError> {
         let row = sqlx::query(
             "SELECT id, url, state, rail, reserved_micro_usd, spent_micro_usd, invoice_msat,
-                fee_msat, units, rate_units_per_btc, payment_hash, created_at, finished_at
+                fee_msat, units, rate_units_per_btc, payment_hash, created_at, finished_at,
+                owner_pid, owner_started
              FROM client_spends WHERE payment_hash = ? AND state = 'settled'",
         )
         .bind(&hash.0[..])
@@ -634,6 +755,45 @@ async fn committed(conn: &mut sqlx::SqliteConnection, now: u64) -> Result<Commit
     })
 }
 
+/// Where a settled payment's token goes in the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSlot {
+    /// Replace the token cached for its origin and service (the payment was just made for a
+    /// request that needs it).
+    Replace,
+    /// Only into an empty or expired slot (a payment followed up later).
+    IfFree,
+}
+
+/// Caches `token` for `origin` and `service`, replacing the one before.
+async fn upsert_token(
+    conn: &mut sqlx::SqliteConnection,
+    origin: &str,
+    service: &str,
+    token: &CachedToken,
+    now: u64,
+) -> Result<(), LedgerError> {
+    let expires_at = token.expires_at.map(|e| int(e, "time")).transpose()?;
+    sqlx::query(
+        "INSERT INTO client_tokens (origin, service, scheme, macaroon, preimage, expires_at, stored_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (origin, service) DO UPDATE SET scheme = excluded.scheme,
+            macaroon = excluded.macaroon, preimage = excluded.preimage,
+            expires_at = excluded.expires_at, stored_at = excluded.stored_at",
+    )
+    .bind(origin)
+    .bind(service)
+    .bind(&token.scheme)
+    .bind(&token.macaroon)
+    .bind(&token.preimage.expose()[..])
+    .bind(expires_at)
+    .bind(int(now, "time")?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db("store a token"))?;
+    Ok(())
+}
+
 fn spend_row(row: &SqliteRow) -> Result<SpendRow, LedgerError> {
     let get = |col: &'static str| -> Result<String, LedgerError> {
         row.try_get(col).map_err(db("read a spend"))
@@ -668,6 +828,13 @@ fn spend_row(row: &SqliteRow) -> Result<SpendRow, LedgerError> {
         payment_hash: hex::encode(hash),
         created_at: uint(row, "created_at")?,
         finished_at: opt_uint(row, "finished_at")?,
+        owner: match (opt_uint(row, "owner_pid")?, opt_uint(row, "owner_started")?) {
+            (Some(pid), Some(started)) => Some(Owner {
+                pid: u32::try_from(pid).map_err(|_| LedgerError::Corrupt("owner_pid"))?,
+                started,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -690,10 +857,122 @@ mod tests {
             worst_case_usd: d(usd),
             rate_units_per_btc: "100000000000".into(),
             payment_hash: PaymentHash([hash; 32]),
+            owner: None,
+            token: None,
         }
     }
 
     const NOW: u64 = 1_767_225_600 + 3_600;
+
+    fn pending(origin: &str, macaroon: &str) -> PendingToken {
+        PendingToken {
+            origin: origin.into(),
+            service: "weather".into(),
+            scheme: "L402".into(),
+            macaroon: macaroon.into(),
+            expires_at: Some(NOW + 600),
+        }
+    }
+
+    /// A reservation with its token, for the invoice of `preimage`.
+    async fn reserve_with_token(l: &ClientLedger, preimage: &Preimage, macaroon: &str) -> SpendId {
+        l.reserve(
+            &NewSpend {
+                payment_hash: preimage.payment_hash(),
+                owner: Owner::current(),
+                token: Some(pending("http://api.example.com", macaroon)),
+                ..spend(0, "0.10")
+            },
+            &Budget::default(),
+            NOW,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_token_kept_with_a_reservation_is_cached_when_it_settles() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ledger(&dir).await;
+        let spent = Spent {
+            usd: d("0.09"),
+            fee_msat: 1,
+            units: None,
+        };
+        let (p1, p2, p3) = (
+            Preimage::from_bytes([1; 32]),
+            Preimage::from_bytes([2; 32]),
+            Preimage::from_bytes([3; 32]),
+        );
+
+        // Settled with its own preimage: cached, and the reservation's owner is recorded.
+        let id = reserve_with_token(&l, &p1, "AgEB").await;
+        let row = &l.open_spends().await.unwrap()[0];
+        assert_eq!(row.owner, Owner::current());
+        let cached = l
+            .settle(id, &spent, &p1, TokenSlot::Replace, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cached.macaroon, "AgEB");
+        let got = l
+            .token("http://api.example.com", "weather", NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, cached);
+        assert_eq!(got.preimage, p1);
+
+        // A later payment followed up (IfFree) does not push out a live token...
+        let id = reserve_with_token(&l, &p2, "AgEC").await;
+        assert_eq!(
+            l.settle(id, &spent, &p2, TokenSlot::IfFree, NOW)
+                .await
+                .unwrap(),
+            None
+        );
+        let got = l.token("http://api.example.com", "weather", NOW).await;
+        assert_eq!(got.unwrap().unwrap().macaroon, "AgEB");
+        // ...but fills an expired slot.
+        let later = NOW + 601;
+        let id = reserve_with_token(&l, &p3, "AgED").await;
+        let mut spent_later = spent.clone();
+        spent_later.usd = d("0.01");
+        let cached = l
+            .settle(id, &spent_later, &p3, TokenSlot::IfFree, later)
+            .await
+            .unwrap();
+        assert_eq!(cached.map(|t| t.macaroon), Some("AgED".to_owned()));
+
+        // A preimage that does not unlock the invoice caches nothing (the spend still settles).
+        let p4 = Preimage::from_bytes([4; 32]);
+        let id = reserve_with_token(&l, &p4, "AgEE").await;
+        let wrong = Preimage::from_bytes([5; 32]);
+        assert_eq!(
+            l.settle(id, &spent, &wrong, TokenSlot::Replace, NOW)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            l.spends(0).await.unwrap().last().unwrap().state,
+            SpendState::Settled
+        );
+
+        // A released reservation drops its token: settling is refused, nothing cached.
+        let p6 = Preimage::from_bytes([6; 32]);
+        let id = reserve_with_token(&l, &p6, "AgEG").await;
+        l.release(id, NOW).await.unwrap();
+        assert!(matches!(
+            l.settle(id, &spent, &p6, TokenSlot::Replace, NOW).await,
+            Err(LedgerError::NotOpen(_))
+        ));
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM client_pending_tokens")
+            .fetch_one(&l.pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
 
     async fn ledger(dir: &tempfile::TempDir) -> ClientLedger {
         ClientLedger::open(&dir.path().join(FILE_NAME))
@@ -724,6 +1003,8 @@ mod tests {
                 fee_msat: 12,
                 units: Some(100_001),
             },
+            &Preimage::from_bytes([0; 32]),
+            TokenSlot::Replace,
             NOW + 1,
         )
         .await
@@ -772,7 +1053,15 @@ mod tests {
             fee_msat: 0,
             units: None,
         };
-        l.settle(a, &spent, NOW).await.unwrap();
+        l.settle(
+            a,
+            &spent,
+            &Preimage::from_bytes([0; 32]),
+            TokenSlot::Replace,
+            NOW,
+        )
+        .await
+        .unwrap();
         assert!(matches!(
             l.reserve(&spend(1, "0.01"), &any, NOW).await,
             Err(LedgerError::AlreadyPaid(_))
@@ -825,7 +1114,15 @@ mod tests {
             fee_msat: 7,
             units: Some(500_100),
         };
-        l.settle(id, &spent, NOW).await.unwrap();
+        l.settle(
+            id,
+            &spent,
+            &Preimage::from_bytes([0; 32]),
+            TokenSlot::Replace,
+            NOW,
+        )
+        .await
+        .unwrap();
         let paid = CachedToken {
             scheme: "L402".into(),
             macaroon: MAC.into(),

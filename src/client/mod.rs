@@ -14,6 +14,7 @@
 //! | [`cost`] | the worst case in dollars under a cap, the fee limit that keeps it, the cheaper rail | none |
 //! | [`budget`] | caps per call, per day and in total; the host allowlist | none |
 //! | `ledger` | reservations, settlements and unknown outcomes in SQLite; the token cache | SQLite |
+//! | `owner` | which process holds a reservation, and whether it still runs | `/proc` |
 //! | `http` | the HTTP exchange: send, on `402` pay and retry once, reuse cached tokens per origin and service, top up a prepaid balance that ran out | HTTP (plain `http://`) |
 //! | `payer` | one challenge paid: decode, price, reserve, pay, settle or release or keep unknown, cache the token | the node (through `Payments` and `Rates`), the ledger |
 
@@ -26,5 +27,7 @@ pub mod http;
 pub mod invoice;
 #[cfg(feature = "sqlite")]
 pub mod ledger;
+#[cfg(feature = "sqlite")]
+pub mod owner;
 #[cfg(all(feature = "node", feature = "sqlite"))]
 pub mod payer;

@@ -29,7 +29,10 @@ use super::budget::{Budget, BudgetError};
 use super::challenge::{ChallengeError, PaymentRequired, check_commitment};
 use super::cost::{self, CapError, CapRate, RailCost, RateSource};
 use super::invoice::{self, InvoiceError};
-use super::ledger::{CachedToken, ClientLedger, LedgerError, NewSpend, Spent};
+use super::ledger::{
+    CachedToken, ClientLedger, LedgerError, NewSpend, PendingToken, SpendState, Spent, TokenSlot,
+};
+use super::owner::{Liveness, Owner};
 use crate::lightning::error::BackendError;
 use crate::lightning::traits::{Payments, Rates};
 use crate::lightning::types::{AssetRef, PaymentOutcome, TrackedPayment};
@@ -289,6 +292,11 @@ pub async fn pay_challenge<P: Payments, R: Rates>(
         });
     }
     let chosen = cost::cheaper(&options).ok_or(PayError::NoRail)?;
+    let scheme = match challenge.scheme {
+        crate::l402::header::Scheme::L402 => "L402",
+        crate::l402::header::Scheme::Lsat => "LSAT",
+    };
+    let macaroon = challenge.challenge.macaroon.to_base64();
     let id = ledger
         .reserve(
             &NewSpend {
@@ -300,6 +308,14 @@ pub async fn pay_challenge<P: Payments, R: Rates>(
                 worst_case_usd: chosen.plan.worst_case_usd,
                 rate_units_per_btc: at.rate.to_string(),
                 payment_hash: decoded.payment_hash,
+                owner: Owner::current(),
+                token: Some(PendingToken {
+                    origin: target.origin.to_owned(),
+                    service: target.service.to_owned(),
+                    scheme: scheme.to_owned(),
+                    macaroon: macaroon.clone(),
+                    expires_at: challenge.expires_at,
+                }),
             },
             budget,
             now,
@@ -341,15 +357,13 @@ pub async fn pay_challenge<P: Payments, R: Rates>(
     };
     let usd = pricing::units_to_usd(spent_units, decimals).map_err(PayError::Pricing)?;
     let token = CachedToken {
-        scheme: match challenge.scheme {
-            crate::l402::header::Scheme::L402 => "L402".into(),
-            crate::l402::header::Scheme::Lsat => "LSAT".into(),
-        },
-        macaroon: challenge.challenge.macaroon.to_base64(),
+        scheme: scheme.to_owned(),
+        macaroon,
         preimage: out.preimage.clone(),
         expires_at: challenge.expires_at,
     };
-    // The payment is made: record it before anything else can fail, then cache the token.
+    // The payment is made: record it and cache the token kept with the reservation, in one
+    // transaction.
     ledger
         .settle(
             id,
@@ -358,11 +372,10 @@ pub async fn pay_challenge<P: Payments, R: Rates>(
                 fee_msat: out.fee_msat,
                 units: out.units_spent,
             },
+            &out.preimage,
+            TokenSlot::Replace,
             now,
         )
-        .await?;
-    ledger
-        .put_token(target.origin, target.service, &token, now)
         .await?;
     Ok(Paid {
         token,
@@ -384,15 +397,28 @@ pub struct FollowUp {
     pub released: usize,
     /// Spends whose node still gave no final answer; they stay held.
     pub still_unknown: usize,
+    /// Tokens bought by the payments found paid and cached for their origin and service.
+    pub tokens_recovered: usize,
+    /// Reservations left alone because the process that made them still runs (or the
+    /// system cannot tell): their payments may be in flight.
+    pub in_flight_elsewhere: usize,
 }
 
+/// A reservation this young whose payment the node says it never started is left held by
+/// [`follow_up`]: the process that made it may have handed the payment to the node just
+/// before it stopped, and the node may not have taken it up yet.
+pub const NOT_INITIATED_GRACE_SECS: u64 = 60;
+
 /// Follows up, by payment hash, every spend whose outcome is unknown (and, with
-/// `after_restart`, every spend left reserved by a process that stopped mid-payment), then
-/// settles what was paid and releases what was not. Call it with `after_restart` only before
-/// this process pays anything, since a reservation of a payment in flight looks the same.
+/// `after_restart`, every spend left reserved by a process that has since stopped, seen from
+/// the pid and start time kept with it), then settles what was paid and releases what was
+/// not. A reservation whose process still runs, or made by this process, is left alone: its
+/// payment may be in flight. A reservation without a recorded process (written before the
+/// ledger kept one) is followed up only with `after_restart`, which then must come before
+/// this process pays anything.
 ///
-/// The token a followed-up payment bought is not recovered (the ledger keeps no macaroon with a
-/// reservation); the next request for that service gets a fresh challenge.
+/// A payment found paid caches the token kept with its reservation, unlocked by the preimage
+/// the node reports, unless a token bought since holds its origin and service's slot.
 pub async fn follow_up<P: Payments, R: Rates>(
     wallet: &Wallet<'_, P, R>,
     ledger: &ClientLedger,
@@ -410,8 +436,20 @@ pub async fn follow_up<P: Payments, R: Rates>(
         .await
         .map_err(PayError::NotPaid)?;
     for row in open {
-        if row.state == super::ledger::SpendState::Reserved && !after_restart {
-            continue;
+        if row.state == SpendState::Reserved {
+            if !after_restart {
+                continue;
+            }
+            let running = match row.owner {
+                Some(owner) => {
+                    Owner::current() == Some(owner) || owner.liveness() != Liveness::Gone
+                }
+                None => false,
+            };
+            if running {
+                done.in_flight_elsewhere += 1;
+                continue;
+            }
         }
         let id = super::ledger::SpendId(row.id);
         let hash = hex::decode(&row.payment_hash)
@@ -438,8 +476,20 @@ pub async fn follow_up<P: Payments, R: Rates>(
                     fee_msat: out.fee_msat,
                     units: out.units_spent,
                 };
-                ledger.settle(id, &spent, now).await?;
+                if ledger
+                    .settle(id, &spent, &out.preimage, TokenSlot::IfFree, now)
+                    .await?
+                    .is_some()
+                {
+                    done.tokens_recovered += 1;
+                }
                 done.settled += 1;
+            }
+            Ok(TrackedPayment::NotInitiated)
+                if row.state == SpendState::Reserved
+                    && now < row.created_at.saturating_add(NOT_INITIATED_GRACE_SECS) =>
+            {
+                done.still_unknown += 1;
             }
             Ok(TrackedPayment::Failed { .. } | TrackedPayment::NotInitiated) => {
                 ledger.release(id, now).await?;
@@ -472,6 +522,8 @@ mod tests {
         Pay,
         Fail,
         Timeout,
+        /// Only for `TrackPaymentV2`: lnd never started the payment.
+        NotInitiated,
     }
 
     /// A node at $100,000 per BTC (1 msat = 1 unit of a 6-decimal coin) that answers
@@ -482,7 +534,7 @@ mod tests {
         fee_msat: u64,
         /// Units tapd's preview asks for above the quote's.
         preview_extra: u64,
-        calls: Mutex<Vec<(Rail, u64)>>,
+        pub(super) calls: Mutex<Vec<(Rail, u64)>>,
     }
 
     impl FakeNode {
@@ -515,7 +567,7 @@ mod tests {
                 Answer::Fail => Err(BackendError::PaymentFailed {
                     reason: "FAILURE_REASON_NO_ROUTE".into(),
                 }),
-                Answer::Timeout => Err(timeout()),
+                Answer::Timeout | Answer::NotInitiated => Err(timeout()),
             }
         }
     }
@@ -609,6 +661,7 @@ mod tests {
                     reason: "FAILURE_REASON_TIMEOUT".into(),
                 }),
                 Answer::Timeout => Err(timeout()),
+                Answer::NotInitiated => Ok(TrackedPayment::NotInitiated),
             }
         }
     }
@@ -634,7 +687,7 @@ mod tests {
         parse_payment_required(&[&www], None).unwrap()
     }
 
-    const TARGET: Target<'static> = Target {
+    pub(super) const TARGET: Target<'static> = Target {
         url: "http://api.example.com/v1/weather",
         origin: "http://api.example.com",
         host: "api.example.com",
@@ -854,6 +907,7 @@ mod tests {
 mod follow_up_tests {
     use super::*;
     use crate::client::ledger::SpendState;
+    use crate::l402::Preimage;
 
     /// Leaves one payment of unknown outcome in a fresh ledger, and follows it up through a
     /// node whose `TrackPaymentV2` answers `answer`.
@@ -882,6 +936,138 @@ mod follow_up_tests {
         assert_eq!(rows[0].state, SpendState::Settled);
         // 50,000 msat + 7 msat fee at 1 unit per msat: $0.050007.
         assert_eq!(rows[0].usd, Decimal::new(50_007, 6));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_payment_found_paid_recovers_the_token_it_bought() {
+        let (done, f) = unknown_then_tracked(tests::Answer::Pay).await;
+        assert_eq!((done.settled, done.tokens_recovered), (1, 1));
+        let t = tests::TARGET;
+        let token = f.ledger.token(t.origin, t.service, tests::NOW + 5).await;
+        let token = token
+            .unwrap()
+            .expect("the token is cached after the follow-up");
+        assert_eq!(token.preimage, f.preimage);
+        assert_eq!(token.scheme, "L402");
+    }
+
+    /// A reservation as `pay_challenge` writes it, by `owner`, for the invoice of `preimage`.
+    async fn reserved_by(
+        ledger: &ClientLedger,
+        owner: Option<Owner>,
+        preimage: &Preimage,
+        at: u64,
+    ) -> crate::client::ledger::SpendId {
+        let t = tests::TARGET;
+        ledger
+            .reserve(
+                &NewSpend {
+                    url: t.url.into(),
+                    host: t.host.into(),
+                    rail: Rail::Sats,
+                    invoice_msat: 50_000,
+                    fee_limit_msat: 500,
+                    worst_case_usd: Decimal::new(5_050, 5),
+                    rate_units_per_btc: "100000000000".into(),
+                    payment_hash: preimage.payment_hash(),
+                    owner,
+                    token: Some(PendingToken {
+                        origin: t.origin.into(),
+                        service: t.service.into(),
+                        scheme: "L402".into(),
+                        macaroon: "AgEB".into(),
+                        expires_at: None,
+                    }),
+                },
+                &Budget::default(),
+                at,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A process that has exited.
+    fn gone() -> Owner {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let owner = Owner::of(child.id()).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        owner
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_reservation_left_by_a_stopped_process_is_followed_up_and_one_in_flight_is_not() {
+        let f = tests::Fixture::new(tests::Answer::Pay).await;
+        let h = tests::holdings(true, true);
+        // The process that reserved the fixture's invoice stopped mid-payment; another,
+        // still running (this one), holds a second invoice's reservation.
+        reserved_by(&f.ledger, Some(gone()), &f.preimage, tests::NOW).await;
+        let other = Preimage::from_bytes([0x0b; 32]);
+        reserved_by(&f.ledger, Owner::current(), &other, tests::NOW).await;
+        let node = tests::FakeNode::new(f.preimage.clone(), tests::Answer::Pay);
+        let wallet = Wallet {
+            payments: &node,
+            rates: &node,
+            holdings: &h,
+        };
+        // Without `after_restart` reservations are not touched.
+        let done = follow_up(&wallet, &f.ledger, false, tests::NOW + 5).await;
+        assert_eq!(done.unwrap(), FollowUp::default());
+        let done = follow_up(&wallet, &f.ledger, true, tests::NOW + 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                done.settled,
+                done.tokens_recovered,
+                done.in_flight_elsewhere
+            ),
+            (1, 1, 1)
+        );
+        let states: Vec<_> = f
+            .ledger
+            .spends(0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.state)
+            .collect();
+        assert_eq!(states, [SpendState::Settled, SpendState::Reserved]);
+        let t = tests::TARGET;
+        let token = f.ledger.token(t.origin, t.service, tests::NOW + 5).await;
+        assert_eq!(token.unwrap().unwrap().preimage, f.preimage);
+        // Nothing was paid by the follow-up itself.
+        assert!(node.calls.lock().unwrap().is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_stopped_process_reservation_the_node_never_started_is_released_after_a_grace() {
+        let f = tests::Fixture::new(tests::Answer::Pay).await;
+        let h = tests::holdings(true, true);
+        reserved_by(&f.ledger, Some(gone()), &f.preimage, tests::NOW).await;
+        let node = tests::FakeNode::new(f.preimage.clone(), tests::Answer::NotInitiated);
+        let wallet = Wallet {
+            payments: &node,
+            rates: &node,
+            holdings: &h,
+        };
+        // Young: the payment may still reach the node, so it stays held.
+        let done = follow_up(&wallet, &f.ledger, true, tests::NOW + 5)
+            .await
+            .unwrap();
+        assert_eq!((done.released, done.still_unknown), (0, 1));
+        let later = tests::NOW + NOT_INITIATED_GRACE_SECS;
+        let done = follow_up(&wallet, &f.ledger, true, later).await.unwrap();
+        assert_eq!((done.released, done.still_unknown), (1, 0));
+        assert_eq!(
+            f.ledger.committed(later).await.unwrap().total_usd,
+            Decimal::ZERO
+        );
     }
 
     #[tokio::test]
