@@ -2,6 +2,9 @@
 //! upstream, and tapgate's own client (`tapgate::client::http::L402Client`) paying as alice
 //! (the stablecoin over her asset channel) and as bob (sats, valued at a configured rate since
 //! he has no asset channel), recording in its SQLite ledger and reusing the token.
+//!
+//! The first flow runs again on the real regtest network when `TAPGATE_REGTEST_NETWORK` names
+//! one (as `bash .ci/test` does; under CI it must).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -59,8 +62,8 @@ struct World {
     addrs: NetworkAddresses,
     stop: CancellationToken,
     dir: tempfile::TempDir,
-    _net: tapgate::simnet::run::RunningSimnet,
-    _net_dir: tempfile::TempDir,
+    /// Simnet and its directory; `None` on the real regtest network.
+    _net: Option<(tapgate::simnet::run::RunningSimnet, tempfile::TempDir)>,
 }
 
 impl Drop for World {
@@ -72,6 +75,26 @@ impl Drop for World {
 async fn world() -> World {
     let (net, net_dir) = common::start_simnet().await;
     let file = net.network_file().to_owned();
+    world_on(file, Some((net, net_dir))).await
+}
+
+/// The gateway over the real regtest network `TAPGATE_REGTEST_NETWORK` names, if it is set.
+async fn regtest_world() -> Option<World> {
+    let Some(file) = std::env::var_os("TAPGATE_REGTEST_NETWORK") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the client against the real network: set TAPGATE_REGTEST_NETWORK"
+        );
+        eprintln!("TAPGATE_REGTEST_NETWORK not set: simnet only");
+        return None;
+    };
+    Some(world_on(file.into(), None).await)
+}
+
+async fn world_on(
+    file: std::path::PathBuf,
+    net: Option<(tapgate::simnet::run::RunningSimnet, tempfile::TempDir)>,
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let stop = CancellationToken::new();
     let services = |up: std::net::SocketAddr| SERVICES.replace("UP", &up.to_string());
@@ -86,7 +109,6 @@ async fn world() -> World {
         stop,
         dir,
         _net: net,
-        _net_dir: net_dir,
     }
 }
 
@@ -179,8 +201,17 @@ fn upstream_saw(x: &Exchange) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alice_pays_in_the_stablecoin_and_bob_in_sats_and_both_reuse_their_tokens() {
-    let w = world().await;
+    alice_and_bob_pay_and_reuse(&world().await).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alice_and_bob_pay_on_the_real_regtest_network_too() {
+    if let Some(w) = regtest_world().await {
+        alice_and_bob_pay_and_reuse(&w).await;
+    }
+}
+
+async fn alice_and_bob_pay_and_reuse(w: &World) {
     // alice: the stablecoin for the asset-settled service.
     let alice = w
         .client("alice", "alice", w.holdings(true, false), budget())
@@ -215,7 +246,7 @@ async fn alice_pays_in_the_stablecoin_and_bob_in_sats_and_both_reuse_their_token
     assert_eq!(rows[0].usd, paid.usd);
 
     // bob: sats for the sats-settled service, valued at the rate alice's edge quotes.
-    let h = bob_holdings(&w).await;
+    let h = bob_holdings(w).await;
     let bob = w.client("bob", "bob", h, budget()).await;
     let x = bob.send(&w.get("/v1/weather")).await.unwrap();
     assert_eq!(
