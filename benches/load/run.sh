@@ -23,7 +23,8 @@
 # usage: benches/load/run.sh [--duration 10s] [--connections 64] [--threads 2] [--workers N]
 #            [--paced-connections 16] [--pace-ms 2] [--rounds 3] [--idle-connections 1000]
 #            [--regtest-network FILE] [--without-tapgate]
-#            [--without-aperture] [--without-floor] [--with-lax] [--tapgate BIN] [--out DIR]
+#            [--without-aperture] [--without-floor] [--with-lax] [--tapgate BIN] [--compare BIN]
+#            [--out DIR]
 #   --paced-connections N, --pace-ms MS
 #                          the paced runs: after the saturated run, every server is measured
 #                          again by one wrk thread on N connections, each waiting MS ms after a
@@ -46,6 +47,9 @@
 #                          in Aperture with strictverify off): row "tapgate-lax"
 #   --tapgate BIN          this tapgate binary, not built (default: cargo build --release, then
 #                          target/release/tapgate)
+#   --compare BIN          also measure another tapgate binary (an earlier build), paid and
+#                          strict, on the same simnet, in turn with the others: row "tapgate-b",
+#                          and the ratio tapgate / tapgate-b, for an A/B under the same load
 #   --out DIR              work directory, emptied first (default target/bench/load)
 # Needs root for apt-get only when wrk, nginx or haproxy is missing.
 set -euo pipefail
@@ -65,6 +69,7 @@ regtest_net=""
 with_tapgate=1
 with_aperture=1
 with_lax=0
+compare=""
 with_floor=1
 out="$root/target/bench/load"
 tapgate=""
@@ -92,6 +97,7 @@ while [ $# -gt 0 ]; do
     --without-tapgate) with_tapgate=0; shift ;;
     --without-aperture) with_aperture=0; shift ;;
     --with-lax) with_lax=1; shift ;;
+    --compare) compare="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --without-floor) with_floor=0; shift ;;
     --tapgate) tapgate="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
@@ -110,6 +116,8 @@ port_lax=18404
 port_lax_admin=18405
 port_floor=18406
 port_floor_mt=18407
+port_b=18408
+port_b_admin=18409
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites: wrk, nginx and haproxy (from Debian), python3 and curl; Go for Aperture; tapgate.
@@ -147,15 +155,17 @@ if [ "$with_tapgate" -eq 1 ] && ! "$tapgate" serve --help >/dev/null 2>&1; then
 fi
 
 [ "$with_tapgate" -eq 1 ] || with_lax=0
+[ "$with_tapgate" -eq 1 ] || compare=""
+[ -z "$compare" ] || [ -x "$compare" ] || die "--compare $compare: not an executable"
 floor=""
 if [ "$with_floor" -eq 1 ]; then
     say "building the floor (cargo build --release --example bare_proxy)"
     (cd "$root" && cargo build --release --quiet --example bare_proxy) || die "cargo build --release --example bare_proxy failed"
     floor="$root/target/release/examples/bare_proxy"
 fi
-for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin $port_lax $port_lax_admin $port_floor $port_floor_mt; do
+for p in $port_upstream $port_nginx $port_aperture $port_tapgate $port_tapgate_admin $port_lax $port_lax_admin $port_floor $port_floor_mt $port_b $port_b_admin; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate, $port_tapgate_admin, $port_lax, $port_lax_admin, $port_floor and $port_floor_mt)"
+        die "port $p is in use on 127.0.0.1 (this script uses $port_upstream, $port_nginx, $port_aperture, $port_tapgate, $port_tapgate_admin, $port_lax, $port_lax_admin, $port_floor, $port_floor_mt, $port_b and $port_b_admin)"
     fi
 done
 
@@ -485,8 +495,9 @@ buy_token() {
 # start_tapgate NAME PORT ADMIN_PORT [SERVE_ARGS...]: `tapgate serve` on simnet selling the
 # upstream as one service, $0.01 a token in sats, its state in OUT/NAME.
 start_tapgate() {
-    local name="$1" port="$2" admin="$3"
+    local name="$1" port="$2" admin="$3" exe="$tapgate"
     shift 3
+    [ "$name" != tapgate-b ] || exe="$compare"
     mkdir -p "$out/$name"
     cat >"$out/$name/tapgate.toml" <<EOF
 # Written by benches/load/run.sh.
@@ -512,9 +523,9 @@ upstream = "http://127.0.0.1:$port_upstream"
 price_usd = "0.01"
 settlement = "sats"
 EOF
-    say "starting $name (TOKIO_WORKER_THREADS=$workers tapgate serve --config $out/$name/tapgate.toml --set gateway.workers=$workers $*)"
+    say "starting $name (TOKIO_WORKER_THREADS=$workers $exe serve --config $out/$name/tapgate.toml --set gateway.workers=$workers $*)"
     # From $out, so that no config/tapgate.toml in the caller's directory is read.
-    (cd "$out" && TOKIO_WORKER_THREADS="$workers" exec "$tapgate" serve --config "$out/$name/tapgate.toml" --set "gateway.workers=$workers" "$@") \
+    (cd "$out" && TOKIO_WORKER_THREADS="$workers" exec "$exe" serve --config "$out/$name/tapgate.toml" --set "gateway.workers=$workers" "$@") \
         >"$out/$name.log" 2>&1 &
     started "$name" $! INT
     wait_code "$name" "http://127.0.0.1:$port/" 402 30
@@ -555,6 +566,11 @@ if [ "$with_tapgate" -eq 1 ]; then
         start_tapgate tapgate-lax "$port_lax" "$port_lax_admin" --set gateway.strict_settlement=false
         lax_auth="$(buy_token tapgate-lax "http://127.0.0.1:$port_lax/" "$out/simnet/network.toml")"
         check_paid tapgate-lax "$port_lax" "$lax_auth"
+    fi
+    if [ -n "$compare" ]; then
+        start_tapgate tapgate-b "$port_b" "$port_b_admin"
+        b_auth="$(buy_token tapgate-b "http://127.0.0.1:$port_b/" "$out/simnet/network.toml")"
+        check_paid tapgate-b "$port_b" "$b_auth"
     fi
 fi
 
@@ -646,10 +662,11 @@ servers=(upstream nginx)
 [ "$with_floor" -eq 1 ] && servers+=(hyper-floor hyper-floor-mt)
 [ "$with_tapgate" -eq 1 ] && servers+=(tapgate)
 [ "$with_lax" -eq 1 ] && servers+=(tapgate-lax)
+[ -n "$compare" ] && servers+=(tapgate-b)
 [ "$with_aperture" -eq 1 ] && servers+=(aperture)
-declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$port_tapgate [tapgate-lax]=$port_lax
+declare -A port_of=([upstream]=$port_upstream [nginx]=$port_nginx [tapgate]=$port_tapgate [tapgate-lax]=$port_lax [tapgate-b]=$port_b
     [aperture]=$port_aperture [hyper-floor]=$port_floor [hyper-floor-mt]=$port_floor_mt)
-declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [tapgate-lax]="${lax_auth:-}"
+declare -A auth_of=([upstream]="" [nginx]="" [tapgate]="${tapgate_auth:-}" [tapgate-lax]="${lax_auth:-}" [tapgate-b]="${b_auth:-}"
     [aperture]="${aperture_auth:-}" [hyper-floor]="" [hyper-floor-mt]="")
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -684,7 +701,7 @@ load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 # Report.
 
 declare -A label=([upstream]="upstream direct (HAProxy)" [nginx]="nginx proxy_pass" [tapgate]="tapgate (paid)"
-    [tapgate-lax]="tapgate (paid), non-strict" [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges"
+    [tapgate-lax]="tapgate (paid), non-strict" [tapgate-b]="tapgate --compare (paid)" [aperture]="Aperture (paid)" [challenges]="tapgate 402 challenges"
     [hyper-floor]="hyper floor (per worker)" [hyper-floor-mt]="hyper floor (multi-thread)")
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -743,6 +760,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         echo "  hyper floor / nginx throughput:  $(round_ratio hyper-floor nginx) (multi-thread runtime: $(round_ratio hyper-floor-mt nginx))"
         echo "  hyper floor / nginx CPU per req: $(ratio "${cpu[hyper-floor]}" "${cpu[nginx]}") (multi-thread runtime: $(ratio "${cpu[hyper-floor-mt]}" "${cpu[nginx]}"))"
         [ "$with_tapgate" -eq 1 ] && echo "  tapgate / hyper floor:           $(round_ratio tapgate hyper-floor)"
+    fi
+    if [ -n "$compare" ]; then
+        echo "  tapgate / tapgate --compare:     $(round_ratio tapgate tapgate-b) (--compare $compare)"
+        echo "  tapgate --compare / nginx:       $(round_ratio tapgate-b nginx)"
+        echo "  tapgate --compare p99 added:     $(round_diff tapgate-b nginx) ms vs nginx"
+        [ "$pace_ms" = 0 ] || echo "  paced: tapgate --compare p99 added: $(round_diff tapgate-b@paced nginx@paced) ms vs nginx"
     fi
     if [ "$with_lax" -eq 1 ]; then
         echo "  tapgate non-strict / nginx:      $(round_ratio tapgate-lax nginx)"

@@ -153,12 +153,11 @@ pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
     let built = build(&settings, Arc::new(SystemClock)).await?;
 
     let workers = settings.gateway.worker_threads();
-    let listeners =
-        gateway::workers::bind(settings.gateway.listen, workers).map_err(|e| CliError::Bind {
-            key: "gateway.listen",
-            addr: settings.gateway.listen,
-            source: e,
-        })?;
+    let listener = gateway::workers::bind(settings.gateway.listen).map_err(|e| CliError::Bind {
+        key: "gateway.listen",
+        addr: settings.gateway.listen,
+        source: e,
+    })?;
     let admin_listener = TcpListener::bind(settings.gateway.admin_listen)
         .await
         .map_err(|e| CliError::Bind {
@@ -166,7 +165,7 @@ pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
             addr: settings.gateway.admin_listen,
             source: e,
         })?;
-    let listen = listeners.first().and_then(|l| l.local_addr().ok());
+    let listen = listener.local_addr().ok();
     let admin_addr = admin_listener.local_addr().ok();
 
     let tracker = Arc::clone(&built.tracker);
@@ -177,10 +176,11 @@ pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
             tracing::error!(error = %e, "the settlement tracker stopped");
         }
     });
-    // The workers serve on threads of their own; this task stands for them in the drain.
+    // The acceptor and the workers serve on threads of their own; this task stands for them
+    // in the drain.
     let connections = tokio_util::task::TaskTracker::new();
     let token = shutdown.token();
-    gateway::workers::spawn(listeners, &built.gateway, &token, &connections)
+    gateway::workers::spawn(listener, workers, &built.gateway, &token, &connections)
         .map_err(CliError::Workers)?;
     shutdown.spawn("gateway", async move {
         token.cancelled().await;

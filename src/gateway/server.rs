@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,49 +70,74 @@ pub async fn run(
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    while let Some((stream, peer)) = accept_until(&listener, &shutdown).await {
+        serve_connection(stream, peer, &gateway, &shutdown, &connections, ());
+    }
+}
+
+/// The next connection on `listener`, with `TCP_NODELAY` set, or `None` once `shutdown` is
+/// cancelled. A failed accept (out of file descriptors and the like) is logged and retried
+/// after a pause instead of spinning.
+pub async fn accept_until(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
     loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, peer));
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
                 }
             },
-        };
-        let _ = stream.set_nodelay(true);
-        let gw = Arc::clone(&gateway);
-        let builder = builder.clone();
-        // A child token per connection: each connection's wait for shutdown polls its own
-        // token, not one lock shared by every connection.
-        let shutdown = shutdown.child_token();
-        connections.spawn(async move {
-            let svc = service_fn(move |req| {
-                let gw = Arc::clone(&gw);
-                async move { Ok::<_, Infallible>(handle(&gw, req, peer).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                }
-                _ = shutdown.cancelled() => {
-                    // Finish the requests in flight, accept no more on this connection.
-                    conn.as_mut().graceful_shutdown();
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error while draining");
-                    }
+        }
+    }
+}
+
+/// Serves one accepted connection on a task of `connections`, until the client closes it or
+/// `shutdown` (then the requests in flight finish and no more are read). `held` is dropped
+/// when the connection ends (the workers count their live connections with it).
+pub fn serve_connection<H: Send + 'static>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    gateway: &Arc<Gateway>,
+    shutdown: &CancellationToken,
+    connections: &TaskTracker,
+    held: H,
+) {
+    let gw = Arc::clone(gateway);
+    // A child token per connection: each connection's wait for shutdown polls its own
+    // token, not one lock shared by every connection.
+    let shutdown = shutdown.child_token();
+    connections.spawn(async move {
+        let _held = held;
+        let svc = service_fn(move |req| {
+            let gw = Arc::clone(&gw);
+            async move { Ok::<_, Infallible>(handle(&gw, req, peer).await) }
+        });
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
             }
-        });
-    }
+            _ = shutdown.cancelled() => {
+                // Finish the requests in flight, accept no more on this connection.
+                conn.as_mut().graceful_shutdown();
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error while draining");
+                }
+            }
+        }
+    });
 }
 
 fn is_grpc(req: &Request<Incoming>) -> bool {
