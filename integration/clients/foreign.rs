@@ -160,12 +160,10 @@ pub struct ForeignParse {
     pub bolt11_py: Bolt11Py,
 }
 
-/// Runs one script on one JSON object and returns its parsed answer, or its refusal.
-fn run_script<T: for<'de> Deserialize<'de>>(
-    mut cmd: Command,
-    name: &str,
-    input: &Value,
-) -> Result<T, Refusal> {
+/// Runs one program on one JSON object (stdin) and returns the one JSON object it prints,
+/// panicking with its stderr when it fails or prints something else. Shared with
+/// integration/go_clients.rs, whose Go readers follow the same I/O contract.
+pub fn run_json(mut cmd: Command, name: &str, input: &Value) -> Value {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -185,12 +183,21 @@ fn run_script<T: for<'de> Deserialize<'de>>(
         "{name} exited with {}: {stderr}",
         out.status
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{name} printed no JSON ({e}): {}{stderr}",
             String::from_utf8_lossy(&out.stdout)
         )
-    });
+    })
+}
+
+/// Runs one script on one JSON object and returns its parsed answer, or its refusal.
+fn run_script<T: for<'de> Deserialize<'de>>(
+    cmd: Command,
+    name: &str,
+    input: &Value,
+) -> Result<T, Refusal> {
+    let v = run_json(cmd, name, input);
     if v["ok"] == true {
         Ok(serde_json::from_value(v.clone())
             .unwrap_or_else(|e| panic!("{name}'s answer does not match its contract ({e}): {v}")))

@@ -191,6 +191,21 @@ impl Token for MacaroonRef<'_> {
     }
 }
 
+/// Whether `caveat` is `preimage=<hex>` naming this credential's own preimage: Aperture's
+/// `l402.PreimageKey` caveat, which its `Token.PaidMacaroon` adds before sending (so lnget and
+/// Aperture's own client send it; lightninglabs/L402 macaroon-spec.md "Preimage Caveat"). It
+/// proves payment and restricts nothing, and the preimage was already checked against the
+/// payment hash, so it is skipped; a `preimage=` naming anything else stays unrecognised and
+/// is refused like any caveat tapgate cannot enforce.
+fn names_own_preimage(caveat: &str, preimage: &Preimage) -> bool {
+    let Some(value) = caveat.strip_prefix("preimage=") else {
+        return false;
+    };
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(value, &mut bytes).is_ok()
+        && super::secret::ct_eq_32(&bytes, preimage.expose())
+}
+
 /// The checks after parsing, cheapest and key-free first (see the module's documentation).
 fn verify_token(
     token: &impl Token,
@@ -204,7 +219,10 @@ fn verify_token(
     }
     let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
     token.verify_signature(&root_key)?;
-    let grant = caveat::evaluate_texts(token.caveat_texts(), ctx.service)?;
+    let caveats = token
+        .caveat_texts()
+        .filter(|text| !text.is_some_and(|t| names_own_preimage(t, preimage)));
+    let grant = caveat::evaluate_texts(caveats, ctx.service)?;
     let r = &grant.restrictions;
     if let Some(valid_until) = r.valid_until
         && ctx.now >= valid_until
@@ -291,6 +309,30 @@ mod tests {
         assert_eq!(d.tier, 2);
         assert_eq!(d.token_id, TokenId([0x33; 32]));
         assert_eq!(d.restrictions.valid_until, Some(1_700_000_100));
+    }
+
+    #[test]
+    fn a_preimage_caveat_naming_the_credentials_preimage_is_proof_not_a_restriction() {
+        let f = fixture();
+        // As Aperture's Token.PaidMacaroon (lnget, Aperture's client) sends it.
+        let own = format!("preimage={}", hex::encode(f.preimage.expose()));
+        let h = header(&f, &["services=svc:0", &own]);
+        assert_eq!(run(&f, &h, &ctx("GET")).unwrap().tier, 0);
+        let upper = format!("preimage={}", hex::encode_upper(f.preimage.expose()));
+        let h = header(&f, &["services=svc:0", &upper]);
+        assert!(run(&f, &h, &ctx("GET")).is_ok());
+        // Any other value is an unrecognised caveat, refused as before.
+        let other = format!("preimage={}", "33".repeat(32));
+        for bad in [other.as_str(), "preimage=zz", "preimage="] {
+            let h = header(&f, &["services=svc:0", bad]);
+            assert!(
+                matches!(
+                    run(&f, &h, &ctx("GET")),
+                    Err(VerifyError::Caveat(CaveatError::Unrecognized(_)))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
