@@ -115,9 +115,7 @@ pub enum DemoError {
     #[error("the demo's gateway settings are refused: {0}")]
     Config(#[from] ConfigError),
     /// The gateway or a node could not be set up from the network file.
-    #[error(
-        "cannot set up the demo from the network file: {0}; check that the network is running and the file is the one it wrote"
-    )]
+    #[error("cannot set up the demo's gateway or nodes: {0}")]
     Build(#[from] BuildError),
     /// The network file names no stablecoin or edge node.
     #[error(
@@ -788,4 +786,48 @@ fn describe(s: &Step) -> String {
         s.pay_ms.unwrap_or_default(),
         s.call_ms
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l402::{Preimage, RootKey, TokenId};
+
+    fn token(caveats: &[&str]) -> CachedToken {
+        let key = RootKey::generate().unwrap();
+        let preimage = Preimage::from_bytes([7; 32]);
+        let id = Identifier::new(preimage.payment_hash(), TokenId::generate().unwrap());
+        let mut m = Macaroon::new(&key, &id.encode(), "tapgate");
+        for c in caveats {
+            m.add_first_party_caveat(c.as_bytes()).unwrap();
+        }
+        CachedToken {
+            scheme: "L402".into(),
+            macaroon: m.to_base64(),
+            preimage,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn attenuation_narrows_and_keeps_the_preimage_and_the_token_id() {
+        let t = token(&["services=echo:0", "echo_budget_usd=0.01"]);
+        let narrowed = attenuate(&t, "echo_budget_usd=0.005").unwrap();
+        assert_eq!(narrowed.preimage.expose(), t.preimage.expose());
+        assert_eq!(token_id(&narrowed), token_id(&t));
+        let m = Macaroon::from_base64(&narrowed.macaroon).unwrap();
+        let last = m.caveats().last().unwrap();
+        assert_eq!(last.id, b"echo_budget_usd=0.005");
+    }
+
+    #[test]
+    fn attenuation_refuses_a_widening_or_an_unknown_caveat() {
+        let t = token(&["services=echo:0", "echo_budget_usd=0.01"]);
+        for c in ["echo_budget_usd=0.02", "colour=blue"] {
+            assert!(
+                matches!(attenuate(&t, c), Err(DemoError::Attenuate(_))),
+                "{c}"
+            );
+        }
+    }
 }
