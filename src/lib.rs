@@ -22,6 +22,7 @@
 //! | `admin` | the admin port: the macaroon-authenticated admin gRPC service (`proto/tapgate/admin.proto`), `/metrics`, `/healthz`, `/readyz` | expose a secret |
 //! | [`client`] | the buyer's side: a `402` challenge read (`L402`/`LSAT`, `macaroon=`/`token=`, tapgate's JSON body), its invoice decoded, the worst case in dollars with routing fees, budgets per call, per day and in total with a host allowlist, and (feature `sqlite`) the ledger that reserves before paying | import `simnet`, print a token or pay what the budget has not reserved |
 //! | [`cli`] | the `tapgate` command, one thin file per command (`src/cli/`): `config check`, `token inspect`, `attenuate`, `mint`, `verify`, `revoke` (over [`mint`]), `price convert`, and with the `node` feature `serve`, `simnet` and `node …` | hold logic the library lacks |
+//! | `demo` | `tapgate demo`'s scenario over any `network.toml`: the gateway in-process with the sample API and three services, alice (stablecoin), bob (sats) and a sub-agent on an attenuated token, each step timed (features `node`, `sqlite`) | import `simnet`, print |
 //! | [`simnet`] | a simulated regtest network of lnd + tapd nodes, for tests and demos (`tapgate simnet` starts one) | be imported by production code |
 //!
 //! ## The request flow this is built for
@@ -58,6 +59,8 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+#[cfg(all(feature = "node", feature = "sqlite"))]
+pub mod demo;
 pub mod gateway;
 pub mod l402;
 #[cfg(feature = "node")]

@@ -202,6 +202,10 @@ pub enum CliError {
     #[cfg(feature = "sqlite")]
     #[error(transparent)]
     Ledger(#[from] crate::client::ledger::LedgerError),
+    /// `tapgate demo` could not run its scenario to the end (boxed: it is large, and rare).
+    #[cfg(all(feature = "node", feature = "sqlite"))]
+    #[error(transparent)]
+    Demo(Box<crate::demo::DemoError>),
 }
 
 impl CliError {

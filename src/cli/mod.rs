@@ -17,6 +17,7 @@
 //! | [`config`] | `config check` |
 //! | [`token`] | `token inspect\|attenuate\|mint\|verify\|revoke` (over [`crate::mint`]); `token list`, the client's cached tokens without secrets (feature `sqlite`) |
 //! | [`price`] | `price convert` |
+//! | `demo` | `demo`: simnet, the gateway and three buyers in one process, a table of who paid what (over `crate::demo`; features `node`, `sqlite`) |
 //! | `simnet` | `simnet` (feature `node`) |
 //! | `node` | `node … info\|balance\|invoice\|quote\|pay` (feature `node`) |
 //! | `pay` | `pay URL`, curl-like, paying a `402` under dollar caps (features `node`, `sqlite`) |
@@ -35,6 +36,8 @@ use clap::{Parser, Subcommand};
 use crate::config::Sources;
 
 pub mod config;
+#[cfg(all(feature = "node", feature = "sqlite"))]
+pub mod demo;
 pub mod error;
 #[cfg(feature = "node")]
 pub mod node;
@@ -102,6 +105,9 @@ pub enum Command {
     /// Prices: check what a dollar price comes to in asset units and msat.
     #[command(subcommand)]
     Price(price::PriceCommand),
+    /// Try it: a simnet, the gateway and three buyers in one process; prints who paid what.
+    #[cfg(all(feature = "node", feature = "sqlite"))]
+    Demo(demo::DemoArgs),
     /// Start the simulated regtest network (alice, bob, edge, merchant) and run until Ctrl-C.
     #[cfg(feature = "node")]
     Simnet(simnet::SimnetArgs),
@@ -137,6 +143,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(command) => config::run(command, &sources),
         Command::Token(command) => token::run(command, &sources).await,
         Command::Price(command) => price::run(command),
+        #[cfg(all(feature = "node", feature = "sqlite"))]
+        Command::Demo(args) => demo::run(&args).await,
         #[cfg(feature = "node")]
         Command::Simnet(args) => simnet::run(&args).await,
         #[cfg(feature = "node")]

@@ -15,6 +15,14 @@ pub fn init_tracing(cli: &Cli) {
         .load()
         .map(|s| s.log.filter)
         .unwrap_or_else(|_| "info".into());
+    // `tapgate demo` tells its story on stderr as it goes; the info lines of the nodes and the
+    // gateway it runs would bury it, so it logs warnings and errors unless a filter is set.
+    #[cfg(all(feature = "node", feature = "sqlite"))]
+    let filter = if matches!(cli.command, super::Command::Demo(_)) && filter == "info" {
+        "warn".to_owned()
+    } else {
+        filter
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only for a terminal: escape codes in a log file or a pipe are noise.

@@ -139,15 +139,26 @@ struct Response {
     body: Bytes,
 }
 
+/// The challenges of an answer's `WWW-Authenticate` values, with its body.
+fn challenge_of(headers: &HeaderMap, body: &Bytes) -> Result<PaymentRequired, ChallengeError> {
+    let values: Vec<&str> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    parse_payment_required(&values, Some(body))
+}
+
+impl Exchange {
+    /// What the answer asks to be paid (a `402`, or a `401` with a fresh challenge).
+    pub fn payment_required(&self) -> Result<PaymentRequired, ChallengeError> {
+        challenge_of(&self.headers, &self.body)
+    }
+}
+
 impl Response {
     fn challenge(&self) -> Result<PaymentRequired, ChallengeError> {
-        let values: Vec<&str> = self
-            .headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        parse_payment_required(&values, Some(&self.body))
+        challenge_of(&self.headers, &self.body)
     }
 
     fn wants_payment(&self) -> bool {
@@ -200,22 +211,54 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
         &self.ledger
     }
 
+    /// Sends `req` once, with `token` when given, and pays nothing whatever the answer: for a
+    /// caller that takes the steps of [`L402Client::send`] one at a time (to time each, say,
+    /// or to send a token attenuated for a sub-agent and read the refusal).
+    pub async fn send_once(
+        &self,
+        req: &Outgoing,
+        token: Option<&CachedToken>,
+    ) -> Result<Exchange, ClientError> {
+        let (uri, _, _) = http_uri(&req.url)?;
+        Ok(done(
+            self.exchange(req, &uri, token).await?,
+            None,
+            token.is_some(),
+        ))
+    }
+
+    /// Pays `required`, the challenge an answer from `url` carried, under the budget (reserved
+    /// first, as [`L402Client::send`] pays) and caches its token under `url`'s origin and
+    /// `service`. The caller sends the request again with [`Paid::token`].
+    pub async fn pay(
+        &self,
+        url: &str,
+        service: &str,
+        required: &PaymentRequired,
+    ) -> Result<Paid, ClientError> {
+        let (_, origin, host) = http_uri(url)?;
+        let target = Target {
+            url,
+            origin: &origin,
+            host: &host,
+            service,
+        };
+        self.pay_for(required, &target, self.clock.now_unix()).await
+    }
+
+    async fn pay_for(
+        &self,
+        required: &PaymentRequired,
+        target: &Target<'_>,
+        now: u64,
+    ) -> Result<Paid, ClientError> {
+        let wallet = self.wallet();
+        Ok(pay_challenge(&wallet, &self.ledger, &self.budget, required, target, now).await?)
+    }
+
     /// Sends `req`; on `402` pays under the budget and retries once with the token.
     pub async fn send(&self, req: &Outgoing) -> Result<Exchange, ClientError> {
-        let uri: Uri = req
-            .url
-            .parse()
-            .map_err(|_| ClientError::BadUrl(req.url.clone()))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(_) => return Err(ClientError::UnsupportedScheme(req.url.clone())),
-            None => return Err(ClientError::BadUrl(req.url.clone())),
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| ClientError::BadUrl(req.url.clone()))?;
-        let origin = format!("http://{authority}");
-        let host = authority.host().to_owned();
+        let (uri, origin, host) = http_uri(&req.url)?;
         let now = self.clock.now_unix();
 
         let mut tried: Option<CachedToken> = None;
@@ -287,15 +330,7 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
         now: u64,
         topped_up: bool,
     ) -> Result<Exchange, ClientError> {
-        let paid = pay_challenge(
-            &self.wallet(),
-            &self.ledger,
-            &self.budget,
-            required,
-            target,
-            now,
-        )
-        .await?;
+        let paid = self.pay_for(required, target, now).await?;
         let r = self.exchange(req, uri, Some(&paid.token)).await?;
         Ok(Exchange {
             topped_up,
@@ -345,6 +380,24 @@ impl<P: Payments, R: Rates> L402Client<P, R> {
             body,
         })
     }
+}
+
+/// `url` parsed, with its origin (`http://host[:port]`) and host: plain `http://` only.
+fn http_uri(url: &str) -> Result<(Uri, String, String), ClientError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| ClientError::BadUrl(url.to_owned()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => return Err(ClientError::UnsupportedScheme(url.to_owned())),
+        None => return Err(ClientError::BadUrl(url.to_owned())),
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| ClientError::BadUrl(url.to_owned()))?;
+    let origin = format!("http://{authority}");
+    let host = authority.host().to_owned();
+    Ok((uri, origin, host))
 }
 
 fn done(r: Response, paid: Option<Paid>, reused_token: bool) -> Exchange {
