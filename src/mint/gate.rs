@@ -4,7 +4,9 @@
 //!
 //! A request with no token is offered a challenge (`402`); a token that fails verification is
 //! refused with a machine-readable [`Reason`] and a fresh challenge (`401`); a paid token goes
-//! through, debiting its prepaid balance when it has one. Verification stays local on the hot
+//! through, debiting its prepaid balance when it has one together with the meters of its cap
+//! caveats (one store step: [`MeterStore::charge`]), so a sub-agent's token spends against its
+//! own caps and every ancestor's. Verification stays local on the hot
 //! path: the macaroon's HMAC chain against a cached root key, the preimage against the payment
 //! hash, the caveats, and the tracker's in-memory set of settled hashes.
 //!
