@@ -109,6 +109,24 @@ pub(crate) async fn a_charge_debits_balance_and_meters_together_or_not_at_all(
         .unwrap();
     assert_eq!(r, charged(None));
     assert_eq!(s.balance(&id(3)).await.unwrap(), None);
+    // Only a balance debit, as `debit` does it.
+    let only = |amount| charge(&t, Some(amount), &[]);
+    assert_eq!(s.charge(&only(100)).await.unwrap(), charged(Some(400)));
+    assert_eq!(
+        s.charge(&only(500)).await.unwrap(),
+        ChargeOutcome::Insufficient {
+            remaining_micro_usd: 400
+        }
+    );
+    let unopened = id(4);
+    assert_eq!(
+        s.charge(&charge(&unopened, Some(1), &[])).await.unwrap(),
+        ChargeOutcome::NoBalance
+    );
+    assert_eq!(
+        s.charge(&charge(&unopened, None, &[])).await.unwrap(),
+        charged(None)
+    );
 }
 
 pub(crate) async fn sibling_meters_count_apart_and_a_shared_meter_caps_them_together(

@@ -1,11 +1,13 @@
 //! [`MeterStore`] over the `meters` table, with the balance and idempotency keys of
 //! `balance.rs`.
 //!
-//! A charge runs in one `BEGIN IMMEDIATE` transaction: it takes the write lock before reading
-//! anything, so no other charge can move a meter or the balance between this one's checks and
-//! its writes; it reads the idempotency key, checks every meter, debits the balance and then
-//! adds to the meters. A refusal rolls back (the transaction is dropped), so nothing is
-//! debited. This module must not decide caps or prices: it applies the ones it is given.
+//! A charge with meters or an idempotency key runs in one `BEGIN IMMEDIATE` transaction: it
+//! takes the write lock before reading anything, so no other charge can move a meter or the
+//! balance between this one's checks and its writes; it reads the idempotency key, checks
+//! every meter, debits the balance and then adds to the meters. A refusal rolls back (the
+//! transaction is dropped), so nothing is debited. A charge that is only a balance debit (the
+//! most common call: a prepaid token without caps) is one `UPDATE`, atomic on its own. This
+//! module must not decide caps or prices: it applies the ones it is given.
 
 use sqlx::sqlite::Sqlite;
 
@@ -32,9 +34,38 @@ async fn used<'e>(
     row.map_or(Ok(0), |r| uint(&r, "used"))
 }
 
+/// A refused balance debit as a charge's outcome.
+fn refused(d: Debit) -> ChargeOutcome {
+    match d {
+        Debit::Insufficient {
+            remaining_micro_usd,
+        } => ChargeOutcome::Insufficient {
+            remaining_micro_usd,
+        },
+        _ => ChargeOutcome::NoBalance,
+    }
+}
+
 impl MeterStore for SqliteStore {
     async fn charge(&self, c: &Charge<'_>) -> Result<ChargeOutcome, StoreError> {
         check_charge(c)?;
+        if c.meters.is_empty() && c.idempotency_key.is_none() {
+            // Only a balance to debit: one statement is atomic on its own, as `debit`'s is.
+            let Some(amount) = c.balance_micro_usd else {
+                return Ok(ChargeOutcome::Charged {
+                    remaining_micro_usd: None,
+                    replayed: false,
+                });
+            };
+            let amount = storable(amount, AMOUNT_TOO_LARGE)?;
+            return Ok(match debit_balance(&self.pool, c.token_id, amount).await? {
+                Some(left) => ChargeOutcome::Charged {
+                    remaining_micro_usd: Some(left),
+                    replayed: false,
+                },
+                None => refused(refusal(&self.pool, c.token_id).await?),
+            });
+        }
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -74,16 +105,7 @@ impl MeterStore for SqliteStore {
                 let amount = storable(amount, AMOUNT_TOO_LARGE)?;
                 match debit_balance(&mut *tx, c.token_id, amount).await? {
                     Some(left) => Some(left),
-                    None => {
-                        return Ok(match refusal(&mut *tx, c.token_id).await? {
-                            Debit::Insufficient {
-                                remaining_micro_usd,
-                            } => ChargeOutcome::Insufficient {
-                                remaining_micro_usd,
-                            },
-                            _ => ChargeOutcome::NoBalance,
-                        });
-                    }
+                    None => return Ok(refused(refusal(&mut *tx, c.token_id).await?)),
                 }
             }
         };
