@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::{Reply, ShiftedClock};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,44 +23,15 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tapgate::app::gateway::Built;
 use tapgate::app::{NetworkAddresses, Node};
-use tapgate::clock::{Clock, SystemClock};
+use tapgate::clock::Clock;
 use tapgate::l402::header::parse_challenge;
 use tapgate::l402::{Identifier, Macaroon, Preimage};
 use tapgate::lightning::traits::Payments;
 use tapgate::lightning::types::AssetRef;
-use tapgate::simnet::model::{NodeId, SimnetConfig};
-use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};
+use tapgate::simnet::model::NodeId;
+use tapgate::simnet::run::RunningSimnet;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// The system clock moved forward by a settable offset, shared by simnet and the gateway: time
-/// can jump (a quote or a token expiring) without sleeping, and otherwise runs as the adapters'
-/// own checks expect (the tapd adapter compares a quote's expiry with the system clock).
-#[derive(Debug, Default)]
-struct ShiftedClock {
-    offset: std::sync::atomic::AtomicU64,
-}
-
-impl ShiftedClock {
-    fn set(&self, secs: u64) {
-        let now = SystemClock.now_unix();
-        self.offset.store(
-            secs.saturating_sub(now),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-    }
-
-    fn advance(&self, secs: u64) {
-        self.offset
-            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ShiftedClock {
-    fn now_unix(&self) -> u64 {
-        SystemClock.now_unix() + self.offset.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// A fee cap for test payments: ample, the networks charge nothing.
 const MAX_FEE_MSAT: u64 = 10_000;
@@ -154,12 +126,6 @@ struct Gw {
     _dir: tempfile::TempDir,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Value,
-}
-
 impl Gw {
     /// A simnet and a gateway over it; `follow`: run the settlement tracker.
     async fn simnet(follow: bool) -> Self {
@@ -168,13 +134,8 @@ impl Gw {
 
     /// A simnet and a gateway over it, with `gateway` lines added to `[gateway]`.
     async fn simnet_with(follow: bool, gateway: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ShiftedClock::default());
-        let mut options = RunOptions::new(SimnetConfig::default());
-        options.clock = clock.clone();
-        let running = start_with(&dir.path().join("net"), options, std::future::pending())
-            .await
-            .unwrap();
+        let (running, dir) = common::start_simnet_clocked(Some(clock.clone())).await;
         let file = running.network_file().to_owned();
         Self::over(&file, dir, Some(running), clock, follow, gateway).await
     }
@@ -229,21 +190,8 @@ impl Gw {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let resp = self
-            .client
-            .request(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        let request = b.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        common::send(&self.client, request).await
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {

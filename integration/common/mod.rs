@@ -1,21 +1,31 @@
-//! What several end-to-end suites share: starting a simnet for one test.
+//! What several end-to-end suites share: starting a simnet and a gateway for one test, a
+//! clock they share, and one HTTP request with its reply.
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+use tapgate::clock::Clock as _;
 use tapgate::simnet::model::SimnetConfig;
 use tapgate::simnet::run::{RunOptions, RunningSimnet, start_with};
 
 /// A default simnet on OS-chosen loopback ports in a fresh directory, kept as long as the
 /// returned `TempDir` lives; stopped when the `RunningSimnet` is dropped or shut down.
 pub async fn start_simnet() -> (RunningSimnet, tempfile::TempDir) {
+    start_simnet_clocked(None).await
+}
+
+/// [`start_simnet`], reading time from `clock` when one is given (a test's clock, shared with
+/// its gateway).
+pub async fn start_simnet_clocked(
+    clock: Option<std::sync::Arc<dyn tapgate::clock::Clock>>,
+) -> (RunningSimnet, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let running = start_with(
-        &dir.path().join("net"),
-        RunOptions::new(SimnetConfig::default()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let mut options = RunOptions::new(SimnetConfig::default());
+    if let Some(clock) = clock {
+        options.clock = clock;
+    }
+    let running = start_with(&dir.path().join("net"), options, std::future::pending())
+        .await
+        .unwrap();
     (running, dir)
 }
 
@@ -69,4 +79,67 @@ pub async fn start_gateway(
         tokio_util::task::TaskTracker::new(),
     ));
     (addr, built)
+}
+
+/// The system clock moved forward by a settable offset, shared by simnet and the gateway: time
+/// can jump (a quote or a token expiring, a UTC day passing) without sleeping, and otherwise
+/// runs as the adapters' own checks expect (the tapd adapter compares a quote's expiry with the
+/// system clock).
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    offset: std::sync::atomic::AtomicU64,
+}
+
+impl ShiftedClock {
+    /// Jumps to `secs` (never behind the system clock).
+    pub fn set(&self, secs: u64) {
+        let now = tapgate::clock::SystemClock.now_unix();
+        self.offset.store(
+            secs.saturating_sub(now),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// Moves forward by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.offset
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl tapgate::clock::Clock for ShiftedClock {
+    fn now_unix(&self) -> u64 {
+        tapgate::clock::SystemClock.now_unix()
+            + self.offset.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A response: its status, its headers, and its body as JSON (a JSON string if it is not JSON).
+pub struct Reply {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+/// Sends `request` over `client` and reads the whole reply.
+pub async fn send(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Reply {
+    use http_body_util::BodyExt;
+    let resp = client.request(request).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

@@ -54,6 +54,34 @@ pub enum CliError {
     /// Verification refused the token.
     #[error("token refused: {0}")]
     Refused(#[from] VerifyError),
+    /// `token attenuate` was given nothing to add.
+    #[error(
+        "nothing to add: pass --caveat KEY=VALUE or a flag such as --budget-usd, --max-calls or --valid-for"
+    )]
+    NothingToAttenuate,
+    /// `token attenuate`'s scoped flags cannot tell which service they are for.
+    #[error(
+        "the token grants {}; pass --services NAME to say which one the flags apply to", if granted.is_empty() { "no single service (it has no services caveat)".to_owned() } else { format!("several services ({})", granted.join(", ")) }
+    )]
+    AmbiguousService {
+        /// The services the token grants.
+        granted: Vec<String>,
+    },
+    /// `token attenuate --services` named a service the token does not grant.
+    #[error(
+        "the token does not grant service {name:?} (it grants: {}); a sub-agent's token can only keep services its parent has, so pass one of those to --services", granted.join(", ")
+    )]
+    ServiceNotGranted {
+        /// The name passed.
+        name: String,
+        /// The services the token grants.
+        granted: Vec<String>,
+    },
+    /// A `--valid-for` duration that does not parse.
+    #[error(
+        "--valid-for {0:?} is not a duration: pass a whole number with s, m, h or d (90s, 10m, 2h, 7d), or seconds"
+    )]
+    BadDuration(String),
     /// A `--service` value that is not `name[:tier]`.
     #[error("--service {0:?} must be name or name:tier with tier 0-255")]
     BadService(String),

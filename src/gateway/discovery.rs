@@ -98,6 +98,7 @@ pub fn manifest(node_pubkey: &str, services: Vec<Value>) -> Value {
             "{service}_valid_until": { "type": "timestamp", "attenuation": "earlier" },
             "{service}_methods": { "type": "string", "attenuation": "subset" },
             "{service}_budget_usd": { "type": "string", "attenuation": "decreasing" },
+            "{service}_budget_usd_per_day": { "type": "string", "attenuation": "decreasing" },
             "{service}_max_calls": { "type": "integer", "attenuation": "decreasing" },
         },
     })

@@ -4,14 +4,21 @@
 //! `sha256(preimage) == payment_hash` (constant time), then the root key lookup the caller
 //! provides, then the HMAC chain (constant time), then the caveats against the request.
 //! No database round trip is needed: the caller's lookup is normally an in-memory cache.
+//! A token with cap caveats (`_budget_usd`, `_budget_usd_per_day`, `_max_calls`) has its
+//! chain walked a second time, up to its last cap, to name its meters ([`meters`]); a token
+//! without caps never pays for that.
 
 use serde::Serialize;
 
-use super::caveat::{self, CaveatError, Restrictions};
+use super::caveat::{self, CaveatError, MeterMask, Restrictions};
 use super::header::{self, Credential, HeaderError};
 use super::identifier::{Identifier, IdentifierError, PaymentHash, TokenId};
-use super::macaroon::{self, Macaroon, MacaroonError, MacaroonRef};
+use super::macaroon::{self, CaveatRef, Macaroon, MacaroonError, MacaroonRef};
 use super::secret::{Preimage, RootKey};
+
+pub mod meters;
+
+pub use meters::{Meter, MeterKey, Meters};
 
 /// What the request is asking for.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +46,10 @@ pub struct Decision {
     pub tier: u8,
     /// What the caveats still restrict; budget and call caps are for metering to enforce.
     pub restrictions: Restrictions,
+    /// One meter per cap caveat of the service, in caveat order; empty without caps. Not
+    /// serialised: meter keys are for the store, not for output.
+    #[serde(skip)]
+    pub meters: Meters,
 }
 
 /// Why a credential does not grant the request. Each is a reason for a fresh challenge.
@@ -165,6 +176,7 @@ trait Token {
     fn identifier(&self) -> &[u8];
     fn verify_signature(&self, root_key: &RootKey) -> Result<(), MacaroonError>;
     fn caveat_texts(&self) -> impl Iterator<Item = Option<&str>>;
+    fn caveat_refs(&self) -> impl Iterator<Item = CaveatRef<'_>>;
 }
 
 impl Token for Macaroon {
@@ -177,6 +189,9 @@ impl Token for Macaroon {
     fn caveat_texts(&self) -> impl Iterator<Item = Option<&str>> {
         self.caveats().map(|c| std::str::from_utf8(c.id).ok())
     }
+    fn caveat_refs(&self) -> impl Iterator<Item = CaveatRef<'_>> {
+        self.caveats()
+    }
 }
 
 impl Token for MacaroonRef<'_> {
@@ -188,6 +203,9 @@ impl Token for MacaroonRef<'_> {
     }
     fn caveat_texts(&self) -> impl Iterator<Item = Option<&str>> {
         MacaroonRef::caveat_texts(self)
+    }
+    fn caveat_refs(&self) -> impl Iterator<Item = CaveatRef<'_>> {
+        self.caveats()
     }
 }
 
@@ -206,6 +224,26 @@ fn names_own_preimage(caveat: &str, preimage: &Preimage) -> bool {
         && super::secret::ct_eq_32(&bytes, preimage.expose())
 }
 
+/// `mask`, whose bits count only the caveats not `skipped`, with each bit moved to the
+/// position of its caveat among all of them.
+fn unskip(mask: MeterMask, skipped: u64) -> MeterMask {
+    if skipped == 0 {
+        return mask;
+    }
+    let mut out = 0u64;
+    let mut kept = 0usize;
+    for i in 0..MeterMask::CAPACITY {
+        if skipped & (1 << i) != 0 {
+            continue;
+        }
+        if mask.contains(kept) {
+            out |= 1 << i;
+        }
+        kept += 1;
+    }
+    MeterMask(out)
+}
+
 /// The checks after parsing, cheapest and key-free first (see the module's documentation).
 fn verify_token(
     token: &impl Token,
@@ -219,10 +257,23 @@ fn verify_token(
     }
     let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
     token.verify_signature(&root_key)?;
-    let caveats = token
-        .caveat_texts()
-        .filter(|text| !text.is_some_and(|t| names_own_preimage(t, preimage)));
-    let grant = caveat::evaluate_texts(caveats, ctx.service)?;
+    // Aperture's preimage caveat is proof of payment, not a restriction
+    // (`names_own_preimage`): it is left out of the evaluation, and the meter positions the
+    // evaluation reports are moved back to the token's own caveat positions.
+    let mut skipped = 0u64;
+    let caveats = token.caveat_texts().enumerate().filter_map(|(i, text)| {
+        if text.is_some_and(|t| names_own_preimage(t, preimage)) {
+            skipped |= u32::try_from(i)
+                .ok()
+                .and_then(|i| 1u64.checked_shl(i))
+                .unwrap_or(0);
+            None
+        } else {
+            Some(text)
+        }
+    });
+    let (grant, mask) = caveat::evaluate_metered(caveats, ctx.service)?;
+    let mask = unskip(mask, skipped);
     let r = &grant.restrictions;
     if let Some(valid_until) = r.valid_until
         && ctx.now >= valid_until
@@ -239,18 +290,31 @@ fn verify_token(
             ctx.method.chars().take(32).collect(),
         ));
     }
+    let meters = if mask.is_empty() {
+        Meters::default()
+    } else {
+        meters::collect(
+            &root_key,
+            token.identifier(),
+            token.caveat_refs(),
+            mask,
+            ctx.service,
+        )?
+    };
     Ok(Decision {
         token_id: id.token_id,
         payment_hash: id.payment_hash,
         service: ctx.service.to_owned(),
         tier: grant.tier,
         restrictions: grant.restrictions,
+        meters,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::l402::caveat::MeterKind;
 
     const NOW: u64 = 1_700_000_000;
 
@@ -309,6 +373,29 @@ mod tests {
         assert_eq!(d.tier, 2);
         assert_eq!(d.token_id, TokenId([0x33; 32]));
         assert_eq!(d.restrictions.valid_until, Some(1_700_000_100));
+    }
+
+    #[test]
+    fn a_skipped_preimage_caveat_leaves_meters_at_their_own_positions() {
+        let f = fixture();
+        let own = format!("preimage={}", hex::encode(f.preimage.expose()));
+        let keys = |caveats: &[&str]| -> Vec<MeterKey> {
+            let d = run(&f, &header(&f, caveats), &ctx("GET")).unwrap();
+            d.meters.iter().map(|m| m.key).collect()
+        };
+        // The same cap with the preimage caveat after it: one chain up to the cap, one meter.
+        let plain = keys(&["services=svc:0", "svc_max_calls=5"]);
+        assert_eq!(plain.len(), 1);
+        assert_eq!(keys(&["services=svc:0", "svc_max_calls=5", &own]), plain);
+        // Two siblings that differ after a preimage caveat: each cap is metered at its own
+        // position, so they do not share a meter (nor take the preimage caveat's).
+        let a = keys(&["services=svc:0", &own, "svc_max_calls=5"]);
+        let b = keys(&["services=svc:0", &own, "svc_max_calls=7"]);
+        assert_eq!((a.len(), b.len()), (1, 1));
+        assert_ne!(a, b);
+        assert_ne!(a, plain);
+        assert_eq!(unskip(MeterMask(0b101), 0b010), MeterMask(0b1001));
+        assert_eq!(unskip(MeterMask(0b11), 0), MeterMask(0b11));
     }
 
     #[test]
@@ -403,6 +490,80 @@ mod tests {
             run(&f, &two, &ctx("GET")),
             Err(VerifyError::UnusedDischarge(1))
         );
+    }
+
+    fn meters_of(f: &Fixture, h: &str, svc: &'static str) -> Meters {
+        let c = RequestContext {
+            service: svc,
+            ..ctx("GET")
+        };
+        run(f, h, &c).unwrap().meters
+    }
+
+    #[test]
+    fn each_cap_is_a_meter_named_by_its_chain_and_siblings_share_their_parents() {
+        let f = fixture();
+        let parent = ["services=svc:0,b:0", "svc_budget_usd=1.00"];
+        let a = header(&f, &[parent[0], parent[1], "svc_budget_usd=0.3"]);
+        let b = header(&f, &[parent[0], parent[1], "svc_budget_usd=0.3"]);
+        let c = header(
+            &f,
+            &[
+                parent[0],
+                parent[1],
+                "svc_methods=GET",
+                "svc_max_calls=5",
+                "svc_budget_usd_per_day=0.1",
+                "b_budget_usd=9",
+            ],
+        );
+        let (ma, mb, mc) = (
+            meters_of(&f, &a, "svc"),
+            meters_of(&f, &b, "svc"),
+            meters_of(&f, &c, "svc"),
+        );
+        // The same caveats after the same chain are the same meters: a token re-derived the
+        // same way spends the same budget.
+        assert_eq!(ma, mb);
+        let a: Vec<_> = ma.iter().copied().collect();
+        let c: Vec<_> = mc.iter().copied().collect();
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].kind, a[0].cap), (MeterKind::Usd, 1_000_000));
+        assert_eq!((a[1].kind, a[1].cap), (MeterKind::Usd, 300_000));
+        // The parent's cap is one meter for both; each child's own caps are others.
+        assert_eq!(a[0].key, c[0].key);
+        assert_eq!(c.len(), 3, "another service's cap is not metered here");
+        assert_eq!((c[1].kind, c[1].cap), (MeterKind::Calls, 5));
+        assert_eq!((c[2].kind, c[2].cap), (MeterKind::UsdPerDay, 100_000));
+        let keys: std::collections::HashSet<_> = a.iter().chain(&c).map(|m| m.key).collect();
+        assert_eq!(keys.len(), 4);
+        // Service b sees only its own cap.
+        let h = header(&f, &["services=svc:0,b:0", "b_budget_usd=9"]);
+        assert_eq!(meters_of(&f, &h, "b").len(), 1);
+        assert!(meters_of(&f, &h, "svc").is_empty());
+    }
+
+    #[test]
+    fn meters_agree_between_the_borrowed_and_the_owned_token() {
+        let f = fixture();
+        let h = header(
+            &f,
+            &["services=svc:0", "svc_budget_usd = 2", "svc_max_calls=3"],
+        );
+        let borrowed = meters_of(&f, &h, "svc");
+        let cred = header::parse_credential(&h).unwrap();
+        let owned = verify_credential(&cred, &ctx("GET"), |_| Some(f.key.clone()))
+            .unwrap()
+            .meters;
+        assert_eq!(borrowed.len(), 2);
+        assert_eq!(borrowed, owned);
+        // No meter key is the chain's state (the signature of the token cut there).
+        let mut m = Macaroon::new(&f.key, &f.id.encode(), "tapgate");
+        m.add_first_party_caveat(b"services=svc:0").unwrap();
+        m.add_first_party_caveat(b"svc_budget_usd = 2").unwrap();
+        assert_ne!(&borrowed.iter().next().unwrap().key.0, m.signature());
+        let shown = format!("{:?}", run(&f, &h, &ctx("GET")).unwrap());
+        assert!(!shown.contains(&hex::encode(m.signature())), "{shown}");
     }
 
     #[test]

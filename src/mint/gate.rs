@@ -4,7 +4,9 @@
 //!
 //! A request with no token is offered a challenge (`402`); a token that fails verification is
 //! refused with a machine-readable [`Reason`] and a fresh challenge (`401`); a paid token goes
-//! through, debiting its prepaid balance when it has one. Verification stays local on the hot
+//! through, debiting its prepaid balance when it has one together with the meters of its cap
+//! caveats (one store step: [`MeterStore::charge`]), so a sub-agent's token spends against its
+//! own caps and every ancestor's. Verification stays local on the hot
 //! path: the macaroon's HMAC chain against a cached root key, the preimage against the payment
 //! hash, the caveats, and the tracker's in-memory set of settled hashes.
 //!
@@ -26,13 +28,15 @@ use super::tracker::{Settled, SettlementTracker, TrackerError};
 use super::{Mint, MintError, MintRequest};
 use crate::clock::Clock;
 use crate::l402::caveat::CaveatError;
+use crate::l402::caveat::MeterKind;
 use crate::l402::header::Challenge;
 use crate::l402::verify::{self, VerifyError};
 use crate::l402::{Macaroon, RequestContext, RootKey, TokenId};
 use crate::lightning::traits::{AssetInvoices, Invoices, Rates};
 use crate::metrics::Metrics;
 use crate::store::{
-    BalanceStore, Debit, Rail, RootKeyStore, SettlementStore, StoreError, TokenLedger, TokenRecord,
+    BalanceStore, Charge, ChargeOutcome, MeterDebit, MeterStore, Rail, RootKeyStore,
+    SettlementStore, StoreError, TokenLedger, TokenRecord,
 };
 
 /// A boxed future, so [`Authenticator`] is object-safe.
@@ -41,6 +45,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Millionths of a dollar in a dollar: prices have at most six places
 /// ([`crate::config::services::PRICE_DECIMALS`]), so balances are whole micro-dollars.
 const MICRO: i64 = 1_000_000;
+
+/// Seconds in a UTC day: a daily cap's meter counts per `unix seconds / 86 400` (unix time has
+/// no leap seconds, so every day is this long and starts at 00:00 UTC).
+const SECS_PER_DAY: u64 = 86_400;
 
 /// Why a token was refused, as the `reason` of a `401` body and the `reason` label of the
 /// refusal metric.
@@ -293,7 +301,7 @@ pub struct GateParts<S, L, T: Rates> {
 
 impl<S, L, T> Gate<S, L, T>
 where
-    S: RootKeyStore + SettlementStore + TokenLedger + BalanceStore + 'static,
+    S: RootKeyStore + SettlementStore + TokenLedger + BalanceStore + MeterStore + 'static,
     L: Invoices + Clone + 'static,
     T: AssetInvoices + Rates + Clone + 'static,
 {
@@ -607,86 +615,109 @@ where
             token_price_usd: None,
             replayed: false,
         };
-        if let Some(max) = r.max_calls {
-            let counter = format!("calls:{}", decision.token_id);
-            let limit = u32::try_from(max).unwrap_or(u32::MAX);
-            match self.store.take_free_call(&counter, &s.name, limit).await {
-                Ok(true) => {}
-                Ok(false) => {
+        let prepaid = cached.record.as_ref().and_then(|r| r.prepaid_micro_usd);
+        let price = match prepaid {
+            Some(_) => micro(svc.price_usd(decision.tier)),
+            None => {
+                // A token bought outright: its price was its budget's whole spend, so a call
+                // costs nothing against its dollar caps (only its call caps count).
+                if let (Some(budget), Some(rec)) = (r.budget_usd, &cached.record)
+                    && usd(rec.price_micro_usd) > budget
+                {
                     return self
                         .pay(
                             &req,
-                            Some(Reason::TooManyCalls),
-                            format!("the token allows {max} calls and they are used"),
+                            Some(Reason::OverBudget),
+                            format!("the token's budget ${budget} is below its price"),
                         )
                         .await;
                 }
-                Err(e) => {
-                    return Verdict::Unavailable {
-                        detail: format!("the store failed: {e}"),
-                    };
+                pass.token_price_usd = cached.record.as_ref().map(|r| usd(r.price_micro_usd));
+                if decision.meters.is_empty() {
+                    return Verdict::Pass(pass);
                 }
-            }
-        }
-        let prepaid = cached.record.as_ref().and_then(|r| r.prepaid_micro_usd);
-        let Some(prepaid) = prepaid else {
-            // A token bought outright: its price was its budget's whole spend.
-            if let (Some(budget), Some(rec)) = (r.budget_usd, &cached.record)
-                && usd(rec.price_micro_usd) > budget
-            {
-                return self
-                    .pay(
-                        &req,
-                        Some(Reason::OverBudget),
-                        format!("the token's budget ${budget} is below its price"),
-                    )
-                    .await;
-            }
-            pass.token_price_usd = cached.record.as_ref().map(|r| usd(r.price_micro_usd));
-            return Verdict::Pass(pass);
-        };
-        let price = micro(svc.price_usd(decision.tier));
-        let balance = match self.store.open_balance(&decision.token_id, prepaid).await {
-            Ok(b) => b,
-            Err(e) => {
-                return Verdict::Unavailable {
-                    detail: format!("the store failed: {e}"),
-                };
+                0
             }
         };
-        if let Some(budget) = r.budget_usd {
-            let spent = usd(prepaid.saturating_sub(balance));
-            if spent + usd(price) > budget {
-                return self
-                    .pay(
-                        &req,
-                        Some(Reason::OverBudget),
-                        format!(
-                            "the token's budget is ${budget}; ${spent} is spent and a call costs ${}",
-                            usd(price)
-                        ),
-                    )
-                    .await;
-            }
-        }
-        match self
-            .store
-            .debit(&decision.token_id, price, req.idempotency_key)
-            .await
+        if let Some(prepaid) = prepaid
+            && let Err(e) = self.store.open_balance(&decision.token_id, prepaid).await
         {
-            Ok(Debit::Charged {
+            return Verdict::Unavailable {
+                detail: format!("the store failed: {e}"),
+            };
+        }
+        let day = ctx.now / SECS_PER_DAY;
+        let meters: Vec<MeterDebit> = decision
+            .meters
+            .iter()
+            .map(|m| MeterDebit {
+                key: m.key,
+                period: if m.kind == MeterKind::UsdPerDay {
+                    day
+                } else {
+                    0
+                },
+                cap: m.cap,
+                amount: if m.kind == MeterKind::Calls { 1 } else { price },
+            })
+            .collect();
+        let charge = Charge {
+            token_id: &decision.token_id,
+            balance_micro_usd: prepaid.map(|_| price),
+            meters: &meters,
+            idempotency_key: req.idempotency_key,
+        };
+        match self.store.charge(&charge).await {
+            Ok(ChargeOutcome::Charged {
                 remaining_micro_usd,
                 replayed,
             }) => {
-                pass.charged_usd = if replayed { usd(0) } else { usd(price) };
-                pass.balance_usd = Some(usd(remaining_micro_usd));
                 pass.replayed = replayed;
-                if !replayed {
-                    self.metrics.debit(&s.name, price);
+                if prepaid.is_some() {
+                    pass.charged_usd = if replayed { usd(0) } else { usd(price) };
+                    pass.balance_usd = remaining_micro_usd.map(usd);
+                    if !replayed {
+                        self.metrics.debit(&s.name, price);
+                    }
                 }
                 Verdict::Pass(pass)
             }
-            Ok(Debit::Insufficient {
+            Ok(ChargeOutcome::MeterFull { index, used }) => {
+                let Some(m) = meters.get(index) else {
+                    return Verdict::Unavailable {
+                        detail: "the store named a meter the call does not have".into(),
+                    };
+                };
+                let (reason, detail) = match decision.meters.iter().nth(index).map(|m| m.kind) {
+                    Some(MeterKind::Calls) => (
+                        Reason::TooManyCalls,
+                        format!(
+                            "a caveat of the token allows {} calls and they are used",
+                            m.cap
+                        ),
+                    ),
+                    Some(MeterKind::UsdPerDay) => (
+                        Reason::OverBudget,
+                        format!(
+                            "a caveat of the token caps it at ${} per day (UTC); ${} is spent today and a call costs ${}; it resets at 00:00 UTC",
+                            usd(m.cap),
+                            usd(used),
+                            usd(price)
+                        ),
+                    ),
+                    _ => (
+                        Reason::OverBudget,
+                        format!(
+                            "a caveat of the token caps its spending at ${}; ${} is spent and a call costs ${}",
+                            usd(m.cap),
+                            usd(used),
+                            usd(price)
+                        ),
+                    ),
+                };
+                self.pay(&req, Some(reason), detail).await
+            }
+            Ok(ChargeOutcome::Insufficient {
                 remaining_micro_usd,
             }) => {
                 self.pay(
@@ -700,7 +731,7 @@ where
                 )
                 .await
             }
-            Ok(Debit::NoBalance) => Verdict::Unavailable {
+            Ok(ChargeOutcome::NoBalance) => Verdict::Unavailable {
                 detail: "the token's prepaid balance was not found".into(),
             },
             Err(e) => Verdict::Unavailable {
@@ -712,7 +743,7 @@ where
 
 impl<S, L, T> Authenticator for Gate<S, L, T>
 where
-    S: RootKeyStore + SettlementStore + TokenLedger + BalanceStore + 'static,
+    S: RootKeyStore + SettlementStore + TokenLedger + BalanceStore + MeterStore + 'static,
     L: Invoices + Clone + 'static,
     T: AssetInvoices + Rates + Clone + 'static,
 {

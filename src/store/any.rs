@@ -4,9 +4,10 @@
 //! so that what the conformance suite proves of each store holds for `AnyStore` too.
 
 use super::{
-    BalanceStore, Debit, MemoryStore, RevenueRow, RootKeyStore, SettlementStore, StoreError,
-    TokenLedger, TokenRecord, TokenView,
+    BalanceStore, Charge, ChargeOutcome, Debit, MemoryStore, MeterStore, RevenueRow, RootKeyStore,
+    SettlementStore, StoreError, TokenLedger, TokenRecord, TokenView,
 };
+use crate::l402::verify::MeterKey;
 use crate::l402::{PaymentHash, RootKey, TokenId};
 
 #[cfg(feature = "sqlite")]
@@ -134,6 +135,16 @@ impl BalanceStore for AnyStore {
         limit: u32,
     ) -> Result<bool, StoreError> {
         forward!(self, s => s.take_free_call(service, client, limit))
+    }
+}
+
+impl MeterStore for AnyStore {
+    async fn charge(&self, charge: &Charge<'_>) -> Result<ChargeOutcome, StoreError> {
+        forward!(self, s => s.charge(charge))
+    }
+
+    async fn meter_used(&self, key: &MeterKey, period: u64) -> Result<u64, StoreError> {
+        forward!(self, s => s.meter_used(key, period))
     }
 }
 

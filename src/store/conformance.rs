@@ -12,6 +12,7 @@ use crate::l402::{PaymentHash, TokenId};
 
 pub(crate) mod balance;
 pub(crate) mod ledger;
+pub(crate) mod meters;
 pub(crate) mod root_keys;
 pub(crate) mod settlement;
 
@@ -77,7 +78,13 @@ macro_rules! store_conformance {
             balance::oversized_idempotency_key_is_refused,
             balance::free_calls_are_exactly_limit,
             balance::concurrent_free_calls_are_exactly_limit,
-            balance::values_beyond_i64_are_refused_everywhere
+            balance::values_beyond_i64_are_refused_everywhere,
+            meters::a_charge_debits_balance_and_meters_together_or_not_at_all,
+            meters::sibling_meters_count_apart_and_a_shared_meter_caps_them_together,
+            meters::concurrent_charges_never_pass_a_shared_cap,
+            meters::keyed_retries_of_a_charge_debit_nothing,
+            meters::a_meter_counts_each_period_apart,
+            meters::bad_charges_are_refused_before_anything_changes
         );
     };
     (@cases $make:expr; $($module:ident :: $case:ident),*) => {

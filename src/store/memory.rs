@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{
-    AMOUNT_TOO_LARGE, BalanceStore, Debit, Rail, RevenueRow, RootKeyStore, SETTLEMENT_TOO_LARGE,
-    SettlementStore, StoreError, TokenLedger, TokenRecord, TokenView, check_idempotency_key,
-    check_record, fresh_key, storable,
+    AMOUNT_TOO_LARGE, BalanceStore, Charge, ChargeOutcome, Debit, METER_TOO_LARGE, MeterStore,
+    Rail, RevenueRow, RootKeyStore, SETTLEMENT_TOO_LARGE, SettlementStore, StoreError, TokenLedger,
+    TokenRecord, TokenView, check_charge, check_idempotency_key, check_record, fresh_key, storable,
 };
+use crate::l402::verify::MeterKey;
 use crate::l402::{PaymentHash, RootKey, TokenId};
 
 /// Every kind of state in one struct behind a mutex (never held across an await).
@@ -35,8 +36,11 @@ struct State {
     token_index: HashMap<TokenId, usize>,
     /// Prepaid balances; opened once, then only debited (never below zero).
     balances: HashMap<TokenId, u64>,
-    /// (token, idempotency key) -> balance left right after that key's successful debit.
+    /// (token, idempotency key) -> balance left right after that key's successful debit (0
+    /// for a charge without a balance).
     debit_keys: HashMap<(TokenId, String), u64>,
+    /// (meter, period) -> what it counted; never above the cap it was charged under.
+    meters: HashMap<(MeterKey, u64), u64>,
     /// (service, client) -> free calls taken.
     free_calls: HashMap<(String, String), u32>,
 }
@@ -258,6 +262,58 @@ impl BalanceStore for MemoryStore {
             *used += 1;
             true
         }))
+    }
+}
+
+impl MeterStore for MemoryStore {
+    async fn charge(&self, c: &Charge<'_>) -> Result<ChargeOutcome, StoreError> {
+        check_charge(c)?;
+        Ok(self.with(|s| {
+            let slot = c.idempotency_key.map(|k| (*c.token_id, k.to_owned()));
+            if let Some(&remaining) = slot.as_ref().and_then(|k| s.debit_keys.get(k)) {
+                return ChargeOutcome::Charged {
+                    remaining_micro_usd: c.balance_micro_usd.map(|_| remaining),
+                    replayed: true,
+                };
+            }
+            // Check everything first: nothing is written unless all of it passes.
+            for (index, m) in c.meters.iter().enumerate() {
+                let used = s.meters.get(&(m.key, m.period)).copied().unwrap_or(0);
+                if used.saturating_add(m.amount) > m.cap {
+                    return ChargeOutcome::MeterFull { index, used };
+                }
+            }
+            let remaining = match c.balance_micro_usd {
+                None => None,
+                Some(amount) => {
+                    let Some(balance) = s.balances.get_mut(c.token_id) else {
+                        return ChargeOutcome::NoBalance;
+                    };
+                    let Some(left) = balance.checked_sub(amount) else {
+                        return ChargeOutcome::Insufficient {
+                            remaining_micro_usd: *balance,
+                        };
+                    };
+                    *balance = left;
+                    Some(left)
+                }
+            };
+            for m in c.meters.iter().filter(|m| m.amount > 0) {
+                *s.meters.entry((m.key, m.period)).or_insert(0) += m.amount;
+            }
+            if let Some(slot) = slot {
+                s.debit_keys.insert(slot, remaining.unwrap_or(0));
+            }
+            ChargeOutcome::Charged {
+                remaining_micro_usd: remaining,
+                replayed: false,
+            }
+        }))
+    }
+
+    async fn meter_used(&self, key: &MeterKey, period: u64) -> Result<u64, StoreError> {
+        storable(period, METER_TOO_LARGE)?;
+        Ok(self.with(|s| s.meters.get(&(*key, period)).copied().unwrap_or(0)))
     }
 }
 

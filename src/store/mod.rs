@@ -7,15 +7,18 @@
 //! - [`TokenLedger`]: the tokens minted for challenges (no secrets), for the admin API and
 //!   revenue.
 //! - [`BalanceStore`]: prepaid balances, debit idempotency keys and free-call meters.
+//! - [`MeterStore`]: the meters of tokens' cap caveats (`_budget_usd`, `_budget_usd_per_day`,
+//!   `_max_calls`), debited in one step with the prepaid balance.
 //!
 //! Every store ([`MemoryStore`], [`SqliteStore`], and [`AnyStore`] that picks one by
-//! configuration) implements all four and passes the same suite (`conformance.rs`). This
+//! configuration) implements all five and passes the same suite (`conformance.rs`). This
 //! module owns the contracts and the input rules every store applies alike; it must not
 //! decide prices or policy, and stores must not log keys or preimages and must keep what they
 //! persist readable by its owner only.
 
 use std::future::Future;
 
+use crate::l402::verify::MeterKey;
 use crate::l402::{PaymentHash, RootKey, TokenId};
 
 mod any;
@@ -29,7 +32,9 @@ pub(crate) mod conformance;
 
 pub use any::AnyStore;
 pub use memory::MemoryStore;
-pub use records::{Debit, Rail, RevenueRow, TokenRecord, TokenView};
+pub use records::{
+    Charge, ChargeOutcome, Debit, MeterDebit, Rail, RevenueRow, TokenRecord, TokenView,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -210,6 +215,64 @@ pub trait BalanceStore: Send + Sync {
         limit: u32,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+/// The meters of tokens' cap caveats, charged together with the prepaid balance.
+///
+/// Contract for implementers: [`charge`](Self::charge) is one atomic step against concurrent
+/// callers: it checks every meter in the order given (the first whose count plus its amount
+/// would pass its cap refuses the charge as [`ChargeOutcome::MeterFull`]), then the balance
+/// ([`ChargeOutcome::Insufficient`], [`ChargeOutcome::NoBalance`]), and only if all of them
+/// pass debits them all; a refused charge changes nothing and its idempotency key is not
+/// remembered. With an idempotency key, at most once per (token, key): a repeat returns the
+/// first successful outcome with `replayed = true` and debits nothing (keys are shared with
+/// [`BalanceStore::debit`]). Meters start at zero; a (key, period) pair counts on its own.
+/// Keys repeated within one charge, more than [`MAX_METERS_PER_CHARGE`] meters, keys longer
+/// than [`MAX_IDEMPOTENCY_KEY_BYTES`] and values above [`MAX_STORED_INTEGER`] are refused
+/// with [`StoreError::BadInput`] before anything changes.
+pub trait MeterStore: Send + Sync {
+    /// Charges one call: the balance debit and every meter, all or nothing.
+    fn charge(
+        &self,
+        charge: &Charge<'_>,
+    ) -> impl Future<Output = Result<ChargeOutcome, StoreError>> + Send;
+    /// What the meter has counted in `period` (0 if nothing).
+    fn meter_used(
+        &self,
+        key: &MeterKey,
+        period: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// Most meters one charge may name: a macaroon carries at most
+/// [`crate::l402::macaroon::MAX_CAVEATS`] caveats, so no token has more.
+pub const MAX_METERS_PER_CHARGE: usize = crate::l402::macaroon::MAX_CAVEATS;
+
+/// Refuses a charge no store can apply (see [`MeterStore`]'s contract).
+pub(crate) fn check_charge(c: &Charge<'_>) -> Result<(), StoreError> {
+    check_idempotency_key(c.idempotency_key)?;
+    if let Some(amount) = c.balance_micro_usd {
+        storable(amount, AMOUNT_TOO_LARGE)?;
+    }
+    if c.meters.len() > MAX_METERS_PER_CHARGE {
+        return Err(StoreError::BadInput(
+            "a charge names at most 32 meters, as many as a token has caveats",
+        ));
+    }
+    for (i, m) in c.meters.iter().enumerate() {
+        for v in [m.period, m.cap, m.amount] {
+            storable(v, METER_TOO_LARGE)?;
+        }
+        if c.meters.iter().take(i).any(|earlier| earlier.key == m.key) {
+            return Err(StoreError::BadInput(
+                "a charge names a meter twice; name each meter once",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The refusal of a meter's period, cap or amount no store can hold.
+pub(crate) const METER_TOO_LARGE: &str = "a meter's period, cap or amount must not exceed i64::MAX";
 
 pub(crate) fn fresh_key() -> Result<RootKey, StoreError> {
     RootKey::generate().map_err(StoreError::Random)

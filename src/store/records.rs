@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::l402::verify::MeterKey;
 use crate::l402::{PaymentHash, TokenId};
 
 /// Which way a token was paid.
@@ -104,5 +105,64 @@ pub enum Debit {
         remaining_micro_usd: u64,
     },
     /// The token has no balance (never opened).
+    NoBalance,
+}
+
+/// One meter a call counts against ([`MeterStore::charge`](super::MeterStore::charge)): its
+/// name, the period it counts in, its cap, and what the call adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeterDebit {
+    /// The meter's name (derived from the token's chain; not a secret).
+    pub key: MeterKey,
+    /// The period the meter counts in: 0 for a cap that never resets, the UTC day number
+    /// (unix seconds / 86 400) for a daily one. Each (key, period) counts from zero.
+    pub period: u64,
+    /// The most the meter may count, in micro-dollars or calls.
+    pub cap: u64,
+    /// What this call adds (micro-dollars or one call); may be 0.
+    pub amount: u64,
+}
+
+/// One call's charge: the prepaid balance debit, if any, and every meter, applied together
+/// or not at all.
+#[derive(Clone, Copy, Debug)]
+pub struct Charge<'a> {
+    /// The token paying.
+    pub token_id: &'a TokenId,
+    /// Some: micro-dollars to debit from the token's prepaid balance. None: the token was
+    /// bought outright and has no balance.
+    pub balance_micro_usd: Option<u64>,
+    /// The meters the call counts against, each key at most once.
+    pub meters: &'a [MeterDebit],
+    /// The `Idempotency-Key`, if any: a repeat changes nothing.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// The outcome of [`MeterStore::charge`](super::MeterStore::charge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ChargeOutcome {
+    /// Everything was debited (or, with `replayed`, was debited earlier under the same
+    /// idempotency key and nothing is debited again).
+    Charged {
+        /// The balance left right after the debit; None for a charge without a balance.
+        remaining_micro_usd: Option<u64>,
+        /// True when this is a repeat of an earlier charge under the same key.
+        replayed: bool,
+    },
+    /// The meter at `index` in [`Charge::meters`] (the first, in that order) would pass its
+    /// cap: nothing was debited.
+    MeterFull {
+        /// Its position in the charge's meters.
+        index: usize,
+        /// What it has counted so far in its period.
+        used: u64,
+    },
+    /// The balance does not cover the debit: nothing was debited.
+    Insufficient {
+        /// The balance, smaller than the amount asked for.
+        remaining_micro_usd: u64,
+    },
+    /// The charge has a balance debit but the token has no balance (never opened): nothing
+    /// was debited.
     NoBalance,
 }

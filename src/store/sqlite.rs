@@ -4,7 +4,7 @@
 //! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
 //! holds every root key. The schema is versioned (`migrations.rs`); migrations run in order,
 //! once, in a transaction, at open. This file owns opening, the root keys and the row
-//! decoding the other traits share (`settlement.rs`, `ledger.rs`, `balance.rs`); no module
+//! decoding the other traits share (`settlement.rs`, `ledger.rs`, `balance.rs`, `meters.rs`); no module
 //! here may log a key or put one in an error.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use crate::l402::{RootKey, TokenId};
 
 mod balance;
 mod ledger;
+mod meters;
 mod migrations;
 mod settlement;
 

@@ -55,6 +55,7 @@ pub(super) fn suffix_kind(suffix: &str) -> Option<Kind> {
         "valid_until" => Some(Kind::ValidUntil),
         "methods" => Some(Kind::Methods),
         "budget_usd" => Some(Kind::BudgetUsd),
+        "budget_usd_per_day" => Some(Kind::BudgetUsdPerDay),
         "max_calls" => Some(Kind::MaxCalls),
         _ => None,
     }
@@ -235,6 +236,7 @@ pub(super) fn parse_value(kind: Kind, key: &str, value: &str) -> Result<Conditio
         Kind::ValidUntil => Condition::ValidUntil(parse_u64(key, value)?),
         Kind::Methods => Condition::Methods(parse_methods(key, value)?),
         Kind::BudgetUsd => Condition::BudgetUsd(parse_usd(key, value)?),
+        Kind::BudgetUsdPerDay => Condition::BudgetUsdPerDay(parse_usd(key, value)?),
         Kind::MaxCalls => Condition::MaxCalls(parse_u64(key, value)?),
     })
 }

@@ -10,7 +10,12 @@
 //! | `<svc>_valid_until` | unix seconds | not later than before |
 //! | `<svc>_methods` | `GET,POST` (tapgate's) | subset |
 //! | `<svc>_budget_usd` | decimal dollars (tapgate's) | not higher |
+//! | `<svc>_budget_usd_per_day` | decimal dollars per UTC day (tapgate's) | not higher |
 //! | `<svc>_max_calls` | integer (tapgate's) | not higher |
+//!
+//! The three caps are enforced by metering, not here: every one of them in a token's chain is
+//! a meter of its own ([`evaluate_metered`] says which caveats they are), so a sub-agent's
+//! token spends against its own cap and against every cap of the tokens it was narrowed from.
 //!
 //! When verifying for one service, caveats scoped to another service are ignored; a caveat for
 //! this service with an unknown suffix, or an unscoped caveat nobody recognises, fails closed:
@@ -32,12 +37,14 @@ const SUFFIX_CAPABILITIES: &str = "_capabilities";
 const SUFFIX_VALID_UNTIL: &str = "_valid_until";
 const SUFFIX_METHODS: &str = "_methods";
 const SUFFIX_BUDGET_USD: &str = "_budget_usd";
+const SUFFIX_BUDGET_USD_PER_DAY: &str = "_budget_usd_per_day";
 const SUFFIX_MAX_CALLS: &str = "_max_calls";
-const SUFFIXES: [(&str, Kind); 5] = [
+const SUFFIXES: [(&str, Kind); 6] = [
     (SUFFIX_CAPABILITIES, Kind::Capabilities),
     (SUFFIX_VALID_UNTIL, Kind::ValidUntil),
     (SUFFIX_METHODS, Kind::Methods),
     (SUFFIX_BUDGET_USD, Kind::BudgetUsd),
+    (SUFFIX_BUDGET_USD_PER_DAY, Kind::BudgetUsdPerDay),
     (SUFFIX_MAX_CALLS, Kind::MaxCalls),
 ];
 const KEY_SERVICES: &str = "services";
@@ -51,6 +58,7 @@ enum Kind {
     ValidUntil,
     Methods,
     BudgetUsd,
+    BudgetUsdPerDay,
     MaxCalls,
 }
 
@@ -76,6 +84,8 @@ pub enum Condition {
     Methods(BTreeSet<String>),
     /// `<svc>_budget_usd=<decimal>`
     BudgetUsd(Decimal),
+    /// `<svc>_budget_usd_per_day=<decimal>`: dollars per UTC day.
+    BudgetUsdPerDay(Decimal),
     /// `<svc>_max_calls=<n>`
     MaxCalls(u64),
 }
@@ -178,6 +188,7 @@ impl fmt::Display for Caveat {
             Condition::ValidUntil(t) => write!(f, "{svc}{SUFFIX_VALID_UNTIL}={t}"),
             Condition::Methods(m) => write!(f, "{svc}{SUFFIX_METHODS}={}", join(m)),
             Condition::BudgetUsd(d) => write!(f, "{svc}{SUFFIX_BUDGET_USD}={d}"),
+            Condition::BudgetUsdPerDay(d) => write!(f, "{svc}{SUFFIX_BUDGET_USD_PER_DAY}={d}"),
             Condition::MaxCalls(n) => write!(f, "{svc}{SUFFIX_MAX_CALLS}={n}"),
         }
     }
@@ -277,6 +288,8 @@ pub struct Restrictions {
     pub methods: Option<NameSet>,
     /// Spending cap in dollars, enforced by metering.
     pub budget_usd: Option<Decimal>,
+    /// Spending cap in dollars per UTC day, enforced by metering.
+    pub budget_usd_per_day: Option<Decimal>,
     /// Call cap, enforced by metering.
     pub max_calls: Option<u64>,
 }
@@ -354,6 +367,9 @@ fn minted_key<'t>(text: &'t str, service: &str) -> Option<(&'t str, &'t str, Sco
         [b'v', ..] => ("valid_until=", Kind::ValidUntil),
         [b'm', b'e', ..] => ("methods=", Kind::Methods),
         [b'm', ..] => ("max_calls=", Kind::MaxCalls),
+        [b'b', ..] if rest.starts_with("budget_usd_per_day=") => {
+            ("budget_usd_per_day=", Kind::BudgetUsdPerDay)
+        }
         [b'b', ..] => ("budget_usd=", Kind::BudgetUsd),
         _ => return None,
     };
@@ -382,30 +398,119 @@ pub(crate) fn evaluate_texts<'a>(
     caveats: impl IntoIterator<Item = Option<&'a str>>,
     service: &str,
 ) -> Result<Grant, CaveatError> {
+    evaluate_metered(caveats, service).map(|(grant, _)| grant)
+}
+
+/// Which caveats of a chain are meters for the service evaluated: bit `i` is set when caveat
+/// `i` (from 0) is one of the service's `_budget_usd`, `_budget_usd_per_day` or `_max_calls`
+/// caveats. Zero for a token without caps, which is what lets verification skip metering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeterMask(pub u64);
+
+impl MeterMask {
+    /// Caveat positions a mask can name; a macaroon carries at most
+    /// [`crate::l402::macaroon::MAX_CAVEATS`], fewer than this.
+    pub const CAPACITY: usize = 64;
+
+    /// True if no caveat is a meter.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// True if caveat `index` is a meter.
+    pub fn contains(self, index: usize) -> bool {
+        index < Self::CAPACITY && self.0 & (1 << index) != 0
+    }
+
+    /// The position of the last meter, if any.
+    pub fn last(self) -> Option<usize> {
+        (self.0 != 0).then(|| 63 - self.0.leading_zeros() as usize)
+    }
+}
+
+/// What a metered caveat caps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterKind {
+    /// `_budget_usd`: dollars spent through the token, ever.
+    Usd,
+    /// `_budget_usd_per_day`: dollars spent through the token in one UTC day.
+    UsdPerDay,
+    /// `_max_calls`: calls made through the token.
+    Calls,
+}
+
+/// The kind and cap of caveat `text` if it is one of `service`'s meters (as [`evaluate`]
+/// classifies it), the cap in whole micro-dollars (rounded down, so a cap is never raised) or
+/// in calls. `None` for any other caveat, and for one whose value does not parse (evaluation
+/// refuses those first).
+pub(crate) fn meter_of(text: &str, service: &str) -> Option<(MeterKind, u64)> {
+    let (key, value, scope) = classify(text, service, by_prefix(service)).ok()?;
+    match scope {
+        Scope::Own(Kind::BudgetUsd) => {
+            Some((MeterKind::Usd, micro_usd_floor(parse_usd(key, value).ok()?)))
+        }
+        Scope::Own(Kind::BudgetUsdPerDay) => Some((
+            MeterKind::UsdPerDay,
+            micro_usd_floor(parse_usd(key, value).ok()?),
+        )),
+        Scope::Own(Kind::MaxCalls) => Some((MeterKind::Calls, parse_u64(key, value).ok()?)),
+        _ => None,
+    }
+}
+
+/// Dollars as whole micro-dollars, rounded down; `u64::MAX` beyond it.
+pub fn micro_usd_floor(usd: Decimal) -> u64 {
+    let m = (usd * Decimal::from(1_000_000)).floor();
+    u64::try_from(m.mantissa() / 10i128.pow(m.scale())).unwrap_or(u64::MAX)
+}
+
+/// Whether caveats as minted can be recognised by their prefix for `service`: the same split
+/// as at the first '=' unless the service name itself has an '=' or starts with a space.
+fn by_prefix(service: &str) -> bool {
+    !service.starts_with(' ') && !service.bytes().any(|b| b == b'=')
+}
+
+/// `(key, value, scope)` of one caveat's text for `service`.
+#[inline]
+fn classify<'t>(
+    text: &'t str,
+    service: &str,
+    by_prefix: bool,
+) -> Result<(&'t str, &'t str, Scope), CaveatError> {
+    match by_prefix.then(|| minted_key(text, service)).flatten() {
+        Some(minted) => Ok(minted),
+        None => {
+            let (key, value) = split_condition(text)?;
+            Ok((key, value, scope_of(key, service)))
+        }
+    }
+}
+
+/// [`evaluate_texts`], and which caveats are meters for `service`.
+pub(crate) fn evaluate_metered<'a>(
+    caveats: impl IntoIterator<Item = Option<&'a str>>,
+    service: &str,
+) -> Result<(Grant, MeterMask), CaveatError> {
     let mut first_services: Option<&str> = None;
     let mut services: Option<&str> = None;
     let mut capabilities: Option<&str> = None;
     let mut methods: Option<&str> = None;
     let mut valid_until: Option<u64> = None;
     let mut budget_usd: Option<Decimal> = None;
+    let mut budget_usd_per_day: Option<Decimal> = None;
     let mut max_calls: Option<u64> = None;
+    let mut meters = MeterMask::default();
     // Caveats with no known suffix: whether they are another service's or fail closed depends
     // on every service name, so they are judged after the loop (they are rare).
     let mut unscoped: Vec<&str> = Vec::new();
 
     // Caveats as minted, `services=…` and `<service>_<suffix>=…`, are recognised by their
-    // prefix; that is the same split as at the first '=' unless the service name itself has
-    // an '=' or starts with a space.
-    let by_prefix = !service.starts_with(' ') && !service.bytes().any(|b| b == b'=');
-    for text in caveats {
+    // prefix (see [`by_prefix`]).
+    let by_prefix = by_prefix(service);
+    for (index, text) in caveats.into_iter().enumerate() {
         let text = text.ok_or(CaveatError::NotUtf8)?;
-        let (key, value, scope) = match by_prefix.then(|| minted_key(text, service)).flatten() {
-            Some(minted) => minted,
-            None => {
-                let (key, value) = split_condition(text)?;
-                (key, value, scope_of(key, service))
-            }
-        };
+        let (key, value, scope) = classify(text, service, by_prefix)?;
         match scope {
             Scope::Services => {
                 check_services(key, value)?;
@@ -424,10 +529,17 @@ pub(crate) fn evaluate_texts<'a>(
                 narrow(&mut valid_until, parse_u64(key, value)?, |n, p| n <= p, key)?
             }
             Scope::Own(Kind::BudgetUsd) => {
-                narrow(&mut budget_usd, parse_usd(key, value)?, |n, p| n <= p, key)?
+                narrow(&mut budget_usd, parse_usd(key, value)?, |n, p| n <= p, key)?;
+                meter_at(&mut meters, index, key)?;
+            }
+            Scope::Own(Kind::BudgetUsdPerDay) => {
+                let cap = parse_usd(key, value)?;
+                narrow(&mut budget_usd_per_day, cap, |n, p| n <= p, key)?;
+                meter_at(&mut meters, index, key)?;
             }
             Scope::Own(Kind::MaxCalls) => {
-                narrow(&mut max_calls, parse_u64(key, value)?, |n, p| n <= p, key)?
+                narrow(&mut max_calls, parse_u64(key, value)?, |n, p| n <= p, key)?;
+                meter_at(&mut meters, index, key)?;
             }
             // A known suffix on another service's name: not ours to enforce.
             Scope::Other => {}
@@ -463,16 +575,30 @@ pub(crate) fn evaluate_texts<'a>(
         }
     }
 
-    Ok(Grant {
-        tier,
-        restrictions: Restrictions {
-            valid_until,
-            capabilities: capabilities.map(NameSet::from_checked),
-            methods: methods.map(NameSet::from_checked),
-            budget_usd,
-            max_calls,
+    Ok((
+        Grant {
+            tier,
+            restrictions: Restrictions {
+                valid_until,
+                capabilities: capabilities.map(NameSet::from_checked),
+                methods: methods.map(NameSet::from_checked),
+                budget_usd,
+                budget_usd_per_day,
+                max_calls,
+            },
         },
-    })
+        meters,
+    ))
+}
+
+/// Marks caveat `index` as a meter; a cap past what a mask can name is refused rather than
+/// left unmetered (a macaroon cannot carry that many caveats, so only a direct caller can).
+fn meter_at(mask: &mut MeterMask, index: usize, key: &str) -> Result<(), CaveatError> {
+    if index >= MeterMask::CAPACITY {
+        return Err(bad(key, "a cap must be among a token's first 64 caveats"));
+    }
+    mask.0 |= 1 << index;
+    Ok(())
 }
 
 /// Refuses a caveat chain in which a caveat widens an earlier one, by the rules verification
@@ -525,6 +651,7 @@ mod tests {
                 "svc_valid_until=2000000000",
                 "svc_methods=GET,POST",
                 "svc_budget_usd=5.00",
+                "svc_budget_usd_per_day=0.50",
                 "svc_max_calls=100",
                 "other_valid_until=1",
                 "other_custom=whatever",
@@ -536,6 +663,7 @@ mod tests {
         let r = g.restrictions;
         assert_eq!(r.valid_until, Some(2_000_000_000));
         assert_eq!(r.budget_usd, Some(Decimal::new(500, 2)));
+        assert_eq!(r.budget_usd_per_day, Some(Decimal::new(50, 2)));
         assert_eq!(r.max_calls, Some(100));
         assert_eq!(
             r.methods.unwrap().iter().collect::<Vec<_>>(),
@@ -577,6 +705,7 @@ mod tests {
             ["svc_valid_until=100", "svc_valid_until=101"],
             ["svc_methods=GET", "svc_methods=GET,POST"],
             ["svc_budget_usd=1", "svc_budget_usd=1.01"],
+            ["svc_budget_usd_per_day=1", "svc_budget_usd_per_day=1.01"],
             ["svc_max_calls=1", "svc_max_calls=2"],
             ["svc_capabilities=a", "svc_capabilities=a,b"],
         ] {
@@ -644,6 +773,7 @@ mod tests {
             "svc_methods=",
             "svc_budget_usd=-1",
             "svc_budget_usd=abc",
+            "svc_budget_usd_per_day=-0.1",
             "svc_max_calls=99999999999999999999999",
         ] {
             let r = eval(&["services=svc:0", c], "svc");
@@ -667,6 +797,7 @@ mod tests {
             "svc_valid_until=17",
             "svc_methods=GET,POST",
             "svc_budget_usd=0.0025",
+            "svc_budget_usd_per_day=0.10",
             "svc_max_calls=3",
         ] {
             assert_eq!(Caveat::parse(text).unwrap().to_string(), text);
@@ -698,6 +829,41 @@ mod tests {
             let r = eval(&["services=s:0", &first, &second], "s");
             prop_assert_eq!(r.is_ok(), b <= a);
         }
+    }
+
+    #[test]
+    fn caps_are_marked_as_meters_and_nothing_else_is() {
+        let caveats = [
+            "services=svc:0,b:0",
+            "svc_budget_usd=1",
+            "svc_methods=GET",
+            "b_budget_usd=1",
+            "svc_budget_usd_per_day = 0.5",
+            "svc_max_calls=3",
+        ];
+        let texts = caveats.iter().map(|c| Some(*c));
+        let (g, mask) = evaluate_metered(texts, "svc").unwrap();
+        assert_eq!(mask, MeterMask(0b110010));
+        assert_eq!(mask.last(), Some(5));
+        assert!(mask.contains(1) && !mask.contains(3));
+        assert_eq!(g.restrictions.budget_usd_per_day, Some(Decimal::new(5, 1)));
+        let (_, none) = evaluate_metered(caveats[..3].iter().map(|c| Some(*c)), "b").unwrap();
+        assert!(none.is_empty());
+        assert_eq!(
+            meter_of("svc_budget_usd_per_day = 0.5", "svc"),
+            Some((MeterKind::UsdPerDay, 500_000))
+        );
+        assert_eq!(
+            meter_of("svc_budget_usd=0.0000019", "svc"),
+            Some((MeterKind::Usd, 1)),
+            "a cap is rounded down"
+        );
+        assert_eq!(
+            meter_of("svc_max_calls=7", "svc"),
+            Some((MeterKind::Calls, 7))
+        );
+        assert_eq!(meter_of("b_max_calls=7", "svc"), None);
+        assert_eq!(meter_of("svc_methods=GET", "svc"), None);
     }
 
     #[test]

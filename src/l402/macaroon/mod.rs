@@ -400,6 +400,31 @@ fn check_chain<'a>(
     }
 }
 
+/// Walks the HMAC chain from `root_key` over the identifier and the caveats, handing `each` the
+/// chain's state right after every caveat whose position is set in `at` (bit `i` = caveat `i`),
+/// and stops after the last of them. For metering: the state after a caveat is the signature
+/// of the token cut after that caveat, a bearer secret, so `each` must derive what it keeps
+/// (a one-way hash) and never log the state. Run only after [`check_chain`] accepted the token.
+pub(crate) fn chain_states<'a>(
+    root_key: &RootKey,
+    identifier: &[u8],
+    caveats: impl Iterator<Item = CaveatRef<'a>>,
+    at: u64,
+    mut each: impl FnMut(usize, &[u8], &[u8; 32]),
+) {
+    if at == 0 {
+        return;
+    }
+    let last = 63 - at.leading_zeros() as usize;
+    let mut sig = zeroize::Zeroizing::new(hmac(&derive_key(root_key), identifier));
+    for (i, caveat) in caveats.enumerate().take(last + 1) {
+        *sig = hmac(&*sig, caveat.id);
+        if at & (1 << i) != 0 {
+            each(i, caveat.id, &sig);
+        }
+    }
+}
+
 fn push_span(buf: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
     let start = buf.len();
     buf.extend_from_slice(bytes);

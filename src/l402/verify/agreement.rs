@@ -19,10 +19,10 @@ fn caveat() -> impl Strategy<Value = String> {
             format!("services={}", items.join(","))
         }),
         "services ?= ?(svc|other|svc_x):[0-3]( ?, ?(svc|b):[0-3])?",
-        "(svc|other|svc_x|zz)(_valid_until|_methods|_capabilities|_budget_usd|_max_calls|_region)=[0-9A-Za-z., :]{0,12}",
+        "(svc|other|svc_x|zz)(_valid_until|_methods|_capabilities|_budget_usd|_budget_usd_per_day|_max_calls|_region)=[0-9A-Za-z., :]{0,12}",
         (1_699_999_990u64..1_700_000_010).prop_map(|t| format!("svc_valid_until={t}")),
         "(svc|other)_methods=(GET|POST|GET,POST|get| GET , PUT|)",
-        "(svc|other)_(budget_usd|max_calls)=[0-9]{1,3}(\\.[0-9]{0,3})?",
+        "(svc|other)_(budget_usd|budget_usd_per_day|max_calls)=[0-9]{1,3}(\\.[0-9]{0,3})?",
         ".{1,20}",
     ]
 }

@@ -15,7 +15,7 @@ use crate::store::{
 
 /// Debits `amount` if the balance covers it, returning what is left; `None` when it does not
 /// (or there is no balance). One statement, so concurrent debits cannot overdraw.
-async fn charge<'e>(
+pub(super) async fn charge<'e>(
     e: impl sqlx::Executor<'e, Database = Sqlite>,
     token_id: &TokenId,
     amount: i64,
@@ -33,7 +33,7 @@ async fn charge<'e>(
 }
 
 /// Why a debit that [`charge`] refused was refused.
-async fn refusal<'e>(
+pub(super) async fn refusal<'e>(
     e: impl sqlx::Executor<'e, Database = Sqlite>,
     token_id: &TokenId,
 ) -> Result<Debit, StoreError> {

@@ -63,6 +63,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         used INTEGER NOT NULL CHECK (used >= 0),
         PRIMARY KEY (service, client)
     ) STRICT, WITHOUT ROWID",
+    // 3: the meters of tokens' cap caveats, named by a hash of the token's chain up to the
+    // caveat, per period (0, or the UTC day of a daily cap). `used` never passes the cap it
+    // was charged under; the store checks that in the charge's transaction. Replaces the
+    // `calls:<token>` rows gate kept in `free_calls` for `_max_calls`, which are left behind:
+    // a call cap counts afresh in its meter after the upgrade.
+    "CREATE TABLE meters (
+        meter_key BLOB NOT NULL CHECK (length(meter_key) = 32),
+        period INTEGER NOT NULL CHECK (period >= 0),
+        used INTEGER NOT NULL CHECK (used >= 0),
+        PRIMARY KEY (meter_key, period)
+    ) STRICT, WITHOUT ROWID",
 ];
 
 /// Applies the migrations of `migrations` the database lacks, in one transaction.
