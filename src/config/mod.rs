@@ -21,7 +21,7 @@
 //! | `gateway.strict_settlement` | `true` | honour a token only once its invoice is seen settled |
 //! | `gateway.usd_per_btc` | none (the edge's RFQ) | a fixed rate, for tests and demos |
 //! | `gateway.drain_secs` | `10` | longest wait for in-flight requests at shutdown |
-//! | `gateway.workers` | `0` (one per CPU) | threads serving the paid API, each with its own runtime, socket and upstream connections |
+//! | `gateway.workers` | `0` (one per CPU) | threads serving the paid API, each with its own runtime and upstream connections; one acceptor hands each connection to the least busy |
 //! | `[[services]]` | none | the APIs sold, in match order: see the table below and [`services`] |
 //!
 //! Each `[[services]]` entry:
