@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tapgate::config::Upstream;
+use tapgate::gateway::proxy::affinity::Affinity;
 use tapgate::gateway::proxy::{
     Body, BodyError, Forward, Proxy, ProxyError, TimeoutStage, Timeouts,
 };
@@ -79,25 +80,42 @@ where
 }
 
 /// A gateway selling everything at `upstream`: forwards with the buyer's real address, the
-/// extra headers a router would add, and `timeouts`; a `ProxyError` becomes its status with
-/// the reason in a JSON body.
+/// extra headers a router would add, `timeouts`, and (as the real gateway does) each client
+/// connection's own upstream connection for HTTP/1.1 clients; a `ProxyError` becomes its status
+/// with the reason in a JSON body.
 async fn gateway(upstream: &str, timeouts: Timeouts) -> SocketAddr {
     let upstream = Upstream::parse(upstream).unwrap();
     let proxy = Proxy::new();
-    serve(move |peer, req| {
-        let (proxy, upstream) = (proxy.clone(), upstream.clone());
-        async move {
-            let f = forward(&upstream, peer, timeouts);
-            match proxy.forward(req, f).await {
-                Ok(r) => r,
-                Err(e) => json_response(
-                    e.status(),
-                    &json!({ "reason": e.reason(), "error": e.to_string() }),
-                ),
-            }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = listener.accept().await.unwrap();
+            let (proxy, upstream) = (proxy.clone(), upstream.clone());
+            let own = Arc::new(Affinity::default());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let (proxy, upstream, own) = (proxy.clone(), upstream.clone(), own.clone());
+                    async move {
+                        let mut f = forward(&upstream, peer, timeouts);
+                        f.affinity = (req.version() < Version::HTTP_2).then_some(&*own);
+                        let answer = match proxy.forward(req, f).await {
+                            Ok(r) => r,
+                            Err(e) => json_response(
+                                e.status(),
+                                &json!({ "reason": e.reason(), "error": e.to_string() }),
+                            ),
+                        };
+                        Ok::<_, Infallible>(answer)
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
         }
-    })
-    .await
+    });
+    addr
 }
 
 fn hname(name: &'static str) -> HeaderName {
@@ -277,6 +295,7 @@ fn forward(upstream: &Upstream, client_addr: SocketAddr, timeouts: Timeouts) -> 
             (hname("x-tapgate-tier"), HeaderValue::from_static("1")),
         ],
         timeouts,
+        affinity: None,
     }
 }
 
@@ -569,16 +588,20 @@ async fn a_dead_upstream_is_502_upstream_unreachable() {
         .local_addr()
         .unwrap();
     let upstream = Upstream::parse(&format!("http://{addr}")).unwrap();
-    let err = Proxy::new()
-        .forward(busy_request(), forward(&upstream, buyer(), TIMEOUTS))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProxyError::Connect { .. }), "{err:?}");
-    assert_eq!(
-        (err.status(), err.reason()),
-        (StatusCode::BAD_GATEWAY, "upstream_unreachable")
-    );
-    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    // Through the shared pool, and through a client connection's own upstream connection.
+    let own = Affinity::default();
+    for affinity in [None, Some(&own)] {
+        let mut f = forward(&upstream, buyer(), TIMEOUTS);
+        f.affinity = affinity;
+        let err = Proxy::new().forward(busy_request(), f).await.unwrap_err();
+        assert!(matches!(err, ProxyError::Connect { .. }), "{err:?}");
+        assert_eq!(
+            (err.status(), err.reason()),
+            (StatusCode::BAD_GATEWAY, "upstream_unreachable")
+        );
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        assert!(!own.is_idle(), "a failed dial leaves no connection behind");
+    }
 
     // Through a gateway, the buyer sees the status and the reason.
     let gw = gateway(&format!("http://{addr}"), TIMEOUTS).await;
@@ -589,23 +612,31 @@ async fn a_dead_upstream_is_502_upstream_unreachable() {
     assert_eq!(body_json(r).await["reason"], "upstream_unreachable");
 }
 
-/// Forwards to `upstream` with `timeouts` and expects the wait of `stage` to end it, soon.
+/// Forwards to `upstream` with `timeouts` and expects the wait of `stage` to end it, soon:
+/// through the shared pool, and through a client connection's own upstream connection, which
+/// a timeout must leave empty (the exchange it was in is abandoned, never reused).
 async fn expect_timeout(upstream: &Upstream, timeouts: Timeouts, stage: TimeoutStage) {
-    let started = Instant::now();
-    let err = Proxy::new()
-        .forward(busy_request(), forward(upstream, buyer(), timeouts))
-        .await
-        .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(4), "{err}");
-    assert!(
-        matches!(err, ProxyError::Timeout { stage: s, .. } if s == stage),
-        "{upstream:?}: {err:?}"
-    );
-    assert_eq!(
-        (err.status(), err.reason()),
-        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
-    );
-    assert!(err.to_string().contains(stage.key()), "{err}");
+    let own = Affinity::default();
+    for affinity in [None, Some(&own)] {
+        let started = Instant::now();
+        let mut f = forward(upstream, buyer(), timeouts);
+        f.affinity = affinity;
+        let err = Proxy::new().forward(busy_request(), f).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(4), "{err}");
+        assert!(
+            matches!(err, ProxyError::Timeout { stage: s, .. } if s == stage),
+            "{upstream:?}: {err:?}"
+        );
+        assert_eq!(
+            (err.status(), err.reason()),
+            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+        );
+        assert!(err.to_string().contains(stage.key()), "{err}");
+        assert!(
+            !own.is_idle(),
+            "an abandoned exchange's connection is not kept"
+        );
+    }
 }
 
 #[tokio::test]
@@ -752,4 +783,184 @@ async fn the_sample_upstream_answers_through_the_gateway_and_stops_when_told() {
         .expect("the sample upstream did not stop")
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+// ---- a client connection's own upstream connection -----------------------------------------------
+
+/// Sends `n` GETs one after another on one HTTP/1.1 connection to `gw`; the upstream's
+/// answers, as JSON.
+async fn on_one_connection(gw: SocketAddr, n: usize) -> Vec<Value> {
+    let tcp = tokio::net::TcpStream::connect(gw).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut out = Vec::new();
+    for i in 0..n {
+        sender.ready().await.unwrap();
+        let req = Request::builder()
+            .uri(format!("/call/{i}"))
+            .header(header::HOST, gw.to_string())
+            .body(full(""))
+            .unwrap();
+        let r = tokio::time::timeout(PATIENCE, sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "call {i}");
+        out.push(body_json(r).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_http1_client_connection_keeps_one_upstream_connection_of_its_own() {
+    let up = serve(|peer, req: Request<Incoming>| async move {
+        json_response(
+            StatusCode::OK,
+            &json!({ "peer": peer.to_string(), "path": req.uri().path() }),
+        )
+    })
+    .await;
+    let gw = gateway(&format!("http://{up}"), TIMEOUTS).await;
+    let peers = |answers: &[Value]| -> Vec<String> {
+        answers
+            .iter()
+            .map(|v| v["peer"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = on_one_connection(gw, 3).await;
+    let second = on_one_connection(gw, 3).await;
+    assert_eq!(first[2]["path"], "/call/2", "origin-form target: {first:?}");
+    let (a, b) = (peers(&first), peers(&second));
+    assert!(
+        a.iter().all(|p| *p == a[0]),
+        "one upstream connection: {a:?}"
+    );
+    assert!(
+        b.iter().all(|p| *p == b[0]),
+        "one upstream connection: {b:?}"
+    );
+    assert_ne!(a[0], b[0], "each client connection has its own");
+
+    // HTTP/2 clients multiplex; their requests go through the shared pool, all of them at once.
+    let calls = (0..8).map(|i| {
+        let mut req = Request::new(full(""));
+        *req.uri_mut() = format!("http://{gw}/h2/{i}").parse().unwrap();
+        send(true, req)
+    });
+    for r in futures_join(calls).await {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}
+
+/// Awaits every future, concurrently.
+async fn futures_join<F: Future + Send + 'static>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// An HTTP/1.1 upstream that answers one GET per connection with `ok` and closes it, saying so
+/// (`Connection: close`) when `announce`; how many connections it accepted.
+async fn one_answer_per_connection(announce: bool) -> (SocketAddr, Arc<Mutex<usize>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(Mutex::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            *count.lock().unwrap() += 1;
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let close = if announce {
+                    "connection: close\r\n"
+                } else {
+                    ""
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: 11\r\n\r\n{{\"ok\":true}}"
+                );
+                let _ = tcp.write_all(answer.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn an_upstream_connection_closed_between_requests_is_replaced() {
+    // Closed with `Connection: close`, and closed silently (an idle timeout at the upstream,
+    // as Node.js's 5 s keep-alive timeout does), noticed before the next request.
+    for announce in [true, false] {
+        let (up, accepted) = one_answer_per_connection(announce).await;
+        let gw = gateway(&format!("http://{up}"), TIMEOUTS).await;
+        let tcp = tokio::net::TcpStream::connect(gw).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        for i in 0..3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sender.ready().await.unwrap();
+            let req = Request::builder()
+                .uri("/x")
+                .header(header::HOST, "gw")
+                .body(full(""))
+                .unwrap();
+            let r = sender.send_request(req).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "announce={announce} call {i}");
+            assert_eq!(body_json(r).await["ok"], true);
+        }
+        assert_eq!(*accepted.lock().unwrap(), 3, "announce={announce}");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_upstream_connection_is_released_and_another_upstream_gets_its_own() {
+    let a = serve(|_, _req| async { json_response(StatusCode::OK, &json!({ "at": "a" })) }).await;
+    let b = serve(|_, _req| async { json_response(StatusCode::OK, &json!({ "at": "b" })) }).await;
+    let (a, b) = (
+        Upstream::parse(&format!("http://{a}")).unwrap(),
+        Upstream::parse(&format!("http://{b}")).unwrap(),
+    );
+    let own = Affinity::default();
+    let proxy = Proxy::new();
+    let via = |upstream| {
+        let mut f = forward(upstream, buyer(), TIMEOUTS);
+        f.affinity = Some(&own);
+        proxy.forward(busy_request(), f)
+    };
+    let at = |r: Response<Body>| async move {
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<Value>(&body).unwrap()["at"].clone()
+    };
+    assert_eq!(at(via(&a).await.unwrap()).await, "a");
+    assert!(own.is_idle());
+    // The slot holds a connection to a; a request for b must not be sent on it.
+    assert_eq!(at(via(&b).await.unwrap()).await, "b");
+    assert_eq!(at(via(&a).await.unwrap()).await, "a");
+    assert!(
+        !own.release_idle(Duration::from_secs(3600)),
+        "used just now"
+    );
+    assert!(own.release_idle(Duration::ZERO));
+    assert!(!own.is_idle());
+    assert_eq!(at(via(&b).await.unwrap()).await, "b");
 }

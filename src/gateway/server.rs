@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use super::discovery::{self, QuoteRequest};
 use super::matching::match_index;
+use super::proxy::affinity::{self, Affinity};
 use super::proxy::{Body, Forward, Proxy, Timeouts};
 use super::response::{self, BALANCE, MANIFEST_PATH, QUOTE_PATH, RECEIPT};
 use crate::config::services::Service;
@@ -116,9 +117,13 @@ pub fn serve_connection<H: Send + 'static>(
     let shutdown = shutdown.child_token();
     connections.spawn(async move {
         let _held = held;
+        // The connection's own upstream connection (HTTP/1.1 clients only; see `affinity`).
+        let own = Arc::new(Affinity::default());
+        let sweep = Arc::clone(&own);
         let svc = service_fn(move |req| {
             let gw = Arc::clone(&gw);
-            async move { Ok::<_, Infallible>(handle(&gw, req, peer).await) }
+            let own = Arc::clone(&own);
+            async move { Ok::<_, Infallible>(handle(&gw, req, peer, &own).await) }
         });
         let builder = auto::Builder::new(TokioExecutor::new());
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
@@ -129,6 +134,7 @@ pub fn serve_connection<H: Send + 'static>(
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
             }
+            _ = release_idle(&sweep) => {}
             _ = shutdown.cancelled() => {
                 // Finish the requests in flight, accept no more on this connection.
                 conn.as_mut().graceful_shutdown();
@@ -140,6 +146,15 @@ pub fn serve_connection<H: Send + 'static>(
     });
 }
 
+/// Closes the connection's upstream connection whenever it has been idle for
+/// [`affinity::IDLE`], so an idle client does not hold one; never returns.
+async fn release_idle(own: &Affinity) {
+    loop {
+        tokio::time::sleep(affinity::IDLE).await;
+        own.release_idle(affinity::IDLE);
+    }
+}
+
 fn is_grpc(req: &Request<Incoming>) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
@@ -148,7 +163,13 @@ fn is_grpc(req: &Request<Incoming>) -> bool {
 }
 
 /// Answers one request.
-pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+/// `own` is the client connection's own upstream connection, used for HTTP/1.1 requests.
+pub async fn handle(
+    gw: &Gateway,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    own: &Affinity,
+) -> Response<Body> {
     let path = req.uri().path();
     if path == MANIFEST_PATH {
         return finish(gw, manifest(gw, req.method()).await, "discovery");
@@ -195,7 +216,7 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
         return finish(gw, r, "method_not_allowed");
     }
     if svc.free_paths.iter().any(|p| p.matches(path)) {
-        return forward(gw, req, svc, peer, Vec::new(), None).await;
+        return forward(gw, req, svc, (peer, own), Vec::new(), None).await;
     }
     let tier_required = svc
         .tiers
@@ -253,7 +274,7 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
             if let Some(b) = pass.balance_usd {
                 receipt.push((BALANCE, header_value(&b.to_string())));
             }
-            forward(gw, req, svc, peer, extra, Some(receipt)).await
+            forward(gw, req, svc, (peer, own), extra, Some(receipt)).await
         }
         Verdict::Free => {
             let receipt = vec![(RECEIPT, HeaderValue::from_static("free_call=true"))];
@@ -261,7 +282,7 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr) -> R
                 gw,
                 req,
                 svc,
-                peer,
+                (peer, own),
                 vec![(SERVICE_HEADER, header_value(&svc.name))],
                 Some(receipt),
             )
@@ -324,7 +345,7 @@ async fn forward(
     gw: &Gateway,
     req: Request<Incoming>,
     svc: &Service,
-    peer: SocketAddr,
+    (peer, own): (SocketAddr, &Affinity),
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     receipt: Option<Vec<(HeaderName, HeaderValue)>>,
 ) -> Response<Body> {
@@ -334,6 +355,7 @@ async fn forward(
         proto: "http",
         extra_headers,
         timeouts: Timeouts::of(svc),
+        affinity: (req.version() < http::Version::HTTP_2).then_some(own),
     };
     match gw.proxy.forward(req, f).await {
         Ok(mut r) => {

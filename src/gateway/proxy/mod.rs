@@ -2,7 +2,9 @@
 //! service's upstream, and streams the upstream's answer back.
 //!
 //! It owns the connections to upstreams (one pooled client per protocol and connect timeout:
-//! HTTP/1.1 for `http://`, HTTP/2 with prior knowledge for `grpc://`), the rewrite of the
+//! HTTP/1.1 for `http://`, HTTP/2 with prior knowledge for `grpc://`; and, for an HTTP/1.1
+//! client connection to an `http://` upstream, that connection's own upstream connection,
+//! [`affinity`]), the rewrite of the
 //! request onto the upstream ([`headers`]), the connect and response-header timeouts, and the
 //! classification of failures into [`ProxyError`]s that say which status the buyer gets.
 //!
@@ -21,6 +23,7 @@
 //! refuse such an upstream at start (`services.N.upstream`); [`Proxy::forward`] answers 502
 //! for one built in code.
 
+pub mod affinity;
 pub mod headers;
 
 use std::collections::HashMap;
@@ -34,10 +37,13 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use self::affinity::{Affinity, Checkout, Lease};
 use self::headers::{Direction, Protocol, TargetError};
 use crate::config::{Service, Upstream};
 
@@ -92,6 +98,10 @@ pub struct Forward<'a> {
     pub extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// The service's timeouts.
     pub timeouts: Timeouts,
+    /// The client connection's own upstream connection, for an HTTP/1.1 client connection
+    /// (`None` for HTTP/2, whose concurrent streams would queue on one HTTP/1.1 connection):
+    /// an `http://` upstream is then reached through it, not the shared pool.
+    pub affinity: Option<&'a Affinity>,
 }
 
 /// Which wait ran out.
@@ -280,17 +290,41 @@ impl Proxy {
                 h.remove(header::HOST);
             }
         }
-        parts.uri = uri;
         parts.version = protocol.version();
         // The server's extensions (connection info, an HTTP/2 `:protocol`) describe the
         // client's connection, not this one.
         parts.extensions = http::Extensions::new();
+        let affinity = match (protocol, f.affinity) {
+            (Protocol::Http1, Some(a)) => match a.checkout(upstream) {
+                Checkout::Own(lease, sender) => Some((lease, sender)),
+                Checkout::Shared => None,
+            },
+            _ => None,
+        };
+        // The pooled client takes the absolute URI (it picks the connection by it); a
+        // connection of the request's own is sent the origin form HTTP/1.1 servers expect.
+        parts.uri = match (&affinity, uri.path_and_query()) {
+            (Some(_), Some(pq)) => http::Uri::from(pq.clone()),
+            _ => uri,
+        };
         let body: OutBody = body.map_err(|e| -> BodyError { e.into() }).boxed_unsync();
         let out = Request::from_parts(parts, body);
 
-        let client = self.client(protocol, f.timeouts.connect);
-        let answer = tokio::time::timeout(f.timeouts.response, client.request(out)).await;
-        let response = match answer {
+        let exchange = async {
+            match affinity {
+                Some((lease, sender)) => {
+                    own_connection(lease, sender, upstream, f.timeouts.connect, out).await
+                }
+                None => {
+                    let client = self.client(protocol, f.timeouts.connect);
+                    client
+                        .request(out)
+                        .await
+                        .map_err(|e| classify(upstream, f.timeouts.connect, e))
+                }
+            }
+        };
+        let response = match tokio::time::timeout(f.timeouts.response, exchange).await {
             Err(_elapsed) => {
                 return Err(ProxyError::Timeout {
                     upstream: upstream.as_str().to_owned(),
@@ -298,8 +332,7 @@ impl Proxy {
                     after: f.timeouts.response,
                 });
             }
-            Ok(Err(e)) => return Err(classify(upstream, f.timeouts.connect, e)),
-            Ok(Ok(response)) => response,
+            Ok(answer) => answer?,
         };
         let (mut parts, body) = response.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, Direction::Response);
@@ -329,6 +362,46 @@ impl Proxy {
             .entry((protocol, connect))
             .or_insert_with(|| build_client(protocol, connect))
             .clone()
+    }
+}
+
+/// Sends `req` on the client connection's own upstream connection (`sender`, or a new one),
+/// and puts the connection back into the slot once the response headers are in. A kept-alive
+/// connection the upstream closed meanwhile is replaced once, when none of the request was
+/// written on it, as the pooled client does.
+async fn own_connection(
+    lease: Lease<'_>,
+    mut sender: Option<SendRequest<OutBody>>,
+    upstream: &Upstream,
+    connect: Duration,
+    mut req: Request<OutBody>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let failed = |e: hyper::Error| ProxyError::Upstream {
+        upstream: upstream.as_str().to_owned(),
+        source: Box::new(e),
+    };
+    loop {
+        let reused = sender.is_some();
+        let mut s = match sender.take() {
+            Some(s) => s,
+            None => affinity::dial(upstream, connect).await?,
+        };
+        if let Err(e) = s.ready().await {
+            if reused {
+                continue;
+            }
+            return Err(failed(e));
+        }
+        match s.try_send_request(req).await {
+            Ok(response) => {
+                lease.give_back(upstream, s);
+                return Ok(response);
+            }
+            Err(mut e) => match e.take_message() {
+                Some(unsent) if reused => req = unsent,
+                _ => return Err(failed(e.into_error())),
+            },
+        }
     }
 }
 
@@ -465,6 +538,7 @@ mod tests {
             proto: "http",
             extra_headers: Vec::new(),
             timeouts: Timeouts::of(&Service::example("a")),
+            affinity: None,
         };
         let req = Request::new(http_body_util::Empty::<Bytes>::new());
         let err = Proxy::new().forward(req, f).await.unwrap_err();
