@@ -1,7 +1,8 @@
 //! The floor under tapgate's proxy: the same HTTP stack (hyper's server through hyper-util's
-//! `auto` builder, hyper-util's pooled legacy client, tokio's multi-threaded runtime, each as
-//! tapgate configures them) forwarding every request to one upstream with nothing else: no
-//! matching, no L402, no header rewriting, no metrics.
+//! `auto` builder; for each client connection an HTTP/1.1 upstream connection of its own,
+//! hyper's `client::conn::http1`, as tapgate's `gateway/proxy/affinity.rs` keeps; tokio
+//! runtimes as tapgate runs them) forwarding every request to one upstream with nothing else:
+//! no matching, no L402, no header rewriting, no metrics.
 //!
 //! `benches/load/run.sh` measures it beside nginx and tapgate (row "hyper-floor"), so that the
 //! distance between tapgate and nginx splits into what the stack costs and what tapgate adds.
@@ -10,10 +11,11 @@
 //! usage: bare_proxy LISTEN_ADDR UPSTREAM_ADDR [--multi-thread]   (addresses as host:port)
 //!
 //! By default it serves as tapgate's gateway does (`src/gateway/workers.rs`): one thread per
-//! worker, each with a single-threaded runtime, its own `SO_REUSEPORT` socket and its own client
-//! pool; `TAPGATE_WORKERS` threads (default: one per CPU). With `--multi-thread`, one
-//! multi-threaded runtime (`TOKIO_WORKER_THREADS` workers) shares one socket and one pool, as
-//! tapgate did before: the benchmark's `hyper-floor-mt` row.
+//! worker, each with a single-threaded runtime and its own `SO_REUSEPORT` socket, and each
+//! client connection with its own upstream connection; `TAPGATE_WORKERS` threads (default: one
+//! per CPU). With `--multi-thread`, one multi-threaded runtime (`TOKIO_WORKER_THREADS` workers)
+//! shares one socket and hyper-util's pooled legacy client, as tapgate did before: the
+//! benchmark's `hyper-floor-mt` row.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut threads = Vec::new();
         for _ in 0..n {
-            threads.push(std::thread::spawn(move || {
+            threads.push(std::thread::spawn(move || -> Result<(), String> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -58,7 +60,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     s.set_reuseaddr(true).map_err(|e| e.to_string())?;
                     s.bind(listen).map_err(|e| e.to_string())?;
                     let l = s.listen(1024).map_err(|e| e.to_string())?;
-                    serve_on(l, upstream).await.map_err(|e| e.to_string())
+                    loop {
+                        let (stream, _) = l.accept().await.map_err(|e| e.to_string())?;
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(own::connection(stream, upstream));
+                    }
                 })
             }));
         }
@@ -134,4 +140,67 @@ fn status(code: StatusCode) -> Response<BoxBody<Bytes, BodyError>> {
     );
     *r.status_mut() = code;
     r
+}
+
+/// Each client connection with an upstream connection of its own, as tapgate's proxy keeps
+/// for HTTP/1.1 clients (`src/gateway/proxy/affinity.rs`).
+mod own {
+    use super::*;
+    use hyper::client::conn::http1::SendRequest;
+    use std::sync::{Arc, Mutex};
+
+    type Slot = Arc<Mutex<Option<SendRequest<Incoming>>>>;
+
+    pub async fn connection(stream: tokio::net::TcpStream, upstream: &'static str) {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let svc = service_fn(move |req| {
+            let slot = slot.clone();
+            async move { Ok::<_, Infallible>(forward(slot, upstream, req).await) }
+        });
+        let _ = auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), svc)
+            .await;
+    }
+
+    async fn forward(
+        slot: Slot,
+        upstream: &'static str,
+        req: Request<Incoming>,
+    ) -> Response<BoxBody<Bytes, BodyError>> {
+        let cached = slot.lock().ok().and_then(|mut s| s.take());
+        let mut sender = match cached {
+            Some(s) if !s.is_closed() => s,
+            _ => match dial(upstream).await {
+                Some(s) => s,
+                None => return status(StatusCode::BAD_GATEWAY),
+            },
+        };
+        if sender.ready().await.is_err() {
+            return status(StatusCode::BAD_GATEWAY);
+        }
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = match Uri::try_from(path) {
+            Ok(u) => u,
+            Err(_) => return status(StatusCode::BAD_REQUEST),
+        };
+        let res = sender.send_request(Request::from_parts(parts, body)).await;
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(sender);
+        }
+        match res {
+            Ok(r) => r.map(|b| b.map_err(|e| -> BodyError { Box::new(e) }).boxed()),
+            Err(_) => status(StatusCode::BAD_GATEWAY),
+        }
+    }
+
+    async fn dial(upstream: &str) -> Option<SendRequest<Incoming>> {
+        let tcp = tokio::net::TcpStream::connect(upstream).await.ok()?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        Some(sender)
+    }
 }
