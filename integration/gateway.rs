@@ -919,8 +919,11 @@ async fn the_admin_grpc_service_lists_quotes_revokes_and_reports_revenue() {
         )
     };
     assert_eq!(status, StatusCode::OK);
+    // Every series carries the replica's name (by default the host name and the listen port).
     assert!(
-        body.contains("tapgate_payments_units_total{service=\"time\",rail=\"asset\"} 500000"),
+        body.lines()
+            .any(|l| l.starts_with("tapgate_payments_units_total{replica=\"")
+                && l.ends_with(",service=\"time\",rail=\"asset\"} 500000")),
         "{body}"
     );
 }

@@ -164,8 +164,10 @@ fn a_first_run_sells_a_paid_call_and_stops_on_sigterm() {
     assert_eq!(status, 200);
     let (_, _, metrics) = http(&admin, "GET", "/metrics", &[]);
     assert!(
-        metrics
-            .contains("tapgate_payments_usd_micro_total{service=\"weather\",rail=\"sats\"} 10000"),
+        metrics.lines().any(
+            |l| l.starts_with("tapgate_payments_usd_micro_total{replica=\"")
+                && l.ends_with(",service=\"weather\",rail=\"sats\"} 10000")
+        ),
         "{metrics}"
     );
 

@@ -475,7 +475,7 @@ pub mod gateway {
             });
         }
         let store = Arc::new(AnyStore::open(settings).await.map_err(BuildError::Store)?);
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::for_replica(&settings.gateway.replica_name()));
         let tracker = Arc::new(SettlementTracker::new(Arc::clone(&store)));
         let challenger = Challenger::new(
             node.lnd.clone(),

@@ -19,6 +19,8 @@ type Key = (&'static str, String);
 /// The gateway's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// `replica="…",` (escaped), put first in every series' labels; empty without a name.
+    replica: String,
     counters: Mutex<BTreeMap<Key, u64>>,
     /// `tapgate_requests_total` by status class (1xx-5xx) and outcome ([`OUTCOMES`]).
     requests: [[AtomicU64; OUTCOMES.len()]; 5],
@@ -96,6 +98,15 @@ fn esc(v: &str) -> String {
 }
 
 impl Metrics {
+    /// Counters whose every series carries `replica="<name>"`, so that the series of
+    /// several gateways behind one load balancer stay apart.
+    pub fn for_replica(name: &str) -> Self {
+        Self {
+            replica: format!("replica=\"{}\",", esc(name)),
+            ..Self::default()
+        }
+    }
+
     fn add(&self, name: &'static str, labels: String, n: u64) {
         let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let v = c.entry((name, labels)).or_default();
@@ -180,7 +191,8 @@ impl Metrics {
                         if v > 0 {
                             let _ = writeln!(
                                 out,
-                                "{name}{{code=\"{}xx\",outcome=\"{}\"}} {v}",
+                                "{name}{{{}code=\"{}xx\",outcome=\"{}\"}} {v}",
+                                self.replica,
                                 class + 1,
                                 OUTCOMES[i]
                             );
@@ -193,17 +205,24 @@ impl Metrics {
             for ((n, labels), v) in c.iter() {
                 if *n == name {
                     any = true;
-                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                    let _ = writeln!(out, "{name}{{{}{labels}}} {v}", self.replica);
                 }
             }
             if !any && name == "tapgate_refusals_total" {
                 for r in crate::mint::gate::Reason::ALL {
-                    let _ = writeln!(out, "{name}{{reason=\"{}\"}} 0", r.as_str());
+                    let _ = writeln!(out, "{name}{{{}reason=\"{}\"}} 0", self.replica, r.as_str());
                 }
             }
         }
+        let gauge_labels = match self.replica.strip_suffix(',') {
+            Some(r) => format!("{{{r}}}"),
+            None => String::new(),
+        };
         for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{gauge_labels} {v}"
+            );
         }
         out
     }
@@ -236,6 +255,29 @@ mod tests {
             ),
             2
         );
+    }
+
+    #[test]
+    fn a_replica_name_labels_every_series() {
+        let m = Metrics::for_replica("gw-\"1\"");
+        m.challenge("weather", Rail::Sats);
+        m.request(200, "proxied");
+        let text = m.render(&[("tapgate_up", "Whether the gateway runs.", 1)]);
+        let r = "replica=\"gw-\\\"1\\\"\"";
+        assert!(text.contains(&format!(
+            "tapgate_challenges_total{{{r},service=\"weather\",rail=\"sats\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "tapgate_requests_total{{{r},code=\"2xx\",outcome=\"proxied\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "tapgate_refusals_total{{{r},reason=\"expired\"}} 0"
+        )));
+        assert!(text.contains(&format!("tapgate_up{{{r}}} 1")));
+        // Every sample line carries it.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.contains(r), "{line}");
+        }
     }
 
     #[test]

@@ -124,6 +124,10 @@ pub struct GatewaySettings {
     /// connections (0: one per CPU).
     #[serde(default)]
     pub workers: usize,
+    /// This gateway's name among replicas, the `replica` label of every metric; none:
+    /// `<host name>:<listen port>` (see [`GatewaySettings::replica_name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// The most `gateway.workers` accepts: far above any core count this runs on, low enough that a
@@ -131,6 +135,21 @@ pub struct GatewaySettings {
 pub const MAX_WORKERS: usize = 256;
 
 impl GatewaySettings {
+    /// The replica's name: `replica`, or this machine's host name (`/proc/sys/kernel/hostname`,
+    /// else `$HOSTNAME`, else `tapgate`) and the paid API's port.
+    pub fn replica_name(&self) -> String {
+        if let Some(r) = &self.replica {
+            return r.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "tapgate".to_owned());
+        format!("{host}:{}", self.listen.port())
+    }
+
     /// The number of serving threads: `workers`, or one per CPU when it is 0.
     pub fn worker_threads(&self) -> usize {
         if self.workers > 0 {
@@ -184,6 +203,7 @@ impl Default for GatewaySettings {
             drain_secs: DEFAULT_DRAIN_SECS,
             rate_source: RateSourceSetting::Edge,
             workers: 0,
+            replica: None,
         }
     }
 }
@@ -591,6 +611,16 @@ pub(super) fn validate_gateway(g: &GatewaySettings) -> Result<(), ConfigError> {
         return Err(value(
             "gateway.drain_secs".into(),
             format!("{} is outside 1 to 3600 seconds", g.drain_secs),
+        ));
+    }
+    if let Some(r) = &g.replica
+        && (r.is_empty() || r.len() > 128 || r.chars().any(char::is_control))
+    {
+        return Err(value(
+            "gateway.replica".into(),
+            format!(
+                "{r:?} is not 1 to 128 characters without control characters; name the replica, e.g. \"gw-1\", or leave it out"
+            ),
         ));
     }
     if g.workers > MAX_WORKERS {
