@@ -25,6 +25,8 @@ mod any;
 pub mod memory;
 mod records;
 #[cfg(feature = "sqlite")]
+mod sql;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 #[cfg(test)]

@@ -10,12 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::sql::{bytes32, db, uint};
 use super::{RootKeyStore, StoreError, fresh_key};
 use crate::l402::{RootKey, TokenId};
 
@@ -41,10 +40,6 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish()
     }
-}
-
-fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Database { op, source }
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -181,32 +176,10 @@ impl RootKeyStore for SqliteStore {
     }
 }
 
-/// Column `col` of `row` as 32 bytes; `what` names a wrong length. The bytes read are wiped
-/// after the copy, since the column may be a root key.
-fn bytes32(row: &SqliteRow, col: &str, what: &'static str) -> Result<[u8; 32], StoreError> {
-    let bytes = zeroize::Zeroizing::new(row.try_get::<Vec<u8>, _>(col).map_err(db("read a row"))?);
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(what))
-}
-
-/// Column `col` of `row` as an amount, count or index (never negative).
-fn uint(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
-    let v: i64 = row.try_get(col).map_err(db("read a row"))?;
-    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount, count or index"))
-}
-
-/// Column `col` of `row` as an optional amount.
-fn opt_uint(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
-    let v: Option<i64> = row.try_get(col).map_err(db("read a row"))?;
-    v.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount")))
-        .transpose()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use sqlx::Row;
 
     pub(crate) async fn fresh() -> SqliteStore {
         // Leaked on purpose: the directory must outlive the store inside the test.

@@ -9,6 +9,7 @@ use sqlx::sqlite::Sqlite;
 
 use super::{SqliteStore, db, uint};
 use crate::l402::TokenId;
+use crate::store::sql::{charged, refusal_of};
 use crate::store::{
     AMOUNT_TOO_LARGE, BalanceStore, Debit, StoreError, check_idempotency_key, storable,
 };
@@ -37,12 +38,7 @@ pub(super) async fn refusal<'e>(
     e: impl sqlx::Executor<'e, Database = Sqlite>,
     token_id: &TokenId,
 ) -> Result<Debit, StoreError> {
-    Ok(match balance_of(e, token_id).await? {
-        Some(remaining_micro_usd) => Debit::Insufficient {
-            remaining_micro_usd,
-        },
-        None => Debit::NoBalance,
-    })
+    Ok(refusal_of(balance_of(e, token_id).await?))
 }
 
 async fn balance_of<'e>(
@@ -55,13 +51,6 @@ async fn balance_of<'e>(
         .await
         .map_err(db("read a balance"))?;
     row.map(|r| uint(&r, "micro_usd")).transpose()
-}
-
-fn charged(remaining_micro_usd: u64, replayed: bool) -> Debit {
-    Debit::Charged {
-        remaining_micro_usd,
-        replayed,
-    }
 }
 
 impl BalanceStore for SqliteStore {

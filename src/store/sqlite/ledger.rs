@@ -7,10 +7,11 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, bytes32, db, opt_uint, uint};
-use crate::l402::{PaymentHash, TokenId};
+use super::{SqliteStore, db};
+use crate::l402::TokenId;
+use crate::store::sql::{optional, revenue_row, token_view};
 use crate::store::{
-    RECORD_TOO_LARGE, Rail, RevenueRow, StoreError, TokenLedger, TokenRecord, TokenView, storable,
+    RECORD_TOO_LARGE, RevenueRow, StoreError, TokenLedger, TokenRecord, TokenView, storable,
 };
 
 /// A token's columns with its settlement and balance, for [`view`]; callers append a
@@ -26,48 +27,13 @@ macro_rules! select_views {
     };
 }
 
-fn rail(row: &SqliteRow) -> Result<Rail, StoreError> {
-    let name: String = row.try_get("rail").map_err(db("read a token"))?;
-    [Rail::Sats, Rail::Asset]
-        .into_iter()
-        .find(|r| r.as_str() == name)
-        .ok_or(StoreError::Corrupt("unknown rail"))
-}
-
 fn flag(row: &SqliteRow, col: &str) -> Result<bool, StoreError> {
     let v: i64 = row.try_get(col).map_err(db("read a token"))?;
     Ok(v != 0)
 }
 
 fn view(row: &SqliteRow) -> Result<TokenView, StoreError> {
-    let tier: i64 = row.try_get("tier").map_err(db("read a token"))?;
-    let record = TokenRecord {
-        token_id: TokenId(bytes32(row, "token_id", "token id is not 32 bytes")?),
-        payment_hash: PaymentHash(bytes32(
-            row,
-            "payment_hash",
-            "payment hash is not 32 bytes",
-        )?),
-        service: row.try_get("service").map_err(db("read a token"))?,
-        tier: u8::try_from(tier).map_err(|_| StoreError::Corrupt("tier is not 0-255"))?,
-        rail: rail(row)?,
-        price_micro_usd: uint(row, "price_micro_usd")?,
-        msat: uint(row, "msat")?,
-        units: opt_uint(row, "units")?,
-        prepaid_micro_usd: opt_uint(row, "prepaid_micro_usd")?,
-        created_at: uint(row, "created_at")?,
-        expires_at: uint(row, "expires_at")?,
-    };
-    Ok(TokenView {
-        record,
-        settled: flag(row, "settled")?,
-        balance_micro_usd: opt_uint(row, "balance")?,
-        revoked: flag(row, "revoked")?,
-    })
-}
-
-fn optional(v: Option<u64>) -> Result<Option<i64>, StoreError> {
-    v.map(|v| storable(v, RECORD_TOO_LARGE)).transpose()
+    token_view(row, flag(row, "settled")?, flag(row, "revoked")?)
 }
 
 impl TokenLedger for SqliteStore {
@@ -145,17 +111,6 @@ impl TokenLedger for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("sum revenue"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(RevenueRow {
-                    service: row.try_get("service").map_err(db("sum revenue"))?,
-                    rail: rail(row)?,
-                    tokens: uint(row, "tokens")?,
-                    micro_usd: uint(row, "micro_usd")?,
-                    msat: uint(row, "msat")?,
-                    units: uint(row, "units")?,
-                })
-            })
-            .collect()
+        rows.iter().map(revenue_row).collect()
     }
 }

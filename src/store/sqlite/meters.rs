@@ -14,9 +14,10 @@ use sqlx::sqlite::Sqlite;
 use super::balance::{charge as debit_balance, refusal};
 use super::{SqliteStore, db, uint};
 use crate::l402::verify::MeterKey;
+use crate::store::sql::refused;
 use crate::store::{
-    AMOUNT_TOO_LARGE, Charge, ChargeOutcome, Debit, METER_TOO_LARGE, MeterStore, StoreError,
-    check_charge, storable,
+    AMOUNT_TOO_LARGE, Charge, ChargeOutcome, METER_TOO_LARGE, MeterStore, StoreError, check_charge,
+    storable,
 };
 
 /// What meter `key` counted in `period` (0 if nothing).
@@ -32,18 +33,6 @@ async fn used<'e>(
         .await
         .map_err(db("read a meter"))?;
     row.map_or(Ok(0), |r| uint(&r, "used"))
-}
-
-/// A refused balance debit as a charge's outcome.
-fn refused(d: Debit) -> ChargeOutcome {
-    match d {
-        Debit::Insufficient {
-            remaining_micro_usd,
-        } => ChargeOutcome::Insufficient {
-            remaining_micro_usd,
-        },
-        _ => ChargeOutcome::NoBalance,
-    }
 }
 
 impl MeterStore for SqliteStore {

@@ -9,6 +9,7 @@ use sqlx::{Executor, Row, SqlitePool};
 
 use super::db;
 use crate::store::StoreError;
+use crate::store::sql::check_schema_version;
 
 /// Schema migrations, applied in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -94,12 +95,7 @@ pub(super) async fn migrate(pool: &SqlitePool, migrations: &[&str]) -> Result<()
         .map_err(db("read schema version"))?
         .try_get(0)
         .map_err(db("read schema version"))?;
-    let known = migrations.len();
-    match usize::try_from(current) {
-        Err(_) => return Err(StoreError::Corrupt("negative schema version")),
-        Ok(c) if c > known => return Err(StoreError::NewerSchema { found: c, known }),
-        Ok(_) => {}
-    }
+    check_schema_version(current, migrations.len())?;
     for (version, sql) in (1i64..).zip(migrations).skip_while(|(v, _)| *v <= current) {
         tx.execute(*sql).await.map_err(db("apply a migration"))?;
         sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
