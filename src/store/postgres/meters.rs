@@ -1,0 +1,138 @@
+//! [`MeterStore`] over the `meters` table, with the balance and idempotency keys of
+//! `balance.rs`.
+//!
+//! A charge with meters or an idempotency key runs in one READ COMMITTED transaction that
+//! takes its row locks in one fixed order, so charges from any number of connections and
+//! replicas serialise where they touch the same rows and never deadlock: first its
+//! idempotency key (claimed by inserting it, `balance.rs`), then every meter row in ascending
+//! (key, period) order (each created at zero if new and locked by one upsert that returns what
+//! it counted), then the balance row (locked by the conditional debit itself). Holding every
+//! meter's lock, it checks them in the order given, debits the balance, adds to the meters
+//! and records the key; a refusal drops the transaction, which rolls back everything, the
+//! claimed key included. Row locks rather than SERIALIZABLE: contended charges on one meter
+//! queue instead of failing and retrying. A charge that is only a balance debit (the most
+//! common call) is one `UPDATE`, atomic on its own. This module must not decide caps or
+//! prices: it applies the ones it is given.
+
+use sqlx::postgres::{PgConnection, Postgres};
+
+use super::PostgresStore;
+use super::balance::{charge as debit_balance, claim_key, refusal, settle_key};
+use crate::l402::verify::MeterKey;
+use crate::store::sql::{db, refused, uint};
+use crate::store::{
+    AMOUNT_TOO_LARGE, Charge, ChargeOutcome, METER_TOO_LARGE, MeterStore, StoreError, check_charge,
+    storable,
+};
+
+/// What meter `key` counted in `period` (0 if nothing).
+async fn used<'e>(
+    e: impl sqlx::Executor<'e, Database = Postgres>,
+    key: &MeterKey,
+    period: i64,
+) -> Result<u64, StoreError> {
+    let row = sqlx::query("SELECT used FROM meters WHERE meter_key = $1 AND period = $2")
+        .bind(&key.0[..])
+        .bind(period)
+        .fetch_optional(e)
+        .await
+        .map_err(db("read a meter"))?;
+    row.map_or(Ok(0), |r| uint(&r, "used"))
+}
+
+/// Locks meter `key`'s row for `period` until the transaction ends (creating it at zero if
+/// new) and returns what it counted.
+async fn lock_meter(tx: &mut PgConnection, key: &MeterKey, period: i64) -> Result<u64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO meters (meter_key, period, used) VALUES ($1, $2, 0)
+         ON CONFLICT (meter_key, period) DO UPDATE SET used = meters.used
+         RETURNING used",
+    )
+    .bind(&key.0[..])
+    .bind(period)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db("lock a meter"))?;
+    uint(&row, "used")
+}
+
+impl MeterStore for PostgresStore {
+    async fn charge(&self, c: &Charge<'_>) -> Result<ChargeOutcome, StoreError> {
+        check_charge(c)?;
+        if c.meters.is_empty() && c.idempotency_key.is_none() {
+            // Only a balance to debit: one statement is atomic on its own, as `debit`'s is.
+            let Some(amount) = c.balance_micro_usd else {
+                return Ok(ChargeOutcome::Charged {
+                    remaining_micro_usd: None,
+                    replayed: false,
+                });
+            };
+            let amount = storable(amount, AMOUNT_TOO_LARGE)?;
+            return Ok(match debit_balance(&self.pool, c.token_id, amount).await? {
+                Some(left) => ChargeOutcome::Charged {
+                    remaining_micro_usd: Some(left),
+                    replayed: false,
+                },
+                None => refused(refusal(&self.pool, c.token_id).await?),
+            });
+        }
+        let mut tx = self.pool.begin().await.map_err(db("begin a charge"))?;
+        if let Some(key) = c.idempotency_key
+            && let Some(remaining) = claim_key(&mut tx, c.token_id, key).await?
+        {
+            return Ok(ChargeOutcome::Charged {
+                remaining_micro_usd: c.balance_micro_usd.map(|_| remaining),
+                replayed: true,
+            });
+        }
+        // Lock in (key, period) order, whatever order the charge names them in.
+        let mut order: Vec<usize> = (0..c.meters.len()).collect();
+        order.sort_by_key(|&i| (c.meters[i].key.0, c.meters[i].period));
+        let mut counted = vec![0u64; c.meters.len()];
+        for i in order {
+            let m = &c.meters[i];
+            counted[i] = lock_meter(&mut tx, &m.key, storable(m.period, METER_TOO_LARGE)?).await?;
+        }
+        for (index, (m, &so_far)) in c.meters.iter().zip(&counted).enumerate() {
+            if so_far.saturating_add(m.amount) > m.cap {
+                // Dropping the transaction rolls it back; nothing stays written.
+                return Ok(ChargeOutcome::MeterFull {
+                    index,
+                    used: so_far,
+                });
+            }
+        }
+        let remaining = match c.balance_micro_usd {
+            None => None,
+            Some(amount) => {
+                let amount = storable(amount, AMOUNT_TOO_LARGE)?;
+                match debit_balance(&mut *tx, c.token_id, amount).await? {
+                    Some(left) => Some(left),
+                    None => return Ok(refused(refusal(&mut *tx, c.token_id).await?)),
+                }
+            }
+        };
+        for m in c.meters.iter().filter(|m| m.amount > 0) {
+            sqlx::query("UPDATE meters SET used = used + $3 WHERE meter_key = $1 AND period = $2")
+                .bind(&m.key.0[..])
+                .bind(storable(m.period, METER_TOO_LARGE)?)
+                .bind(storable(m.amount, METER_TOO_LARGE)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("add to a meter"))?;
+        }
+        if let Some(key) = c.idempotency_key {
+            let debited = c.balance_micro_usd.unwrap_or(0);
+            settle_key(&mut tx, c.token_id, key, debited, remaining.unwrap_or(0)).await?;
+        }
+        tx.commit().await.map_err(db("commit a charge"))?;
+        Ok(ChargeOutcome::Charged {
+            remaining_micro_usd: remaining,
+            replayed: false,
+        })
+    }
+
+    async fn meter_used(&self, key: &MeterKey, period: u64) -> Result<u64, StoreError> {
+        used(&self.pool, key, storable(period, METER_TOO_LARGE)?).await
+    }
+}
