@@ -15,7 +15,10 @@ use super::ConfigError;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 /// Which store keeps tapgate's state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Equal when they select the same store the same way: an unset `backend` equals the one it
+/// stands for, so the settings `config check` prints (backend filled in) load back equal.
+#[derive(Clone, Debug, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// The backend as written; None: PostgreSQL when `url` is set, SQLite otherwise. Read it
@@ -27,6 +30,14 @@ pub struct StoreSettings {
     pub url: Option<StoreUrl>,
     /// Most connections the PostgreSQL store opens ([`DEFAULT_MAX_CONNECTIONS`]).
     pub max_connections: u32,
+}
+
+impl PartialEq for StoreSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.backend() == other.backend()
+            && self.url == other.url
+            && self.max_connections == other.max_connections
+    }
 }
 
 impl Default for StoreSettings {
