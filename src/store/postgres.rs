@@ -13,7 +13,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::sql::{bytes32, db};
 use super::{RootKeyStore, StoreError, fresh_key};
@@ -73,16 +74,28 @@ impl PostgresStore {
         max_connections: u32,
         migrations: &[&str],
     ) -> Result<Self, StoreError> {
+        // One connection first, on its own: its error is the server's answer (refused, no
+        // such database, wrong password), where a pool would only report a timeout. The
+        // migrations run on it; the pool then connects as it needs to.
+        let connect = PgConnection::connect_with(&options);
+        let mut first = match tokio::time::timeout(ACQUIRE_TIMEOUT, connect).await {
+            Ok(connected) => connected,
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 10 s",
+            ))),
+        }
+        .map_err(|source| StoreError::Connect {
+            target: target.clone(),
+            source,
+        })?;
+        migrations::migrate(&mut first, migrations).await?;
+        // Closing is a courtesy to the server; the migrations are already committed.
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Connect {
-                target: target.clone(),
-                source,
-            })?;
-        migrations::migrate(&pool, migrations).await?;
+            .connect_lazy_with(options);
         Ok(Self { pool, target })
     }
 
@@ -171,7 +184,6 @@ pub(crate) mod tests {
             .execute(&mut admin)
             .await
             .unwrap();
-        use sqlx::Connection;
         admin.close().await.unwrap();
         Some(options.options([("search_path", schema.as_str())]))
     }
@@ -307,7 +319,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_unreachable_server_is_a_clear_error_without_the_password() {
         // Nothing listens on port 1; the error must say what to check and hide the password.
-        let url = StoreUrl::from("postgres://app:s3cret@127.0.0.1:1/tapgate?connect_timeout=2");
+        let url = StoreUrl::from("postgres://app:s3cret@127.0.0.1:1/tapgate");
         let err = PostgresStore::connect(&url, 2).await.unwrap_err();
         let shown = format!("{err} {err:?}");
         assert!(matches!(err, StoreError::Connect { .. }), "{shown}");
@@ -316,6 +328,12 @@ pub(crate) mod tests {
             "{shown}"
         );
         assert!(shown.contains("running and reachable"), "{shown}");
+        // The cause is the server's answer, not a pool's timeout.
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            cause.as_deref().is_some_and(|c| c.contains("refused")),
+            "{cause:?}"
+        );
         assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

@@ -6,7 +6,8 @@
 //! dialect (BIGINT amounts, BYTEA keys, a BOOLEAN flag). Never edit a migration that has
 //! shipped: append a new one. This module must not touch rows.
 
-use sqlx::{PgPool, Row};
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use crate::store::StoreError;
 use crate::store::sql::{check_schema_version, db};
@@ -85,8 +86,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// `pg_advisory_xact_lock` is taken first and held until the transaction ends, so replicas
 /// connecting together migrate one after the other: the second reads the version the first
 /// committed and applies nothing. A failed migration rolls back whole.
-pub(super) async fn migrate(pool: &PgPool, migrations: &[&str]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await.map_err(db("begin migration"))?;
+pub(super) async fn migrate(
+    conn: &mut PgConnection,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
+    let mut tx = conn.begin().await.map_err(db("begin migration"))?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
