@@ -16,10 +16,8 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::sql::{bytes32, db};
-use super::{RootKeyStore, StoreError, fresh_key};
+use super::StoreError;
 use crate::config::StoreUrl;
-use crate::l402::{RootKey, TokenId};
 
 mod balance;
 mod ledger;
@@ -105,52 +103,19 @@ impl PostgresStore {
     }
 }
 
-impl RootKeyStore for PostgresStore {
-    async fn create(&self, token_id: &TokenId) -> Result<RootKey, StoreError> {
-        let key = fresh_key()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let done = sqlx::query(
-            "INSERT INTO root_keys (token_id, root_key, created_at) VALUES ($1, $2, $3)
+super::sql::root_key_store!(
+    PostgresStore,
+    insert: "INSERT INTO root_keys (token_id, root_key, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (token_id) DO NOTHING",
-        )
-        .bind(&token_id.0[..])
-        .bind(&key.expose()[..])
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db("insert a root key"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Duplicate(*token_id));
-        }
-        Ok(key)
-    }
-
-    async fn get(&self, token_id: &TokenId) -> Result<Option<RootKey>, StoreError> {
-        let row = sqlx::query("SELECT root_key FROM root_keys WHERE token_id = $1")
-            .bind(&token_id.0[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("read a root key"))?;
-        let Some(row) = row else { return Ok(None) };
-        let key = bytes32(&row, "root_key", "root key is not 32 bytes")?;
-        Ok(Some(RootKey::from_bytes(key)))
-    }
-
-    async fn revoke(&self, token_id: &TokenId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM root_keys WHERE token_id = $1")
-            .bind(&token_id.0[..])
-            .execute(&self.pool)
-            .await
-            .map_err(db("delete a root key"))?;
-        Ok(done.rows_affected() > 0)
-    }
-}
+    select: "SELECT root_key FROM root_keys WHERE token_id = $1",
+    delete: "DELETE FROM root_keys WHERE token_id = $1",
+);
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::l402::TokenId;
+    use crate::store::RootKeyStore;
     use sqlx::Row;
 
     /// The server the tests use: `TAPGATE_TEST_POSTGRES_URL` (`.ci/postgres start DIR` prints
@@ -238,9 +203,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn an_older_schema_upgrades_and_a_reopened_store_keeps_its_data() {
-        use crate::l402::PaymentHash;
-        use crate::store::{BalanceStore, Debit, SettlementStore, TokenLedger};
-        use crate::store::{Rail, TokenRecord};
+        use crate::store::conformance::{check_reopened, fill_for_reopen};
         let Some(options) = fresh_schema().await else {
             return;
         };
@@ -252,48 +215,18 @@ pub(crate) mod tests {
             old.close().await;
             k
         };
-        let record = TokenRecord {
-            token_id: id,
-            payment_hash: PaymentHash([7; 32]),
-            service: "api".into(),
-            tier: 2,
-            rail: Rail::Asset,
-            price_micro_usd: 1_000_000,
-            msat: 2_000,
-            units: Some(3),
-            prepaid_micro_usd: Some(5_000_000),
-            created_at: 100,
-            expires_at: 700,
-        };
-        {
+        let record = {
             let s = open(options.clone(), migrations::MIGRATIONS).await;
             assert_eq!(schema_version(&s).await, latest());
             assert_eq!(s.get(&id).await.unwrap(), Some(key.clone()));
-            s.record_token(&record).await.unwrap();
-            s.record_settled(&record.payment_hash, 2_000, 42)
-                .await
-                .unwrap();
-            s.open_balance(&id, 5_000_000).await.unwrap();
-            s.debit(&id, 1_000, Some("k")).await.unwrap();
-            assert!(s.take_free_call("api", "c", 1).await.unwrap());
+            let record = fill_for_reopen(&s).await;
             s.close().await;
-        }
+            record
+        };
         let s = open(options, migrations::MIGRATIONS).await;
         assert_eq!(schema_version(&s).await, latest());
         assert_eq!(s.get(&id).await.unwrap(), Some(key));
-        assert_eq!(s.settle_cursor().await.unwrap(), 42);
-        let view = s.token(&id).await.unwrap().unwrap();
-        assert_eq!(view.record, record);
-        assert!(view.settled);
-        assert_eq!(view.balance_micro_usd, Some(4_999_000));
-        assert_eq!(
-            s.debit(&id, 1_000, Some("k")).await.unwrap(),
-            Debit::Charged {
-                remaining_micro_usd: 4_999_000,
-                replayed: true
-            }
-        );
-        assert!(!s.take_free_call("api", "c", 1).await.unwrap());
+        check_reopened(&s, &record).await;
     }
 
     #[tokio::test]

@@ -5,11 +5,66 @@
 //! is one of two names); it must not run a query, and must not put a column's value in an
 //! error, since the column may be a root key.
 
+use std::future::Future;
+
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{ChargeOutcome, Debit, Rail, RevenueRow, StoreError, TokenRecord, TokenView};
-use super::{RECORD_TOO_LARGE, storable};
+use super::{AMOUNT_TOO_LARGE, RECORD_TOO_LARGE, storable};
+use super::{
+    Charge, ChargeOutcome, Debit, MeterDebit, Rail, RevenueRow, StoreError, TokenRecord, TokenView,
+};
 use crate::l402::{PaymentHash, TokenId};
+
+mod impls;
+
+/// A token's columns with its settlement and balance, as [`token_view`] reads them, in SQL
+/// both dialects accept; callers append a `WHERE` and an `ORDER BY`.
+macro_rules! select_views {
+    () => {
+        "SELECT t.token_id, t.payment_hash, t.service, t.tier, t.rail, t.price_micro_usd, t.msat,
+                t.units, t.prepaid_micro_usd, t.created_at, t.expires_at, t.revoked,
+                EXISTS (SELECT 1 FROM settled_payments s WHERE s.payment_hash = t.payment_hash)
+                    AS settled,
+                b.micro_usd AS balance
+         FROM tokens t LEFT JOIN balances b ON b.token_id = t.token_id "
+    };
+}
+pub(crate) use select_views;
+
+pub(crate) use impls::{balance_statements, root_key_store, settlement_store, token_ledger};
+
+/// Now in unix seconds, as a root key's `created_at` (0 before 1970, which no clock reports).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A charge that names no meter and no idempotency key: only `amount`, if any, to debit from
+/// the balance, which `debit` does in one statement (None: refused) and `refusal` explains.
+pub(crate) async fn unmetered_charge<D, R>(
+    amount: Option<u64>,
+    debit: impl FnOnce(i64) -> D,
+    refusal: impl FnOnce() -> R,
+) -> Result<ChargeOutcome, StoreError>
+where
+    D: Future<Output = Result<Option<u64>, StoreError>>,
+    R: Future<Output = Result<Debit, StoreError>>,
+{
+    let Some(amount) = amount else {
+        return Ok(ChargeOutcome::Charged {
+            remaining_micro_usd: None,
+            replayed: false,
+        });
+    };
+    Ok(match debit(storable(amount, AMOUNT_TOO_LARGE)?).await? {
+        Some(left) => ChargeOutcome::Charged {
+            remaining_micro_usd: Some(left),
+            replayed: false,
+        },
+        None => refused(refusal().await?),
+    })
+}
 
 /// Maps a driver error to [`StoreError::Database`], naming what was being done.
 pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -108,6 +163,27 @@ pub(crate) fn charged(remaining_micro_usd: u64, replayed: bool) -> Debit {
 /// An optional amount of a token record as the integer a store holds.
 pub(crate) fn optional(v: Option<u64>) -> Result<Option<i64>, StoreError> {
     v.map(|v| storable(v, RECORD_TOO_LARGE)).transpose()
+}
+
+/// The first meter, in the charge's order, that `counted` (what each has counted so far, in
+/// the same order) plus its amount would pass its cap, as the charge's refusal.
+pub(crate) fn full_meter(meters: &[MeterDebit], counted: &[u64]) -> Option<ChargeOutcome> {
+    meters
+        .iter()
+        .zip(counted)
+        .position(|(m, so_far)| so_far.saturating_add(m.amount) > m.cap)
+        .map(|index| ChargeOutcome::MeterFull {
+            index,
+            used: counted[index],
+        })
+}
+
+/// A charge repeated under an idempotency key whose first use left `remaining`.
+pub(crate) fn replayed(c: &Charge<'_>, remaining: u64) -> ChargeOutcome {
+    ChargeOutcome::Charged {
+        remaining_micro_usd: c.balance_micro_usd.map(|_| remaining),
+        replayed: true,
+    }
 }
 
 /// A refused balance debit as a charge's outcome.

@@ -17,12 +17,11 @@
 use sqlx::postgres::{PgConnection, Postgres};
 
 use super::PostgresStore;
-use super::balance::{charge as debit_balance, claim_key, refusal, settle_key};
+use super::balance::{charge as debit_balance, claim_key, debit_in, refusal, settle_key};
 use crate::l402::verify::MeterKey;
-use crate::store::sql::{db, refused, uint};
+use crate::store::sql::{db, full_meter, replayed, uint, unmetered_charge};
 use crate::store::{
-    AMOUNT_TOO_LARGE, Charge, ChargeOutcome, METER_TOO_LARGE, MeterStore, StoreError, check_charge,
-    storable,
+    Charge, ChargeOutcome, METER_TOO_LARGE, MeterStore, StoreError, check_charge, storable,
 };
 
 /// What meter `key` counted in `period` (0 if nothing).
@@ -61,29 +60,18 @@ impl MeterStore for PostgresStore {
         check_charge(c)?;
         if c.meters.is_empty() && c.idempotency_key.is_none() {
             // Only a balance to debit: one statement is atomic on its own, as `debit`'s is.
-            let Some(amount) = c.balance_micro_usd else {
-                return Ok(ChargeOutcome::Charged {
-                    remaining_micro_usd: None,
-                    replayed: false,
-                });
-            };
-            let amount = storable(amount, AMOUNT_TOO_LARGE)?;
-            return Ok(match debit_balance(&self.pool, c.token_id, amount).await? {
-                Some(left) => ChargeOutcome::Charged {
-                    remaining_micro_usd: Some(left),
-                    replayed: false,
-                },
-                None => refused(refusal(&self.pool, c.token_id).await?),
-            });
+            return unmetered_charge(
+                c.balance_micro_usd,
+                |amount| debit_balance(&self.pool, c.token_id, amount),
+                || refusal(&self.pool, c.token_id),
+            )
+            .await;
         }
         let mut tx = self.pool.begin().await.map_err(db("begin a charge"))?;
         if let Some(key) = c.idempotency_key
             && let Some(remaining) = claim_key(&mut tx, c.token_id, key).await?
         {
-            return Ok(ChargeOutcome::Charged {
-                remaining_micro_usd: c.balance_micro_usd.map(|_| remaining),
-                replayed: true,
-            });
+            return Ok(replayed(c, remaining));
         }
         // Lock in (key, period) order, whatever order the charge names them in.
         let mut order: Vec<usize> = (0..c.meters.len()).collect();
@@ -93,24 +81,13 @@ impl MeterStore for PostgresStore {
             let m = &c.meters[i];
             counted[i] = lock_meter(&mut tx, &m.key, storable(m.period, METER_TOO_LARGE)?).await?;
         }
-        for (index, (m, &so_far)) in c.meters.iter().zip(&counted).enumerate() {
-            if so_far.saturating_add(m.amount) > m.cap {
-                // Dropping the transaction rolls it back; nothing stays written.
-                return Ok(ChargeOutcome::MeterFull {
-                    index,
-                    used: so_far,
-                });
-            }
+        // A refusal drops the transaction, which rolls it back; nothing stays written.
+        if let Some(full) = full_meter(c.meters, &counted) {
+            return Ok(full);
         }
-        let remaining = match c.balance_micro_usd {
-            None => None,
-            Some(amount) => {
-                let amount = storable(amount, AMOUNT_TOO_LARGE)?;
-                match debit_balance(&mut *tx, c.token_id, amount).await? {
-                    Some(left) => Some(left),
-                    None => return Ok(refused(refusal(&mut *tx, c.token_id).await?)),
-                }
-            }
+        let remaining = match debit_in(&mut tx, c.token_id, c.balance_micro_usd).await? {
+            Ok(remaining) => remaining,
+            Err(refusal) => return Ok(refusal),
         };
         for m in c.meters.iter().filter(|m| m.amount > 0) {
             sqlx::query("UPDATE meters SET used = used + $3 WHERE meter_key = $1 AND period = $2")
