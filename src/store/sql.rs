@@ -1,9 +1,11 @@
 //! What the SQL stores (`sqlite.rs`, `postgres.rs`) share: turning driver errors into
-//! [`StoreError`]s and reading columns back into tapgate's types, whatever the database.
+//! [`StoreError`]s, reading columns back into tapgate's types, the outcomes of charges, the
+//! migration loop, and (`impls.rs`) the trait code both dialects run with their own SQL.
 //!
 //! This module owns the decoding rules (an amount is never negative, a key is 32 bytes, a rail
-//! is one of two names); it must not run a query, and must not put a column's value in an
-//! error, since the column may be a root key.
+//! is one of two names) and the SQL both dialects accept alike (the token SELECT); it must not
+//! decide how a store locks (each dialect's transactions stay in its own files), and must not
+//! put a column's value in an error, since the column may be a root key.
 
 use std::future::Future;
 
@@ -31,7 +33,9 @@ macro_rules! select_views {
 }
 pub(crate) use select_views;
 
-pub(crate) use impls::{balance_statements, root_key_store, settlement_store, token_ledger};
+pub(crate) use impls::{
+    balance_statements, meter_statements, root_key_store, settlement_store, token_ledger,
+};
 
 /// Now in unix seconds, as a root key's `created_at` (0 before 1970, which no clock reports).
 pub(crate) fn unix_now() -> i64 {
@@ -137,6 +141,33 @@ pub(crate) fn check_schema_version(current: i64, known: usize) -> Result<(), Sto
         Ok(found) if found > known => Err(StoreError::NewerSchema { found, known }),
         Ok(_) => Ok(()),
     }
+}
+
+/// Applies the migrations after version `current` (index + 1 is a migration's version), each
+/// followed by its row in `schema_version`, on `conn` inside the caller's transaction.
+pub(crate) async fn apply_migrations<DB>(
+    conn: &mut DB::Connection,
+    migrations: &[&str],
+    current: i64,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    for (version, sql) in (1i64..).zip(migrations).skip_while(|(v, _)| *v <= current) {
+        sqlx::raw_sql(sql)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("apply a migration"))?;
+        // An integer of ours, so formatting it into the statement is safe in any dialect.
+        let record = format!("INSERT INTO schema_version (version) VALUES ({version})");
+        sqlx::raw_sql(&record)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("record schema version"))?;
+        tracing::info!(version, "store database migrated");
+    }
+    Ok(())
 }
 
 /// The rail stored under `name` (its [`Rail::as_str`]).

@@ -3,9 +3,10 @@
 //! The directory is created `0700` and the database file `0600` before SQLite opens it
 //! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
 //! holds every root key. The schema is versioned (`migrations.rs`); migrations run in order,
-//! once, in a transaction, at open. This file owns opening, the root keys and the row
-//! decoding the other traits share (`settlement.rs`, `ledger.rs`, `balance.rs`, `meters.rs`); no module
-//! here may log a key or put one in an error.
+//! once, in a transaction, at open. This file owns opening and the root keys' statements; the
+//! other traits' statements are in `settlement.rs`, `ledger.rs`, `balance.rs` and `meters.rs`,
+//! and the code that binds and decodes them is shared with PostgreSQL (`store/sql.rs`,
+//! `store/sql/impls.rs`). No module here may log a key or put one in an error.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -105,10 +105,7 @@ impl BalanceStore for PostgresStore {
         let amount = storable(micro_usd, AMOUNT_TOO_LARGE)?;
         check_idempotency_key(idempotency_key)?;
         let Some(key) = idempotency_key else {
-            return match charge(&self.pool, token_id, amount).await? {
-                Some(remaining) => Ok(charged(remaining, false)),
-                None => refusal(&self.pool, token_id).await,
-            };
+            return debit_unkeyed(&self.pool, token_id, amount).await;
         };
         let mut tx = self.pool.begin().await.map_err(db("begin a debit"))?;
         if let Some(remaining) = claim_key(&mut tx, token_id, key).await? {

@@ -24,20 +24,7 @@ use crate::store::{
     Charge, ChargeOutcome, METER_TOO_LARGE, MeterStore, StoreError, check_charge, storable,
 };
 
-/// What meter `key` counted in `period` (0 if nothing).
-async fn used<'e>(
-    e: impl sqlx::Executor<'e, Database = Postgres>,
-    key: &MeterKey,
-    period: i64,
-) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT used FROM meters WHERE meter_key = $1 AND period = $2")
-        .bind(&key.0[..])
-        .bind(period)
-        .fetch_optional(e)
-        .await
-        .map_err(db("read a meter"))?;
-    row.map_or(Ok(0), |r| uint(&r, "used"))
-}
+crate::store::sql::meter_statements!(Postgres, used: "SELECT used FROM meters WHERE meter_key = $1 AND period = $2");
 
 /// Locks meter `key`'s row for `period` until the transaction ends (creating it at zero if
 /// new) and returns what it counted.

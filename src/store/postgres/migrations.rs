@@ -6,11 +6,11 @@
 //! dialect (BIGINT amounts, BYTEA keys, a BOOLEAN flag). Never edit a migration that has
 //! shipped: append a new one. This module must not touch rows.
 
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, Postgres};
 use sqlx::{Connection, Row};
 
 use crate::store::StoreError;
-use crate::store::sql::{check_schema_version, db};
+use crate::store::sql::{apply_migrations, check_schema_version, db};
 
 /// The advisory lock that serialises migrations across every process using the database
 /// (an arbitrary constant: "tapgate" in ASCII).
@@ -107,17 +107,6 @@ pub(super) async fn migrate(
         .try_get(0)
         .map_err(db("read schema version"))?;
     check_schema_version(current, migrations.len())?;
-    for (version, sql) in (1i64..).zip(migrations).skip_while(|(v, _)| *v <= current) {
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("apply a migration"))?;
-        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("record schema version"))?;
-        tracing::info!(version, "store database migrated");
-    }
+    apply_migrations::<Postgres>(&mut tx, migrations, current).await?;
     tx.commit().await.map_err(db("commit migration"))
 }

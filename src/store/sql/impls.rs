@@ -223,6 +223,18 @@ macro_rules! balance_statements {
             $crate::store::sql::uint(&row, "micro_usd")
         }
 
+        /// A debit without an idempotency key: one statement, then, if it was refused, why.
+        async fn debit_unkeyed(
+            pool: &sqlx::Pool<$db>,
+            token_id: &$crate::l402::TokenId,
+            amount: i64,
+        ) -> Result<$crate::store::Debit, $crate::store::StoreError> {
+            match charge(pool, token_id, amount).await? {
+                Some(remaining) => Ok($crate::store::sql::charged(remaining, false)),
+                None => refusal(pool, token_id).await,
+            }
+        }
+
         /// The balance part of a charge inside its transaction: what is left (None for a
         /// charge without a balance), or the charge's refusal when the balance does not
         /// cover `amount`.
@@ -287,3 +299,25 @@ macro_rules! balance_statements {
     };
 }
 pub(crate) use balance_statements;
+
+/// Defines, for the database `$db`, `used`: what a meter counted in a period (0 if nothing),
+/// read by `$read` (binds the meter key and the period; the column `used`).
+macro_rules! meter_statements {
+    ($db:ty, used: $read:expr $(,)?) => {
+        /// What meter `key` counted in `period` (0 if nothing).
+        async fn used<'e>(
+            e: impl sqlx::Executor<'e, Database = $db>,
+            key: &$crate::l402::verify::MeterKey,
+            period: i64,
+        ) -> Result<u64, $crate::store::StoreError> {
+            let row = sqlx::query($read)
+                .bind(&key.0[..])
+                .bind(period)
+                .fetch_optional(e)
+                .await
+                .map_err($crate::store::sql::db("read a meter"))?;
+            row.map_or(Ok(0), |r| $crate::store::sql::uint(&r, "used"))
+        }
+    };
+}
+pub(crate) use meter_statements;

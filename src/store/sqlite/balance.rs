@@ -42,10 +42,7 @@ impl BalanceStore for SqliteStore {
         let amount = storable(micro_usd, AMOUNT_TOO_LARGE)?;
         check_idempotency_key(idempotency_key)?;
         let Some(key) = idempotency_key else {
-            return match charge(&self.pool, token_id, amount).await? {
-                Some(remaining) => Ok(charged(remaining, false)),
-                None => refusal(&self.pool, token_id).await,
-            };
+            return debit_unkeyed(&self.pool, token_id, amount).await;
         };
         let mut tx = self
             .pool

@@ -20,20 +20,7 @@ use crate::store::{
     storable,
 };
 
-/// What meter `key` counted in `period` (0 if nothing).
-async fn used<'e>(
-    e: impl sqlx::Executor<'e, Database = Sqlite>,
-    key: &MeterKey,
-    period: i64,
-) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT used FROM meters WHERE meter_key = ? AND period = ?")
-        .bind(&key.0[..])
-        .bind(period)
-        .fetch_optional(e)
-        .await
-        .map_err(db("read a meter"))?;
-    row.map_or(Ok(0), |r| uint(&r, "used"))
-}
+crate::store::sql::meter_statements!(Sqlite, used: "SELECT used FROM meters WHERE meter_key = ? AND period = ?");
 
 impl MeterStore for SqliteStore {
     async fn charge(&self, c: &Charge<'_>) -> Result<ChargeOutcome, StoreError> {
