@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::l402::{PaymentHash, TokenId};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use crate::store::{BalanceStore, Debit, Rail, SettlementStore, TokenLedger, TokenRecord};
 
 pub(crate) mod balance;
@@ -55,6 +56,7 @@ where
 
 /// Writes one of each kind of state a restart must keep (a prepaid token, its settlement at
 /// index 42, its balance less a debit under key "k", a free call) and returns the token.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) async fn fill_for_reopen<S>(s: &S) -> TokenRecord
 where
     S: TokenLedger + SettlementStore + BalanceStore,
@@ -83,6 +85,7 @@ where
 }
 
 /// Checks, on a reopened store, what [`fill_for_reopen`] wrote.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) async fn check_reopened<S>(s: &S, record: &TokenRecord)
 where
     S: TokenLedger + SettlementStore + BalanceStore,
