@@ -3,8 +3,9 @@
 //!
 //! Unknown keys and ill-typed values are errors that name the key and what was expected.
 //! Environment keys nest with a double underscore: `TAPGATE_STORE__BACKEND=memory` sets
-//! `store.backend`. `TAPGATE_POLAR_*`, `TAPGATE_REGTEST_*` and `TAPGATE_SIMNET_*` variables
-//! belong to the test scripts and the sample configs and are not settings.
+//! `store.backend`. `TAPGATE_POLAR_*`, `TAPGATE_REGTEST_*`, `TAPGATE_SIMNET_*` and
+//! `TAPGATE_TEST_*` (e.g. `TAPGATE_TEST_POSTGRES_URL`) variables belong to the test scripts and
+//! the sample configs and are not settings.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -297,6 +298,7 @@ impl Sources {
                 !k.starts_with("polar_")
                     && !k.starts_with("regtest_")
                     && !k.starts_with("simnet_")
+                    && !k.starts_with("test_")
                     && k != "config"
             }));
         }
@@ -673,6 +675,7 @@ mod tests {
             jail.set_env("TAPGATE_POLAR_ALICE_HOST", "ignored");
             jail.set_env("TAPGATE_REGTEST_NETWORK", "/ignored/network.toml");
             jail.set_env("TAPGATE_SIMNET_DIR", "/ignored");
+            jail.set_env("TAPGATE_TEST_POSTGRES_URL", "postgres://ignored");
             let mut src = sources(Some(Path::new("t.toml")), &[]);
             src.env = true;
             assert_eq!(src.load().unwrap().l402.location, "env");
