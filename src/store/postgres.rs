@@ -201,6 +201,78 @@ pub(crate) mod tests {
         assert_eq!(schema_version(&stores[3]).await, latest());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_charging_one_balance_and_one_cap_never_overspend() {
+        use crate::l402::verify::MeterKey;
+        use crate::store::{BalanceStore, Charge, ChargeOutcome, MeterDebit, MeterStore};
+        use std::sync::Arc;
+        let Some(options) = fresh_schema().await else {
+            return;
+        };
+        // Two stores on one database, as two tapgate processes would be.
+        let replicas = [
+            Arc::new(open(options.clone(), migrations::MIGRATIONS).await),
+            Arc::new(open(options, migrations::MIGRATIONS).await),
+        ];
+        let id = TokenId([3; 32]);
+        replicas[0].open_balance(&id, 1_000).await.unwrap();
+        // 40 calls of $100 under a cap of 7 calls, alternating replicas, each idempotency key
+        // sent twice: the cap binds, so exactly 7 first uses are charged.
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = Arc::clone(&replicas[i % 2]);
+                tokio::spawn(async move {
+                    let key = format!("k{}", i % 20);
+                    let meters = [MeterDebit {
+                        key: MeterKey([9; 32]),
+                        period: 0,
+                        cap: 7,
+                        amount: 1,
+                    }];
+                    let charge = Charge {
+                        token_id: &id,
+                        balance_micro_usd: Some(100),
+                        meters: &meters,
+                        idempotency_key: Some(&key),
+                    };
+                    store.charge(&charge).await.unwrap()
+                })
+            })
+            .collect();
+        let mut first_uses = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                ChargeOutcome::Charged {
+                    replayed: false, ..
+                } => first_uses += 1,
+                ChargeOutcome::Charged { replayed: true, .. }
+                | ChargeOutcome::MeterFull { index: 0, .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(first_uses, 7);
+        assert_eq!(
+            replicas[1].meter_used(&MeterKey([9; 32]), 0).await.unwrap(),
+            7
+        );
+        assert_eq!(replicas[1].balance(&id).await.unwrap(), Some(300));
+        // Now the balance binds: 3 of 20 unkeyed debits of $100 go through, on either replica.
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&replicas[i % 2]);
+                tokio::spawn(async move { store.debit(&id, 100, None).await.unwrap() })
+            })
+            .collect();
+        let mut debited = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), crate::store::Debit::Charged { .. }) {
+                debited += 1;
+            }
+        }
+        assert_eq!(debited, 3);
+        assert_eq!(replicas[0].balance(&id).await.unwrap(), Some(0));
+    }
+
     #[tokio::test]
     async fn an_older_schema_upgrades_and_a_reopened_store_keeps_its_data() {
         use crate::store::conformance::{check_reopened, fill_for_reopen};
