@@ -194,7 +194,7 @@ fn mint_of(store: AnyStore, settings: &Settings) -> Mint<AnyStore> {
 /// current directory, by default) and then report every token as unknown.
 async fn open_existing_store(settings: &Settings) -> Result<AnyStore, CliError> {
     #[cfg(feature = "sqlite")]
-    if settings.store.backend == crate::config::StoreBackend::Sqlite {
+    if settings.store.backend() == crate::config::StoreBackend::Sqlite {
         let path = settings.data_dir.join(crate::store::sqlite::FILE_NAME);
         if !path.exists() {
             return Err(CliError::NoStore { path });

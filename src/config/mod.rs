@@ -3,13 +3,16 @@
 //!
 //! Unknown keys and ill-typed values are errors that name the key and what was expected.
 //! Environment keys nest with a double underscore: `TAPGATE_STORE__BACKEND=memory` sets
-//! `store.backend`. `TAPGATE_POLAR_*`, `TAPGATE_REGTEST_*` and `TAPGATE_SIMNET_*` variables
-//! belong to the test scripts and the sample configs and are not settings.
+//! `store.backend`. `TAPGATE_POLAR_*`, `TAPGATE_REGTEST_*`, `TAPGATE_SIMNET_*` and
+//! `TAPGATE_TEST_*` (e.g. `TAPGATE_TEST_POSTGRES_URL`) variables belong to the test scripts and
+//! the sample configs and are not settings.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `data_dir` | `./data` | where the SQLite store lives (created `0700`) |
-//! | `store.backend` | `sqlite` | `sqlite` or `memory` (keys lost at exit; for tests) |
+//! | `store.backend` | `sqlite`, or `postgres` with `store.url` | `sqlite`, `memory` (keys lost at exit; for tests) or `postgres` |
+//! | `store.url` | none | `postgres://user:password@host:5432/database[?sslmode=require]`: selects the PostgreSQL store; shown only redacted |
+//! | `store.max_connections` | `16` | the PostgreSQL pool's size ([`DEFAULT_MAX_CONNECTIONS`]) |
 //! | `l402.location` | `tapgate` | the location hint written into minted macaroons |
 //! | `log.filter` | `info` | tracing filter, e.g. `tapgate=debug` |
 //! | `nodes.<name>.lnd` / `.tapd` | none | `endpoint`, `tls_cert_path`, `macaroon_path`, `timeout_secs` (60) |
@@ -50,12 +53,14 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub mod services;
+pub mod store;
 
 pub use services::{
     AssetSettlement, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_METHODS,
     DEFAULT_TOKEN_LIFETIME_SECS, GatewaySettings, PRICE_DECIMALS, Service, Settlement, SmallPrice,
     Tier, Upstream, UpstreamScheme, UsdAmount,
 };
+pub use store::{DEFAULT_MAX_CONNECTIONS, StoreBackend, StoreSettings, StoreUrl};
 
 /// The default configuration file, used when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "config/tapgate.toml";
@@ -66,7 +71,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "config/tapgate.toml";
 pub struct Settings {
     /// Directory for tapgate's own state (the root-key database).
     pub data_dir: PathBuf,
-    /// Root-key store.
+    /// The store of root keys, settlements, the ledger, balances and meters.
     pub store: StoreSettings,
     /// L402 minting.
     pub l402: L402Settings,
@@ -169,24 +174,6 @@ pub fn expand_path(key: &'static str, raw: &str) -> Result<PathBuf, ConfigError>
     Ok(PathBuf::from(out))
 }
 
-/// Which store keeps root keys.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    /// The backend.
-    pub backend: StoreBackend,
-}
-
-/// Store backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
-    /// SQLite file `tapgate.sqlite` in `data_dir`.
-    Sqlite,
-    /// Process memory; every key is lost at exit. For tests and demos.
-    Memory,
-}
-
 /// L402 settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,10 +196,8 @@ impl Default for Settings {
             // Relative to the working directory, like `config/tapgate.toml`, so a checkout
             // runs without writing anywhere else.
             data_dir: PathBuf::from("./data"),
-            // SQLite by default: keys must survive a restart or every sold token dies with it.
-            store: StoreSettings {
-                backend: StoreBackend::Sqlite,
-            },
+            // SQLite unless a PostgreSQL url is set (`StoreSettings::backend`).
+            store: StoreSettings::default(),
             l402: L402Settings {
                 location: "tapgate".into(),
             },
@@ -313,6 +298,7 @@ impl Sources {
                 !k.starts_with("polar_")
                     && !k.starts_with("regtest_")
                     && !k.starts_with("simnet_")
+                    && !k.starts_with("test_")
                     && k != "config"
             }));
         }
@@ -404,15 +390,19 @@ impl Settings {
                 });
             }
         }
+        self.store.validate()?;
         services::validate_gateway(&self.gateway)?;
         services::validate(&self.services, &self.network)?;
         Ok(())
     }
 
-    /// The effective settings as TOML, for `tapgate config check`. Secrets would be redacted
-    /// here; none of the current settings is secret (root keys live in the store, not here).
+    /// The effective settings as TOML, for `tapgate config check`. The one secret among them,
+    /// a password in `store.url`, is printed as `***` ([`StoreUrl`]'s serialization).
+    /// The store's backend is shown as in effect (`sqlite` when neither it nor a url is set).
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+        let mut shown = self.clone();
+        shown.store.backend = Some(self.store.backend());
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
     }
 }
 
@@ -541,8 +531,70 @@ mod tests {
         .unwrap();
         assert_eq!(s.data_dir, PathBuf::from("/srv/tapgate"));
         assert_eq!(s.l402.location, "override");
-        assert_eq!(s.store.backend, StoreBackend::Memory);
+        assert_eq!(s.store.backend(), StoreBackend::Memory);
         assert_eq!(s.log.filter, "info");
+    }
+
+    #[test]
+    fn a_store_url_selects_postgres_and_conflicts_are_named() {
+        let url = "store.url=postgres://app:s3cret@127.0.0.1:5432/tapgate";
+        let s = sources(None, &[url]).load().unwrap();
+        assert_eq!(s.store.backend(), StoreBackend::Postgres);
+        assert_eq!(s.store.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(!s.to_toml().contains("s3cret"), "{}", s.to_toml());
+        let s = sources(
+            None,
+            &[url, "store.backend=postgres", "store.max_connections=4"],
+        )
+        .load()
+        .unwrap();
+        assert_eq!(
+            (s.store.backend(), s.store.max_connections),
+            (StoreBackend::Postgres, 4)
+        );
+        assert_eq!(
+            sources(None, &[]).load().unwrap().store.backend(),
+            StoreBackend::Sqlite
+        );
+        for backend in ["store.backend=sqlite", "store.backend=memory"] {
+            let err = sources(None, &[url, backend])
+                .load()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("store.url") && err.contains("store.backend"),
+                "{err}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let err = sources(None, &["store.backend=postgres"])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.url"), "{err}");
+        let err = sources(None, &[url, "store.max_connections=0"])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.max_connections"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_store_url_is_named_without_its_password() {
+        for bad in [
+            "mysql://app:s3cret@db/tapgate",
+            "app:s3cret@db",
+            "postgres://app:s3cret@db:notaport/tapgate",
+            "postgres://app:s3cret@db/tapgate?sslmode=bogus",
+        ] {
+            let err = sources(None, &[&format!("store.url={bad}")])
+                .load()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("store.url"), "{bad}: {err}");
+            assert!(!err.contains("s3cret"), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -623,6 +675,7 @@ mod tests {
             jail.set_env("TAPGATE_POLAR_ALICE_HOST", "ignored");
             jail.set_env("TAPGATE_REGTEST_NETWORK", "/ignored/network.toml");
             jail.set_env("TAPGATE_SIMNET_DIR", "/ignored");
+            jail.set_env("TAPGATE_TEST_POSTGRES_URL", "postgres://ignored");
             let mut src = sources(Some(Path::new("t.toml")), &[]);
             src.env = true;
             assert_eq!(src.load().unwrap().l402.location, "env");

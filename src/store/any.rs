@@ -10,6 +10,8 @@ use super::{
 use crate::l402::verify::MeterKey;
 use crate::l402::{PaymentHash, RootKey, TokenId};
 
+#[cfg(feature = "postgres")]
+use super::PostgresStore;
 #[cfg(feature = "sqlite")]
 use super::SqliteStore;
 
@@ -21,21 +23,36 @@ pub enum AnyStore {
     /// SQLite file.
     #[cfg(feature = "sqlite")]
     Sqlite(SqliteStore),
+    /// PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStore),
 }
 
 impl AnyStore {
-    /// Opens the configured store (creating the data directory and database if needed).
+    /// Opens the configured store (creating the data directory and SQLite database if needed;
+    /// a PostgreSQL database must exist, and its schema is created or upgraded).
     pub async fn open(settings: &crate::config::Settings) -> Result<Self, StoreError> {
-        match settings.store.backend {
-            crate::config::StoreBackend::Memory => Ok(Self::Memory(MemoryStore::default())),
+        use crate::config::StoreBackend;
+        match settings.store.backend() {
+            StoreBackend::Memory => Ok(Self::Memory(MemoryStore::default())),
             #[cfg(feature = "sqlite")]
-            crate::config::StoreBackend::Sqlite => Ok(Self::Sqlite(
+            StoreBackend::Sqlite => Ok(Self::Sqlite(
                 SqliteStore::open_in(&settings.data_dir).await?,
             )),
             #[cfg(not(feature = "sqlite"))]
-            crate::config::StoreBackend::Sqlite => {
-                Err(StoreError::Corrupt("this build has no SQLite support"))
-            }
+            StoreBackend::Sqlite => Err(StoreError::NotBuilt("sqlite")),
+            #[cfg(feature = "postgres")]
+            StoreBackend::Postgres => match &settings.store.url {
+                Some(url) => Ok(Self::Postgres(
+                    PostgresStore::connect(url, settings.store.max_connections).await?,
+                )),
+                // `Settings::validate` refuses this; a caller that skipped it is told the same.
+                None => Err(StoreError::BadInput(
+                    "store.backend = \"postgres\" needs store.url",
+                )),
+            },
+            #[cfg(not(feature = "postgres"))]
+            StoreBackend::Postgres => Err(StoreError::NotBuilt("postgres")),
         }
     }
 }
@@ -47,6 +64,8 @@ macro_rules! forward {
             AnyStore::Memory($s) => $call.await,
             #[cfg(feature = "sqlite")]
             AnyStore::Sqlite($s) => $call.await,
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres($s) => $call.await,
         }
     };
 }
@@ -160,6 +179,15 @@ mod tests {
     mod sqlite {
         crate::store_conformance!(async {
             crate::store::AnyStore::Sqlite(crate::store::sqlite::tests::fresh().await)
+        });
+    }
+
+    #[cfg(feature = "postgres")]
+    mod postgres {
+        crate::store_conformance!(optional async {
+            crate::store::postgres::tests::fresh()
+                .await
+                .map(crate::store::AnyStore::Postgres)
         });
     }
 }

@@ -10,8 +10,8 @@
 //! - [`MeterStore`]: the meters of tokens' cap caveats (`_budget_usd`, `_budget_usd_per_day`,
 //!   `_max_calls`), debited in one step with the prepaid balance.
 //!
-//! Every store ([`MemoryStore`], [`SqliteStore`], and [`AnyStore`] that picks one by
-//! configuration) implements all five and passes the same suite (`conformance.rs`). This
+//! Every store ([`MemoryStore`], [`SqliteStore`], [`PostgresStore`], and [`AnyStore`] that
+//! picks one by configuration) implements all five and passes the same suite (`conformance.rs`). This
 //! module owns the contracts and the input rules every store applies alike; it must not
 //! decide prices or policy, and stores must not log keys or preimages and must keep what they
 //! persist readable by its owner only.
@@ -23,7 +23,11 @@ use crate::l402::{PaymentHash, RootKey, TokenId};
 
 mod any;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod records;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -32,6 +36,8 @@ pub(crate) mod conformance;
 
 pub use any::AnyStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use records::{
     Charge, ChargeOutcome, Debit, MeterDebit, Rail, RevenueRow, TokenRecord, TokenView,
 };
@@ -73,7 +79,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The database refused an operation.
-    #[cfg(feature = "sqlite")]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[error("store database failed to {op}")]
     Database {
         /// What was being done.
@@ -82,6 +88,23 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The PostgreSQL server could not be reached or refused the connection at start.
+    #[cfg(feature = "postgres")]
+    #[error(
+        "cannot connect to the PostgreSQL store at {target}: check that the server is running and reachable from here, that the database exists (createdb), and that store.url's user, password and sslmode are right"
+    )]
+    Connect {
+        /// `store.url`, its password redacted.
+        target: String,
+        /// The driver's error (it never holds the password).
+        #[source]
+        source: sqlx::Error,
+    },
+    /// This build lacks the store the configuration names.
+    #[error(
+        "this tapgate was built without the `{0}` feature, so it has no such store; rebuild with default features or choose another store.backend"
+    )]
+    NotBuilt(&'static str),
     /// The database was written by a newer tapgate, whose schema this one does not know.
     #[error(
         "the database's schema version {found} is newer than this tapgate knows ({known}); run the tapgate that wrote it or a newer one"

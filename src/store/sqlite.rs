@@ -3,21 +3,20 @@
 //! The directory is created `0700` and the database file `0600` before SQLite opens it
 //! (SQLite gives its `-wal`/`-shm` files the database file's permissions), because the file
 //! holds every root key. The schema is versioned (`migrations.rs`); migrations run in order,
-//! once, in a transaction, at open. This file owns opening, the root keys and the row
-//! decoding the other traits share (`settlement.rs`, `ledger.rs`, `balance.rs`, `meters.rs`); no module
-//! here may log a key or put one in an error.
+//! once, in a transaction, at open. This file owns opening and the root keys' statements; the
+//! other traits' statements are in `settlement.rs`, `ledger.rs`, `balance.rs` and `meters.rs`,
+//! and the code that binds and decodes them is shared with PostgreSQL (`store/sql.rs`,
+//! `store/sql/impls.rs`). No module here may log a key or put one in an error.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{RootKeyStore, StoreError, fresh_key};
-use crate::l402::{RootKey, TokenId};
+use super::StoreError;
+use super::sql::{db, uint};
 
 mod balance;
 mod ledger;
@@ -41,10 +40,6 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish()
     }
-}
-
-fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Database { op, source }
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -139,74 +134,20 @@ impl SqliteStore {
     }
 }
 
-impl RootKeyStore for SqliteStore {
-    async fn create(&self, token_id: &TokenId) -> Result<RootKey, StoreError> {
-        let key = fresh_key()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let done = sqlx::query(
-            "INSERT INTO root_keys (token_id, root_key, created_at) VALUES (?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
-        )
-        .bind(&token_id.0[..])
-        .bind(&key.expose()[..])
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db("insert a root key"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Duplicate(*token_id));
-        }
-        Ok(key)
-    }
-
-    async fn get(&self, token_id: &TokenId) -> Result<Option<RootKey>, StoreError> {
-        let row = sqlx::query("SELECT root_key FROM root_keys WHERE token_id = ?")
-            .bind(&token_id.0[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("read a root key"))?;
-        let Some(row) = row else { return Ok(None) };
-        let key = bytes32(&row, "root_key", "root key is not 32 bytes")?;
-        Ok(Some(RootKey::from_bytes(key)))
-    }
-
-    async fn revoke(&self, token_id: &TokenId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM root_keys WHERE token_id = ?")
-            .bind(&token_id.0[..])
-            .execute(&self.pool)
-            .await
-            .map_err(db("delete a root key"))?;
-        Ok(done.rows_affected() > 0)
-    }
-}
-
-/// Column `col` of `row` as 32 bytes; `what` names a wrong length. The bytes read are wiped
-/// after the copy, since the column may be a root key.
-fn bytes32(row: &SqliteRow, col: &str, what: &'static str) -> Result<[u8; 32], StoreError> {
-    let bytes = zeroize::Zeroizing::new(row.try_get::<Vec<u8>, _>(col).map_err(db("read a row"))?);
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(what))
-}
-
-/// Column `col` of `row` as an amount, count or index (never negative).
-fn uint(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
-    let v: i64 = row.try_get(col).map_err(db("read a row"))?;
-    u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount, count or index"))
-}
-
-/// Column `col` of `row` as an optional amount.
-fn opt_uint(row: &SqliteRow, col: &str) -> Result<Option<u64>, StoreError> {
-    let v: Option<i64> = row.try_get(col).map_err(db("read a row"))?;
-    v.map(|v| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative amount")))
-        .transpose()
-}
+super::sql::root_key_store!(
+    SqliteStore,
+    insert: "INSERT INTO root_keys (token_id, root_key, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (token_id) DO NOTHING",
+    select: "SELECT root_key FROM root_keys WHERE token_id = ?",
+    delete: "DELETE FROM root_keys WHERE token_id = ?",
+);
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::l402::TokenId;
+    use crate::store::RootKeyStore;
+    use sqlx::Row;
 
     pub(crate) async fn fresh() -> SqliteStore {
         // Leaked on purpose: the directory must outlive the store inside the test.
@@ -297,48 +238,16 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn ledger_balances_and_cursor_survive_reopen() {
-        use crate::l402::PaymentHash;
-        use crate::store::{BalanceStore, Debit, Rail, SettlementStore, TokenLedger, TokenRecord};
+        use crate::store::conformance::{check_reopened, fill_for_reopen};
         let dir = tempfile::tempdir().unwrap();
-        let id = TokenId([6; 32]);
-        let record = TokenRecord {
-            token_id: id,
-            payment_hash: PaymentHash([7; 32]),
-            service: "api".into(),
-            tier: 2,
-            rail: Rail::Asset,
-            price_micro_usd: 1_000_000,
-            msat: 2_000,
-            units: Some(3),
-            prepaid_micro_usd: Some(5_000_000),
-            created_at: 100,
-            expires_at: 700,
-        };
-        {
+        let record = {
             let s = SqliteStore::open_in(dir.path()).await.unwrap();
-            s.record_token(&record).await.unwrap();
-            s.record_settled(&record.payment_hash, 2_000, 42)
-                .await
-                .unwrap();
-            s.open_balance(&id, 5_000_000).await.unwrap();
-            s.debit(&id, 1_000, Some("k")).await.unwrap();
-            assert!(s.take_free_call("api", "c", 1).await.unwrap());
+            let record = fill_for_reopen(&s).await;
             s.close().await;
-        }
+            record
+        };
         let s = SqliteStore::open_in(dir.path()).await.unwrap();
-        assert_eq!(s.settle_cursor().await.unwrap(), 42);
-        let view = s.token(&id).await.unwrap().unwrap();
-        assert_eq!(view.record, record);
-        assert!(view.settled);
-        assert_eq!(view.balance_micro_usd, Some(4_999_000));
-        assert_eq!(
-            s.debit(&id, 1_000, Some("k")).await.unwrap(),
-            Debit::Charged {
-                remaining_micro_usd: 4_999_000,
-                replayed: true
-            }
-        );
-        assert!(!s.take_free_call("api", "c", 1).await.unwrap());
+        check_reopened(&s, &record).await;
     }
 
     #[tokio::test]

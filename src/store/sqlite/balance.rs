@@ -9,74 +9,24 @@ use sqlx::sqlite::Sqlite;
 
 use super::{SqliteStore, db, uint};
 use crate::l402::TokenId;
+use crate::store::sql::charged;
 use crate::store::{
     AMOUNT_TOO_LARGE, BalanceStore, Debit, StoreError, check_idempotency_key, storable,
 };
 
-/// Debits `amount` if the balance covers it, returning what is left; `None` when it does not
-/// (or there is no balance). One statement, so concurrent debits cannot overdraw.
-pub(super) async fn charge<'e>(
-    e: impl sqlx::Executor<'e, Database = Sqlite>,
-    token_id: &TokenId,
-    amount: i64,
-) -> Result<Option<u64>, StoreError> {
-    let row = sqlx::query(
-        "UPDATE balances SET micro_usd = micro_usd - ?1 WHERE token_id = ?2 AND micro_usd >= ?1
-         RETURNING micro_usd",
-    )
-    .bind(amount)
-    .bind(&token_id.0[..])
-    .fetch_optional(e)
-    .await
-    .map_err(db("debit a balance"))?;
-    row.map(|r| uint(&r, "micro_usd")).transpose()
-}
-
-/// Why a debit that [`charge`] refused was refused.
-pub(super) async fn refusal<'e>(
-    e: impl sqlx::Executor<'e, Database = Sqlite>,
-    token_id: &TokenId,
-) -> Result<Debit, StoreError> {
-    Ok(match balance_of(e, token_id).await? {
-        Some(remaining_micro_usd) => Debit::Insufficient {
-            remaining_micro_usd,
-        },
-        None => Debit::NoBalance,
-    })
-}
-
-async fn balance_of<'e>(
-    e: impl sqlx::Executor<'e, Database = Sqlite>,
-    token_id: &TokenId,
-) -> Result<Option<u64>, StoreError> {
-    let row = sqlx::query("SELECT micro_usd FROM balances WHERE token_id = ?")
-        .bind(&token_id.0[..])
-        .fetch_optional(e)
-        .await
-        .map_err(db("read a balance"))?;
-    row.map(|r| uint(&r, "micro_usd")).transpose()
-}
-
-fn charged(remaining_micro_usd: u64, replayed: bool) -> Debit {
-    Debit::Charged {
-        remaining_micro_usd,
-        replayed,
-    }
-}
+crate::store::sql::balance_statements!(
+    Sqlite,
+    debit: "UPDATE balances SET micro_usd = micro_usd - ?1 WHERE token_id = ?2 AND micro_usd >= ?1
+             RETURNING micro_usd",
+    read: "SELECT micro_usd FROM balances WHERE token_id = ?",
+    // The no-op update makes RETURNING give the existing balance on a second open.
+    open: "INSERT INTO balances (token_id, micro_usd) VALUES (?, ?)
+           ON CONFLICT (token_id) DO UPDATE SET micro_usd = micro_usd RETURNING micro_usd",
+);
 
 impl BalanceStore for SqliteStore {
     async fn open_balance(&self, token_id: &TokenId, micro_usd: u64) -> Result<u64, StoreError> {
-        // The no-op update makes RETURNING give the existing balance on a second open.
-        let row = sqlx::query(
-            "INSERT INTO balances (token_id, micro_usd) VALUES (?, ?)
-             ON CONFLICT (token_id) DO UPDATE SET micro_usd = micro_usd RETURNING micro_usd",
-        )
-        .bind(&token_id.0[..])
-        .bind(storable(micro_usd, AMOUNT_TOO_LARGE)?)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db("open a balance"))?;
-        uint(&row, "micro_usd")
+        open(&self.pool, token_id, micro_usd).await
     }
 
     async fn balance(&self, token_id: &TokenId) -> Result<Option<u64>, StoreError> {
@@ -92,10 +42,7 @@ impl BalanceStore for SqliteStore {
         let amount = storable(micro_usd, AMOUNT_TOO_LARGE)?;
         check_idempotency_key(idempotency_key)?;
         let Some(key) = idempotency_key else {
-            return match charge(&self.pool, token_id, amount).await? {
-                Some(remaining) => Ok(charged(remaining, false)),
-                None => refusal(&self.pool, token_id).await,
-            };
+            return debit_unkeyed(&self.pool, token_id, amount).await;
         };
         let mut tx = self
             .pool

@@ -1,38 +1,15 @@
-//! [`TokenLedger`] over the `tokens` table, read together with `settled_payments` and
+//! [`TokenLedger`](crate::store::TokenLedger) over the `tokens` table, read together with `settled_payments` and
 //! `balances` so a view shows the token's state at the time of the call.
 //!
-//! This module owns the mapping between [`TokenRecord`] and its row; it must not store
-//! anything secret (a record holds none).
+//! This module owns the ledger's statements in SQLite's dialect (the code that binds and
+//! decodes them is `sql/impls.rs`'s); it must not store anything secret (a record holds none).
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{SqliteStore, bytes32, db, opt_uint, uint};
-use crate::l402::{PaymentHash, TokenId};
-use crate::store::{
-    RECORD_TOO_LARGE, Rail, RevenueRow, StoreError, TokenLedger, TokenRecord, TokenView, storable,
-};
-
-/// A token's columns with its settlement and balance, for [`view`]; callers append a
-/// `WHERE` and an `ORDER BY`.
-macro_rules! select_views {
-    () => {
-        "SELECT t.token_id, t.payment_hash, t.service, t.tier, t.rail, t.price_micro_usd, t.msat,
-                t.units, t.prepaid_micro_usd, t.created_at, t.expires_at, t.revoked,
-                EXISTS (SELECT 1 FROM settled_payments s WHERE s.payment_hash = t.payment_hash)
-                    AS settled,
-                b.micro_usd AS balance
-         FROM tokens t LEFT JOIN balances b ON b.token_id = t.token_id "
-    };
-}
-
-fn rail(row: &SqliteRow) -> Result<Rail, StoreError> {
-    let name: String = row.try_get("rail").map_err(db("read a token"))?;
-    [Rail::Sats, Rail::Asset]
-        .into_iter()
-        .find(|r| r.as_str() == name)
-        .ok_or(StoreError::Corrupt("unknown rail"))
-}
+use super::{SqliteStore, db};
+use crate::store::sql::{select_views, token_view};
+use crate::store::{StoreError, TokenView};
 
 fn flag(row: &SqliteRow, col: &str) -> Result<bool, StoreError> {
     let v: i64 = row.try_get(col).map_err(db("read a token"))?;
@@ -40,122 +17,26 @@ fn flag(row: &SqliteRow, col: &str) -> Result<bool, StoreError> {
 }
 
 fn view(row: &SqliteRow) -> Result<TokenView, StoreError> {
-    let tier: i64 = row.try_get("tier").map_err(db("read a token"))?;
-    let record = TokenRecord {
-        token_id: TokenId(bytes32(row, "token_id", "token id is not 32 bytes")?),
-        payment_hash: PaymentHash(bytes32(
-            row,
-            "payment_hash",
-            "payment hash is not 32 bytes",
-        )?),
-        service: row.try_get("service").map_err(db("read a token"))?,
-        tier: u8::try_from(tier).map_err(|_| StoreError::Corrupt("tier is not 0-255"))?,
-        rail: rail(row)?,
-        price_micro_usd: uint(row, "price_micro_usd")?,
-        msat: uint(row, "msat")?,
-        units: opt_uint(row, "units")?,
-        prepaid_micro_usd: opt_uint(row, "prepaid_micro_usd")?,
-        created_at: uint(row, "created_at")?,
-        expires_at: uint(row, "expires_at")?,
-    };
-    Ok(TokenView {
-        record,
-        settled: flag(row, "settled")?,
-        balance_micro_usd: opt_uint(row, "balance")?,
-        revoked: flag(row, "revoked")?,
-    })
+    token_view(row, flag(row, "settled")?, flag(row, "revoked")?)
 }
 
-fn optional(v: Option<u64>) -> Result<Option<i64>, StoreError> {
-    v.map(|v| storable(v, RECORD_TOO_LARGE)).transpose()
-}
-
-impl TokenLedger for SqliteStore {
-    async fn record_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO tokens (token_id, payment_hash, service, tier, rail, price_micro_usd, msat,
+crate::store::sql::token_ledger!(
+    SqliteStore,
+    view: view,
+    record: "INSERT INTO tokens (token_id, payment_hash, service, tier, rail, price_micro_usd, msat,
                                  units, prepaid_micro_usd, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (token_id) DO NOTHING",
-        )
-        .bind(&t.token_id.0[..])
-        .bind(&t.payment_hash.0[..])
-        .bind(&t.service)
-        .bind(i64::from(t.tier))
-        .bind(t.rail.as_str())
-        .bind(storable(t.price_micro_usd, RECORD_TOO_LARGE)?)
-        .bind(storable(t.msat, RECORD_TOO_LARGE)?)
-        .bind(optional(t.units)?)
-        .bind(optional(t.prepaid_micro_usd)?)
-        .bind(storable(t.created_at, RECORD_TOO_LARGE)?)
-        .bind(storable(t.expires_at, RECORD_TOO_LARGE)?)
-        .execute(&self.pool)
-        .await
-        .map_err(db("record a token"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Duplicate(t.token_id));
-        }
-        Ok(())
-    }
-
-    async fn token(&self, id: &TokenId) -> Result<Option<TokenView>, StoreError> {
-        let row = sqlx::query(concat!(select_views!(), "WHERE t.token_id = ?"))
-            .bind(&id.0[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("read a token"))?;
-        row.as_ref().map(view).transpose()
-    }
-
-    async fn list_tokens(
-        &self,
-        limit: u32,
-        settled_only: bool,
-    ) -> Result<Vec<TokenView>, StoreError> {
-        let rows = sqlx::query(concat!(
-            select_views!(),
-            "WHERE ?1 = 0 OR settled ORDER BY t.created_at DESC, t.seq DESC LIMIT ?2"
-        ))
-        .bind(settled_only)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("list tokens"))?;
-        rows.iter().map(view).collect()
-    }
-
-    async fn mark_revoked(&self, id: &TokenId) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE token_id = ? AND revoked = 0")
-            .bind(&id.0[..])
-            .execute(&self.pool)
-            .await
-            .map_err(db("mark a token revoked"))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn revenue(&self) -> Result<Vec<RevenueRow>, StoreError> {
-        // Rails sort as the enum does (sats first), not by name.
-        let rows = sqlx::query(
-            "SELECT t.service, t.rail, COUNT(*) AS tokens,
-                    SUM(COALESCE(t.prepaid_micro_usd, t.price_micro_usd)) AS micro_usd,
-                    SUM(t.msat) AS msat, SUM(COALESCE(t.units, 0)) AS units
-             FROM tokens t JOIN settled_payments s ON s.payment_hash = t.payment_hash
-             GROUP BY t.service, t.rail
-             ORDER BY t.service, CASE t.rail WHEN 'sats' THEN 0 ELSE 1 END",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("sum revenue"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(RevenueRow {
-                    service: row.try_get("service").map_err(db("sum revenue"))?,
-                    rail: rail(row)?,
-                    tokens: uint(row, "tokens")?,
-                    micro_usd: uint(row, "micro_usd")?,
-                    msat: uint(row, "msat")?,
-                    units: uint(row, "units")?,
-                })
-            })
-            .collect()
-    }
-}
+    token: concat!(select_views!(), "WHERE t.token_id = ?"),
+    list: concat!(
+        select_views!(),
+        "WHERE ?1 = 0 OR settled ORDER BY t.created_at DESC, t.seq DESC LIMIT ?2"
+    ),
+    revoke: "UPDATE tokens SET revoked = 1 WHERE token_id = ? AND revoked = 0",
+    // Rails sort as the enum does (sats first), not by name.
+    revenue: "SELECT t.service, t.rail, COUNT(*) AS tokens,
+                     SUM(COALESCE(t.prepaid_micro_usd, t.price_micro_usd)) AS micro_usd,
+                     SUM(t.msat) AS msat, SUM(COALESCE(t.units, 0)) AS units
+              FROM tokens t JOIN settled_payments s ON s.payment_hash = t.payment_hash
+              GROUP BY t.service, t.rail
+              ORDER BY t.service, CASE t.rail WHEN 'sats' THEN 0 ELSE 1 END",
+);

@@ -11,60 +11,28 @@
 
 use sqlx::sqlite::Sqlite;
 
-use super::balance::{charge as debit_balance, refusal};
+use super::balance::{charge as debit_balance, debit_in, refusal};
 use super::{SqliteStore, db, uint};
 use crate::l402::verify::MeterKey;
+use crate::store::sql::{full_meter, replayed, unmetered_charge};
 use crate::store::{
-    AMOUNT_TOO_LARGE, Charge, ChargeOutcome, Debit, METER_TOO_LARGE, MeterStore, StoreError,
-    check_charge, storable,
+    AMOUNT_TOO_LARGE, Charge, ChargeOutcome, METER_TOO_LARGE, MeterStore, StoreError, check_charge,
+    storable,
 };
 
-/// What meter `key` counted in `period` (0 if nothing).
-async fn used<'e>(
-    e: impl sqlx::Executor<'e, Database = Sqlite>,
-    key: &MeterKey,
-    period: i64,
-) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT used FROM meters WHERE meter_key = ? AND period = ?")
-        .bind(&key.0[..])
-        .bind(period)
-        .fetch_optional(e)
-        .await
-        .map_err(db("read a meter"))?;
-    row.map_or(Ok(0), |r| uint(&r, "used"))
-}
-
-/// A refused balance debit as a charge's outcome.
-fn refused(d: Debit) -> ChargeOutcome {
-    match d {
-        Debit::Insufficient {
-            remaining_micro_usd,
-        } => ChargeOutcome::Insufficient {
-            remaining_micro_usd,
-        },
-        _ => ChargeOutcome::NoBalance,
-    }
-}
+crate::store::sql::meter_statements!(Sqlite, used: "SELECT used FROM meters WHERE meter_key = ? AND period = ?");
 
 impl MeterStore for SqliteStore {
     async fn charge(&self, c: &Charge<'_>) -> Result<ChargeOutcome, StoreError> {
         check_charge(c)?;
         if c.meters.is_empty() && c.idempotency_key.is_none() {
             // Only a balance to debit: one statement is atomic on its own, as `debit`'s is.
-            let Some(amount) = c.balance_micro_usd else {
-                return Ok(ChargeOutcome::Charged {
-                    remaining_micro_usd: None,
-                    replayed: false,
-                });
-            };
-            let amount = storable(amount, AMOUNT_TOO_LARGE)?;
-            return Ok(match debit_balance(&self.pool, c.token_id, amount).await? {
-                Some(left) => ChargeOutcome::Charged {
-                    remaining_micro_usd: Some(left),
-                    replayed: false,
-                },
-                None => refused(refusal(&self.pool, c.token_id).await?),
-            });
+            return unmetered_charge(
+                c.balance_micro_usd,
+                |amount| debit_balance(&self.pool, c.token_id, amount),
+                || refusal(&self.pool, c.token_id),
+            )
+            .await;
         }
         let mut tx = self
             .pool
@@ -83,31 +51,20 @@ impl MeterStore for SqliteStore {
             if let Some(row) = earlier {
                 let remaining = uint(&row, "remaining_micro_usd")?;
                 tx.commit().await.map_err(db("commit a charge"))?;
-                return Ok(ChargeOutcome::Charged {
-                    remaining_micro_usd: c.balance_micro_usd.map(|_| remaining),
-                    replayed: true,
-                });
+                return Ok(replayed(c, remaining));
             }
         }
-        for (index, m) in c.meters.iter().enumerate() {
-            let so_far = used(&mut *tx, &m.key, storable(m.period, METER_TOO_LARGE)?).await?;
-            if so_far.saturating_add(m.amount) > m.cap {
-                // Dropping the transaction rolls it back; nothing was written.
-                return Ok(ChargeOutcome::MeterFull {
-                    index,
-                    used: so_far,
-                });
-            }
+        let mut counted = Vec::with_capacity(c.meters.len());
+        for m in c.meters {
+            counted.push(used(&mut *tx, &m.key, storable(m.period, METER_TOO_LARGE)?).await?);
         }
-        let remaining = match c.balance_micro_usd {
-            None => None,
-            Some(amount) => {
-                let amount = storable(amount, AMOUNT_TOO_LARGE)?;
-                match debit_balance(&mut *tx, c.token_id, amount).await? {
-                    Some(left) => Some(left),
-                    None => return Ok(refused(refusal(&mut *tx, c.token_id).await?)),
-                }
-            }
+        // A refusal drops the transaction, which rolls it back; nothing was written.
+        if let Some(full) = full_meter(c.meters, &counted) {
+            return Ok(full);
+        }
+        let remaining = match debit_in(&mut tx, c.token_id, c.balance_micro_usd).await? {
+            Ok(remaining) => remaining,
+            Err(refusal) => return Ok(refusal),
         };
         for m in c.meters.iter().filter(|m| m.amount > 0) {
             sqlx::query(

@@ -5,10 +5,11 @@
 //! edit a migration that has shipped: append a new one (a database created by any earlier
 //! tapgate must upgrade by running the ones it lacks). This module must not touch rows.
 
-use sqlx::{Executor, Row, SqlitePool};
+use sqlx::{Executor, Row, Sqlite, SqlitePool};
 
 use super::db;
 use crate::store::StoreError;
+use crate::store::sql::{apply_migrations, check_schema_version};
 
 /// Schema migrations, applied in order; index + 1 is the schema version.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -94,20 +95,7 @@ pub(super) async fn migrate(pool: &SqlitePool, migrations: &[&str]) -> Result<()
         .map_err(db("read schema version"))?
         .try_get(0)
         .map_err(db("read schema version"))?;
-    let known = migrations.len();
-    match usize::try_from(current) {
-        Err(_) => return Err(StoreError::Corrupt("negative schema version")),
-        Ok(c) if c > known => return Err(StoreError::NewerSchema { found: c, known }),
-        Ok(_) => {}
-    }
-    for (version, sql) in (1i64..).zip(migrations).skip_while(|(v, _)| *v <= current) {
-        tx.execute(*sql).await.map_err(db("apply a migration"))?;
-        sqlx::query("INSERT INTO schema_version (version) VALUES (?)")
-            .bind(version)
-            .execute(&mut *tx)
-            .await
-            .map_err(db("record schema version"))?;
-        tracing::info!(version, "store database migrated");
-    }
+    check_schema_version(current, migrations.len())?;
+    apply_migrations::<Sqlite>(&mut tx, migrations, current).await?;
     tx.commit().await.map_err(db("commit migration"))
 }
