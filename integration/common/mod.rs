@@ -42,13 +42,29 @@ pub async fn start_gateway(
     gateway: &str,
     stop: &tokio_util::sync::CancellationToken,
 ) -> (std::net::SocketAddr, tapgate::app::gateway::Built) {
+    let store = "[store]\nbackend = \"memory\"";
+    start_gateway_on(file, dir, services, clock, follow, gateway, store, stop).await
+}
+
+/// [`start_gateway`] with `store` as the settings' `[store]` table.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_gateway_on(
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    services: impl FnOnce(std::net::SocketAddr) -> String,
+    clock: std::sync::Arc<dyn tapgate::clock::Clock>,
+    follow: bool,
+    gateway: &str,
+    store: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (std::net::SocketAddr, tapgate::app::gateway::Built) {
     use std::sync::Arc;
     use tokio::net::TcpListener;
     let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up_addr = up.local_addr().unwrap();
     tokio::spawn(tapgate::gateway::sample::run(up, stop.clone()));
     let toml = format!(
-        "[store]\nbackend = \"memory\"\n[network]\nfile = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{gateway}\n{}",
+        "{store}\n[network]\nfile = \"{}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{gateway}\n{}",
         file.display(),
         services(up_addr)
     );

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rust_decimal::Decimal;
@@ -233,12 +233,19 @@ pub trait Authenticator: Send + Sync {
     fn settlements_streaming(&self) -> bool;
 }
 
+/// How long a gate trusts a cached root key before asking the store again. Replicas share
+/// one store, and a token revoked through one of them must fail on every other within a
+/// second: each holds a key at most this long (plus one store read) past its revocation.
+pub const ROOT_KEY_STALENESS: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A token's root key and ledger entry, cached after the first verification.
 struct Cached {
     key: RootKey,
     record: Option<TokenRecord>,
     /// Whether this process counted the token's payment in the metrics yet.
     counted: AtomicBool,
+    /// When the store last confirmed the key, in milliseconds since the gate's start.
+    checked_ms: AtomicU64,
 }
 
 /// Settings of the gate.
@@ -266,6 +273,8 @@ pub struct Gate<S, L, T: Rates> {
     /// token is revoked through this gate, and misses are never cached (another replica may
     /// mint the token later).
     cache: RwLock<HashMap<TokenId, Arc<Cached>>>,
+    /// The origin of [`Cached::checked_ms`].
+    started: std::time::Instant,
 }
 
 impl<S, L, T: Rates> std::fmt::Debug for Gate<S, L, T> {
@@ -318,6 +327,7 @@ where
             metrics: p.metrics,
             settings: p.settings,
             cache: RwLock::default(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -438,28 +448,66 @@ where
         }
     }
 
-    /// The cached root key and ledger entry of `token_id`, from memory only.
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The cached root key and ledger entry of `token_id`, from memory only; `None` also when
+    /// the entry is older than [`ROOT_KEY_STALENESS`] and this caller is the one to confirm it
+    /// with the store ([`Gate::load`]). Callers that find it stale while another confirms it
+    /// use it meanwhile.
     fn cache_get(&self, token_id: &TokenId) -> Option<Arc<Cached>> {
-        self.cache
+        let c = self
+            .cache
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(token_id)
-            .map(Arc::clone)
+            .map(Arc::clone)?;
+        let now = self.elapsed_ms();
+        let checked = c.checked_ms.load(Ordering::Relaxed);
+        let stale_after = u64::try_from(ROOT_KEY_STALENESS.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(checked) <= stale_after {
+            return Some(c);
+        }
+        match c
+            .checked_ms
+            .compare_exchange(checked, now, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => None,
+            Err(_) => Some(c),
+        }
     }
 
-    /// The cached root key and ledger entry of `token_id`, loading them on a miss.
-    async fn cached(&self, token_id: &TokenId) -> Result<Option<Arc<Cached>>, StoreError> {
-        if let Some(c) = self.cache_get(token_id) {
-            return Ok(Some(c));
-        }
+    /// The root key and ledger entry of `token_id` from the store, cached: a revoked (or
+    /// unknown) token leaves the cache, and a confirmed one keeps its entry (and whether its
+    /// payment was counted).
+    async fn load(&self, token_id: &TokenId) -> Result<Option<Arc<Cached>>, StoreError> {
         let Some(key) = self.store.get(token_id).await? else {
+            self.cache
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(token_id);
             return Ok(None);
         };
+        let now = self.elapsed_ms();
+        let known = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token_id)
+            .map(Arc::clone);
+        if let Some(c) = known
+            && c.key == key
+        {
+            c.checked_ms.store(now, Ordering::Relaxed);
+            return Ok(Some(c));
+        }
         let record = self.store.token(token_id).await?.map(|v| v.record);
         let c = Arc::new(Cached {
             key,
             record,
             counted: AtomicBool::new(false),
+            checked_ms: AtomicU64::new(now),
         });
         self.cache
             .write()
@@ -523,7 +571,7 @@ where
                 }
             });
         if let Some(id) = missed {
-            match self.cached(&id).await {
+            match self.load(&id).await {
                 Ok(Some(c)) => {
                     let key = c.key.clone();
                     hit = Some(c);

@@ -8,8 +8,14 @@
 //! node once (`LookupInvoice`) instead of answering with a new challenge, which would make the
 //! buyer pay twice.
 //!
+//! When several gateways share a store, only the one holding the store's [`Lease`] follows
+//! the stream and advances the cursor; the others stand by, asking for the lease every
+//! [`LEASE_RETRY`], and learn settlements from the store (and direct lookups) instead. The
+//! follower checks every [`LEASE_CHECK`] that its lease still holds and stops following when
+//! it does not, so two replicas never follow at once for longer than that.
+//!
 //! It owns the in-memory set of settled hashes (the hot path reads only that), the stream's
-//! cursor in the store, and the direct lookups. It must not decide what a refusal looks like
+//! cursor in the store, the lease, and the direct lookups. It must not decide what a refusal looks like
 //! (that is the gateway's) or read the system clock.
 
 use std::collections::HashSet;
@@ -22,7 +28,14 @@ use crate::l402::PaymentHash;
 use crate::lightning::error::BackendError;
 use crate::lightning::traits::Invoices;
 use crate::lightning::types::InvoiceState;
-use crate::store::{SettlementStore, StoreError};
+use crate::store::{Lease, SettlementStore, StoreError, StreamLease};
+
+/// How often a replica standing by asks for the lease: a dead follower's successor takes over
+/// within about this long after the database frees the lease.
+pub const LEASE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often the follower checks that its lease still holds.
+pub const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why settlement could not be established.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +59,14 @@ pub enum Settled {
     Unknown,
 }
 
+/// How following under a lease ended.
+enum Followed {
+    /// Cancelled, or the stream ended for good.
+    Stopped,
+    /// The lease stopped holding; another replica may follow now.
+    LeaseLost,
+}
+
 /// Tracks settlements of one node's invoices.
 #[derive(Debug)]
 pub struct SettlementTracker<S> {
@@ -55,6 +76,10 @@ pub struct SettlementTracker<S> {
     settled: RwLock<HashSet<PaymentHash>>,
     /// Whether the settlement stream is delivering (false while it reconnects).
     streaming: AtomicBool,
+    /// Whether this replica holds the lease and follows the stream.
+    leading: AtomicBool,
+    /// Whether another replica holds the lease (this one stands by).
+    standby: AtomicBool,
     /// Settlements delivered by the stream since start.
     delivered: AtomicU64,
     /// Direct lookups made since start.
@@ -68,14 +93,22 @@ impl<S: SettlementStore + 'static> SettlementTracker<S> {
             store,
             settled: RwLock::default(),
             streaming: AtomicBool::new(false),
+            leading: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
         }
     }
 
-    /// Whether the settlement stream is being followed and its last word was not a failure.
+    /// Whether settlements are being learnt: this replica follows the stream and its last
+    /// word was not a failure, or another replica holds the lease and follows it.
     pub fn is_streaming(&self) -> bool {
-        self.streaming.load(Ordering::Relaxed)
+        self.streaming.load(Ordering::Relaxed) || self.standby.load(Ordering::Relaxed)
+    }
+
+    /// Whether this replica holds the lease and follows the stream.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
     }
 
     /// Settlements the stream delivered since start.
@@ -89,12 +122,69 @@ impl<S: SettlementStore + 'static> SettlementTracker<S> {
     }
 
     /// Follows `lnd`'s settlement stream from the stored cursor until `cancel`, recording each
-    /// settlement. Runs as a named task for the gateway's life.
+    /// settlement, whenever this replica holds the store's lease; stands by while another
+    /// does. Runs as a named task for the gateway's life.
     pub async fn follow<L: Invoices>(
         self: Arc<Self>,
         lnd: L,
         cancel: CancellationToken,
-    ) -> Result<(), TrackerError> {
+    ) -> Result<(), TrackerError>
+    where
+        S: StreamLease,
+    {
+        let mut said_standby = false;
+        loop {
+            match self.store.try_lease().await {
+                Ok(Some(lease)) => {
+                    self.standby.store(false, Ordering::Relaxed);
+                    said_standby = false;
+                    self.leading.store(true, Ordering::Relaxed);
+                    let followed = self.follow_leased(&lnd, &cancel, lease).await;
+                    self.leading.store(false, Ordering::Relaxed);
+                    self.streaming.store(false, Ordering::Relaxed);
+                    match followed {
+                        Ok(Followed::Stopped) => return Ok(()),
+                        Ok(Followed::LeaseLost) => {
+                            tracing::warn!(
+                                "lost the settlement stream's lease (the database connection that held it is gone); standing by"
+                            );
+                        }
+                        // The store is down (a database restart): let the lease go and start
+                        // again from the stored cursor once it answers; the settlement that
+                        // could not be recorded is delivered again from there.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "stopped following the settlement stream; resuming from the stored cursor shortly");
+                        }
+                    }
+                }
+                Ok(None) => {
+                    self.standby.store(true, Ordering::Relaxed);
+                    if !said_standby {
+                        tracing::info!(
+                            "another replica follows the settlement stream; standing by to take over"
+                        );
+                        said_standby = true;
+                    }
+                }
+                Err(e) => {
+                    self.standby.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "cannot ask for the settlement stream's lease; retrying");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(LEASE_RETRY) => {}
+            }
+        }
+    }
+
+    /// Follows the stream while `lease` holds.
+    async fn follow_leased<L: Invoices>(
+        &self,
+        lnd: &L,
+        cancel: &CancellationToken,
+        mut lease: Lease,
+    ) -> Result<Followed, TrackerError> {
         let cursor = self
             .store
             .settle_cursor()
@@ -105,16 +195,21 @@ impl<S: SettlementStore + 'static> SettlementTracker<S> {
         // Ready until the stream reports a failure; it says nothing while all is well and no
         // invoice settles.
         self.streaming.store(true, Ordering::Relaxed);
+        let mut check = tokio::time::interval(LEASE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let item = tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
+                _ = cancel.cancelled() => return Ok(Followed::Stopped),
+                _ = check.tick() => {
+                    if lease.holds().await {
+                        continue;
+                    }
+                    return Ok(Followed::LeaseLost);
+                }
                 item = rx.recv() => item,
             };
             match item {
-                None => {
-                    self.streaming.store(false, Ordering::Relaxed);
-                    return Ok(());
-                }
+                None => return Ok(Followed::Stopped),
                 Some(Ok(s)) => {
                     self.streaming.store(true, Ordering::Relaxed);
                     self.record(&s.payment_hash, s.amt_paid_msat, s.settle_index)

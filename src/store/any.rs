@@ -70,6 +70,12 @@ macro_rules! forward {
     };
 }
 
+impl super::StreamLease for AnyStore {
+    async fn try_lease(&self) -> Result<Option<super::Lease>, StoreError> {
+        forward!(self, s => s.try_lease())
+    }
+}
+
 impl RootKeyStore for AnyStore {
     async fn create(&self, token_id: &TokenId) -> Result<RootKey, StoreError> {
         forward!(self, s => s.create(token_id))

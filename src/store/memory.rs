@@ -95,6 +95,13 @@ impl RootKeyStore for MemoryStore {
     }
 }
 
+/// One process holds a memory store, so the lease is always its own.
+impl super::StreamLease for MemoryStore {
+    async fn try_lease(&self) -> Result<Option<super::Lease>, StoreError> {
+        Ok(Some(super::Lease::local()))
+    }
+}
+
 impl SettlementStore for MemoryStore {
     async fn settle_cursor(&self) -> Result<u64, StoreError> {
         Ok(self.with(|s| s.cursor))

@@ -22,6 +22,7 @@ use crate::l402::verify::MeterKey;
 use crate::l402::{PaymentHash, RootKey, TokenId};
 
 mod any;
+mod lease;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -35,6 +36,7 @@ pub mod sqlite;
 pub(crate) mod conformance;
 
 pub use any::AnyStore;
+pub use lease::{Lease, StreamLease};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

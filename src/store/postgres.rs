@@ -20,6 +20,7 @@ use super::StoreError;
 use crate::config::StoreUrl;
 
 mod balance;
+mod lease;
 mod ledger;
 mod meters;
 mod migrations;

@@ -142,6 +142,14 @@ super::sql::root_key_store!(
     delete: "DELETE FROM root_keys WHERE token_id = ?",
 );
 
+/// A SQLite file is one process's (tapgate opens it without sharing), so the lease is always
+/// its own; replicas share a PostgreSQL store instead.
+impl super::StreamLease for SqliteStore {
+    async fn try_lease(&self) -> Result<Option<super::Lease>, StoreError> {
+        Ok(Some(super::Lease::local()))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
