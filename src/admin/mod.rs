@@ -123,13 +123,21 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/metrics" => {
             let streaming = u64::from(state.auth.settlements_streaming());
+            let leader = u64::from(state.auth.settlement_stream_leader());
             text(
                 StatusCode::OK,
-                state.metrics.render(&[(
-                    "tapgate_settlement_stream_up",
-                    "Whether the seller node's settlement stream is delivering.",
-                    streaming,
-                )]),
+                state.metrics.render(&[
+                    (
+                        "tapgate_settlement_stream_up",
+                        "Whether settlements are being learnt: this replica follows the seller node's settlement stream and it delivers, or another replica holds the stream's lease.",
+                        streaming,
+                    ),
+                    (
+                        "tapgate_settlement_stream_leader",
+                        "Whether this replica holds the settlement stream's lease and follows the stream (exactly one replica per store does).",
+                        leader,
+                    ),
+                ]),
                 "text/plain; version=0.0.4",
             )
         }

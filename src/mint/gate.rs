@@ -231,6 +231,11 @@ pub trait Authenticator: Send + Sync {
     fn node_pubkey(&self) -> &str;
     /// Whether the settlement stream is delivering (readiness).
     fn settlements_streaming(&self) -> bool;
+    /// Whether this replica holds the settlement stream's lease and follows it (among
+    /// replicas sharing one store, exactly one does).
+    fn settlement_stream_leader(&self) -> bool {
+        false
+    }
 }
 
 /// How long a gate trusts a cached root key before asking the store again. Replicas share
@@ -829,6 +834,10 @@ where
 
     fn settlements_streaming(&self) -> bool {
         self.tracker.is_streaming()
+    }
+
+    fn settlement_stream_leader(&self) -> bool {
+        self.tracker.is_leading()
     }
 }
 
