@@ -429,3 +429,80 @@ async fn check_bind(
     };
     Check::new(name, outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Sources;
+    use crate::lightning::grpc::NodeConnection;
+
+    fn addrs(names: &[&str]) -> NetworkAddresses {
+        NetworkAddresses {
+            nodes: names
+                .iter()
+                .map(|name| NodeAddress {
+                    name: (*name).to_owned(),
+                    lnd: NodeConnection::new("127.0.0.1:1", "c", "m"),
+                    tapd: NodeConnection::new("127.0.0.1:1", "c", "m"),
+                })
+                .collect(),
+            asset: AssetRef::parse(&"ab".repeat(32)),
+            ..NetworkAddresses::default()
+        }
+    }
+
+    /// Settings from a TOML text, loaded as `serve` loads them (without the environment).
+    fn settings(text: &str) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tapgate.toml");
+        std::fs::write(&file, text).unwrap();
+        Sources {
+            file: Some(file),
+            overrides: Vec::new(),
+            env: false,
+        }
+        .load()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_seller_is_chosen_as_serve_chooses_it() {
+        let plain = Settings::default();
+        let pick = |s: &Settings, names: &[&str]| seller(s, &addrs(names)).map(|n| n.name.clone());
+        assert_eq!(pick(&plain, &["alice", "merchant"]).unwrap(), "merchant");
+        assert_eq!(pick(&plain, &["carol"]).unwrap(), "carol");
+        let err = pick(&plain, &["alice", "bob"]).unwrap_err();
+        assert!(matches!(err, BuildError::NoSeller { ref known } if known == "alice, bob"));
+        let mut named = Settings::default();
+        named.gateway.node = Some("alice".into());
+        assert_eq!(pick(&named, &["alice", "merchant"]).unwrap(), "alice");
+        assert!(matches!(
+            pick(&named, &["merchant"]).unwrap_err(),
+            BuildError::UnknownNode { .. }
+        ));
+    }
+
+    #[test]
+    fn each_settled_asset_is_checked_once() {
+        let asset = "ab".repeat(32);
+        let mut text = format!(
+            "[network]\nasset_id = \"{asset}\"\nedge_pubkey = \"02767046b7f30a1a03d038d96bed17145ee1460c5944aea5e1bcbedc5403f8a659\"\n"
+        );
+        // The network's asset by "default" and by its id, and a sats service.
+        for (name, settlement) in [
+            ("a", r#"{ asset = "default" }"#.to_owned()),
+            ("b", format!(r#"{{ asset = "{asset}" }}"#)),
+            ("c", r#""sats""#.to_owned()),
+        ] {
+            text.push_str(&format!(
+                "[[services]]\nname = \"{name}\"\npaths = [\"/{name}\"]\nupstream = \"http://127.0.0.1:9\"\nprice_usd = \"0.50\"\nsettlement = {settlement}\n"
+            ));
+        }
+        let s = settings(&text);
+        let assets = settled_assets(&s, &addrs(&["merchant"]));
+        let names: Vec<_> = assets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [format!("asset {}", "ab".repeat(32))]);
+        // Without a network asset, "default" is left to the gateway check; the named one stays.
+        assert_eq!(settled_assets(&s, &NetworkAddresses::default()).len(), 1);
+    }
+}
