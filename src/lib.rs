@@ -55,6 +55,8 @@
 pub mod admin;
 #[cfg(feature = "node")]
 pub mod app;
+#[cfg(feature = "node")]
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod clock;

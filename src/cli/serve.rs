@@ -5,6 +5,9 @@
 //! The wiring is [`crate::app::gateway::build`]; this file starts the listeners and tasks under
 //! one [`Shutdown`], prints where everything listens (JSON on stdout), and drains with the
 //! configured bound when told to stop.
+//!
+//! With `--check` it serves nothing: it runs [`crate::check`] on the same settings and prints
+//! one line per check (or, with `--json`, one JSON object), exiting non-zero if any failed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +37,49 @@ pub struct ServeArgs {
     /// directory). A tapgate.toml for the run is written there.
     #[arg(long, value_name = "DIR", requires = "simnet")]
     pub simnet_dir: Option<PathBuf>,
+    /// Check the configuration, the store, the seller's lnd and tapd, and that both listeners
+    /// can be bound, then exit without serving: 0 if every check passed, 1 otherwise. The
+    /// store's schema is created or upgraded, as serving would.
+    #[arg(long, conflicts_with = "simnet")]
+    pub check: bool,
+    /// With --check: print the checks as one JSON object instead of lines.
+    #[arg(long, requires = "check")]
+    pub json: bool,
+}
+
+/// `tapgate serve --check`: the checks, printed; an error (exit 1) if any failed.
+async fn run_check(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
+    // The same loading and validation as serving, so a bad value is the same error.
+    let settings = sources.load()?;
+    let checks = crate::check::run(&settings).await;
+    let passed = checks.iter().all(crate::check::Check::passed);
+    let rows = checks.iter().map(|c| {
+        let (status, detail) = match &c.outcome {
+            crate::check::Outcome::Ok(found) => ("ok", found.clone()),
+            crate::check::Outcome::Skipped(why) => ("skip", why.clone()),
+            crate::check::Outcome::Fail(e) => ("FAIL", super::report::error_lines(e).join(": ")),
+        };
+        (c.name.as_str(), status, detail)
+    });
+    if args.json {
+        let checks: Vec<_> = rows
+            .map(|(name, status, detail)| {
+                json!({"check": name, "status": status.to_ascii_lowercase(), "detail": detail})
+            })
+            .collect();
+        super::output::print_json(&json!({"ok": passed, "checks": checks}))?;
+    } else {
+        for (name, status, detail) in rows {
+            println!("{status:<4} {name}: {detail}");
+        }
+    }
+    if passed {
+        Ok(())
+    } else {
+        Err(CliError::Missing(
+            "serve --check: a check failed; its line on stdout says which, and what to do",
+        ))
+    }
 }
 
 /// The catalogue `serve --simnet` sells when the configuration lists no services: three
@@ -90,6 +136,9 @@ prepaid_usd = "1.00"
 
 /// Runs `tapgate serve`.
 pub async fn run(args: &ServeArgs, sources: &Sources) -> Result<(), CliError> {
+    if args.check {
+        return run_check(args, sources).await;
+    }
     let started = std::time::Instant::now();
     let shutdown = Shutdown::new();
     #[cfg(unix)]
