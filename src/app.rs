@@ -380,7 +380,9 @@ pub mod gateway {
     }
 
     /// The seller node: `gateway.node`, else `merchant`, else the only node.
-    fn seller<'a>(
+    /// The seller node: `gateway.node`, else `merchant`, else the only node (`serve` and
+    /// `serve --check` pick it alike).
+    pub fn seller<'a>(
         settings: &Settings,
         addrs: &'a NetworkAddresses,
     ) -> Result<&'a super::NodeAddress, BuildError> {

@@ -18,7 +18,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{BuildError, NetworkAddresses, Node, NodeAddress};
+use crate::app::gateway::seller;
+use crate::app::{BuildError, NetworkAddresses, Node};
 use crate::clock::SystemClock;
 use crate::config::services::DEFAULT_ASSET;
 use crate::config::{Settings, Settlement, StoreBackend};
@@ -199,34 +200,6 @@ async fn close(store: AnyStore) {
         AnyStore::Sqlite(s) => s.close().await,
         #[cfg(feature = "postgres")]
         AnyStore::Postgres(s) => s.close().await,
-    }
-}
-
-/// The seller node as `serve` picks it: `gateway.node`, else `merchant`, else the only node.
-fn seller<'a>(
-    settings: &Settings,
-    addrs: &'a NetworkAddresses,
-) -> Result<&'a NodeAddress, BuildError> {
-    let name = settings.gateway.node.as_deref().or_else(|| {
-        addrs
-            .node("merchant")
-            .ok()
-            .map(|_| "merchant")
-            .or(match addrs.nodes.as_slice() {
-                [only] => Some(only.name.as_str()),
-                _ => None,
-            })
-    });
-    match name {
-        Some(name) => addrs.node(name),
-        None => Err(BuildError::NoSeller {
-            known: addrs
-                .nodes
-                .iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
     }
 }
 
@@ -433,6 +406,7 @@ async fn check_bind(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::NodeAddress;
     use crate::config::Sources;
     use crate::lightning::grpc::NodeConnection;
 
