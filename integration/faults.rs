@@ -435,15 +435,12 @@ fn count_panics() {
 /// The test server's directory (`.ci/postgres start DIR`), from `TAPGATE_TEST_POSTGRES_DIR`;
 /// None (outside CI) without it.
 fn postgres_dir() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("TAPGATE_TEST_POSTGRES_DIR") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI restarts the test database: set TAPGATE_TEST_POSTGRES_DIR to the DIR of .ci/postgres start DIR"
-        );
-        eprintln!("TAPGATE_TEST_POSTGRES_DIR not set: the database restart not tested");
-        return None;
-    };
-    Some(PathBuf::from(dir))
+    common::required_env(
+        "TAPGATE_TEST_POSTGRES_DIR",
+        "the DIR of .ci/postgres start DIR",
+        "the database restart",
+    )
+    .map(PathBuf::from)
 }
 
 /// `.ci/postgres start|stop DIR`, failing the test if it fails or takes over a minute and a
