@@ -271,7 +271,9 @@ async fn leads(client: &HttpClient, admin: SocketAddr, name: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_replica_that_follows_the_stream_loses_no_payment() {
     let _server = SERVER.lock().await;
-    let Some(url) = common::fresh_postgres_database("faults", "the fault tests").await else {
+    let Some(url) =
+        common::fresh_postgres_database("faults", "killing the stream's follower").await
+    else {
         return;
     };
     let (running, dir) = common::start_simnet().await;
@@ -527,7 +529,7 @@ async fn a_database_restart_under_load_fails_clearly_and_recovers() {
     let Some(pg_dir) = postgres_dir() else {
         return;
     };
-    let Some(url) = common::fresh_postgres_database("faults", "the fault tests").await else {
+    let Some(url) = common::fresh_postgres_database("faults", "the database restart").await else {
         return;
     };
     count_panics();
