@@ -159,3 +159,46 @@ pub async fn send(
         body,
     }
 }
+
+/// The environment variable `var`, which a test of `what` needs (`hint`: where a value comes
+/// from). Unset: None and a note that `what` is not tested, except under CI (`CI` set), where
+/// that is a failure.
+pub fn required_env(var: &str, hint: &str, what: &str) -> Option<String> {
+    let Ok(value) = std::env::var(var) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs {what}: set {var} ({hint})"
+        );
+        eprintln!("{var} not set: {what} not tested");
+        return None;
+    };
+    Some(value)
+}
+
+/// A database of its own on the PostgreSQL server `TAPGATE_TEST_POSTGRES_URL` names (`.ci/postgres
+/// start DIR` prints one; `.ci/test` sets it), named `{prefix}_<random>`, as a `store.url`.
+/// Without the variable: None and a note naming `what` is not tested, except under CI (`CI`
+/// set), where that is a failure.
+#[cfg(feature = "postgres")]
+pub async fn fresh_postgres_database(prefix: &str, what: &str) -> Option<String> {
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+    let url = required_env(
+        "TAPGATE_TEST_POSTGRES_URL",
+        ".ci/postgres start DIR prints it",
+        what,
+    )?;
+    let options = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    let mut admin = sqlx::postgres::PgConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let mut name = [0u8; 6];
+    getrandom::fill(&mut name).unwrap();
+    let db = format!("{prefix}_{}", hex::encode(name));
+    sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{db}"))
+}
