@@ -658,9 +658,17 @@ async fn a_database_restart_under_load_fails_clearly_and_recovers() {
             StatusCode::OK => {}
             StatusCode::SERVICE_UNAVAILABLE => {
                 unavailable += 1;
+                // The database is what is down, and the body says so.
+                assert_eq!(
+                    d.body["error"]["code"], "store_unavailable",
+                    "a 503 that does not name the store: {:?}",
+                    d.body
+                );
                 assert!(
-                    d.body["error"]["code"].is_string() && d.body["error"]["message"].is_string(),
-                    "a 503 without a JSON error: {:?}",
+                    d.body["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("retry")),
+                    "a 503 without advice: {:?}",
                     d.body
                 );
                 assert!(

@@ -42,27 +42,7 @@ const MAX_FEE_MSAT: u64 = 10_000;
 
 /// A database of its own on the test server, as a `store.url`; None (outside CI) without one.
 async fn fresh_database() -> Option<String> {
-    let Ok(url) = std::env::var("TAPGATE_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the replica tests: set TAPGATE_TEST_POSTGRES_URL (.ci/postgres start DIR prints it)"
-        );
-        eprintln!("TAPGATE_TEST_POSTGRES_URL not set: replicas not tested");
-        return None;
-    };
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
-    let mut admin = sqlx::postgres::PgConnection::connect_with(&options)
-        .await
-        .unwrap();
-    let mut name = [0u8; 6];
-    getrandom::fill(&mut name).unwrap();
-    let db = format!("replicas_{}", hex::encode(name));
-    sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    Some(format!("{base}/{db}"))
+    common::fresh_postgres_database("replicas", "replicas").await
 }
 
 fn services(up: SocketAddr) -> String {

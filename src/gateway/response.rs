@@ -207,13 +207,13 @@ pub fn not_settled(detail: &str, grpc: bool) -> Response<Body> {
 }
 
 /// A `503` with `Retry-After`: the node or the store cannot be reached now.
-pub fn unavailable(detail: &str, grpc: bool) -> Response<Body> {
+pub fn unavailable(code: &str, detail: &str, grpc: bool) -> Response<Body> {
     let mut r = if grpc {
         grpc_status(14, detail)
     } else {
         json(
             StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "error": { "code": "node_unavailable", "message": detail, "retry_after_secs": 5 } }),
+            &json!({ "error": { "code": code, "message": detail, "retry_after_secs": 5 } }),
         )
     };
     r.headers_mut()

@@ -305,30 +305,35 @@ pub async fn handle(
                     outcome,
                 )
             }
-            Err(e) if e.is_transient() => finish(
-                gw,
-                response::unavailable(
-                    &format!("cannot issue an invoice now: {e}; retry later"),
-                    grpc,
+            Err(e) => match e.unavailable_code() {
+                Some(code) => finish(
+                    gw,
+                    response::unavailable(
+                        code,
+                        &format!("cannot issue an invoice now: {e}; retry later"),
+                        grpc,
+                    ),
+                    "unavailable",
                 ),
-                "unavailable",
-            ),
-            Err(e) => finish(
-                gw,
-                response::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
+                None => finish(
+                    gw,
+                    response::error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "challenge_failed",
+                        &format!("cannot issue a challenge: {e}"),
+                    ),
                     "challenge_failed",
-                    &format!("cannot issue a challenge: {e}"),
                 ),
-                "challenge_failed",
-            ),
+            },
         },
         Verdict::NotSettled { detail } => {
             finish(gw, response::not_settled(&detail, grpc), "unpaid")
         }
-        Verdict::Unavailable { detail } => {
-            finish(gw, response::unavailable(&detail, grpc), "unavailable")
-        }
+        Verdict::Unavailable { code, detail } => finish(
+            gw,
+            response::unavailable(code, &detail, grpc),
+            "unavailable",
+        ),
     }
 }
 

@@ -240,7 +240,22 @@ impl ChallengeError {
     /// Whether trying again later may succeed (the node or the edge was unreachable or
     /// refused for now), as opposed to a configuration problem.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Node(_) | Self::Rate(_))
+        self.unavailable_code().is_some()
+    }
+
+    /// For a transient failure, which part did not answer: `node_unavailable` (the node or
+    /// the edge) or `store_unavailable` (the database, while minting the token).
+    pub fn unavailable_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Node(_) | Self::Rate(_) => Some(super::gate::NODE_UNAVAILABLE),
+            Self::Mint(m) => match m.as_ref() {
+                super::MintError::Store(e) if e.is_unavailable() => {
+                    Some(super::gate::STORE_UNAVAILABLE)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 

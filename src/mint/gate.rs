@@ -199,11 +199,29 @@ pub enum Verdict {
         /// A human sentence for the body.
         detail: String,
     },
-    /// The node could not be asked (a direct settlement lookup failed, or the store did).
+    /// The node could not be asked (a direct settlement lookup failed), or the store did
+    /// not answer: try again later.
     Unavailable {
+        /// Which: [`NODE_UNAVAILABLE`], [`STORE_UNAVAILABLE`] or `"unavailable"`.
+        code: &'static str,
         /// A human sentence for the body.
         detail: String,
     },
+}
+
+/// [`Verdict::Unavailable`]'s code when the seller's node did not answer.
+pub const NODE_UNAVAILABLE: &str = "node_unavailable";
+/// [`Verdict::Unavailable`]'s code when the store (the database) did not answer.
+pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+
+/// A store failure as the buyer sees it: the store's code, and what to do.
+fn store_down(e: &StoreError) -> Verdict {
+    Verdict::Unavailable {
+        code: STORE_UNAVAILABLE,
+        detail: format!(
+            "the gateway's database did not answer ({e}); retry in a few seconds (send an Idempotency-Key so that a retry is never charged twice)"
+        ),
+    }
 }
 
 /// The seam the gateway sees: one object-safe trait, so the proxy never touches a store or a
@@ -524,6 +542,7 @@ where
     async fn decide(&self, req: AuthRequest<'_>) -> Verdict {
         let Some(svc) = self.services.get(req.service) else {
             return Verdict::Unavailable {
+                code: "unavailable",
                 detail: "no such service".into(),
             };
         };
@@ -534,9 +553,7 @@ where
                     Ok(true) => return Verdict::Free,
                     Ok(false) => {}
                     Err(e) => {
-                        return Verdict::Unavailable {
-                            detail: format!("the store failed: {e}"),
-                        };
+                        return store_down(&e);
                     }
                 }
             }
@@ -584,9 +601,7 @@ where
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    return Verdict::Unavailable {
-                        detail: format!("the store failed: {e}"),
-                    };
+                    return store_down(&e);
                 }
             }
         }
@@ -636,15 +651,14 @@ where
                 }
                 Err(TrackerError::Node(e)) => {
                     return Verdict::Unavailable {
+                        code: NODE_UNAVAILABLE,
                         detail: format!(
                             "cannot confirm the token's payment with the seller's node: {e}"
                         ),
                     };
                 }
                 Err(TrackerError::Store(e)) => {
-                    return Verdict::Unavailable {
-                        detail: format!("the store failed: {e}"),
-                    };
+                    return store_down(&e);
                 }
             }
         }
@@ -695,9 +709,7 @@ where
         if let Some(prepaid) = prepaid
             && let Err(e) = self.store.open_balance(&decision.token_id, prepaid).await
         {
-            return Verdict::Unavailable {
-                detail: format!("the store failed: {e}"),
-            };
+            return store_down(&e);
         }
         let day = ctx.now / SECS_PER_DAY;
         let meters: Vec<MeterDebit> = decision
@@ -738,6 +750,7 @@ where
             Ok(ChargeOutcome::MeterFull { index, used }) => {
                 let Some(m) = meters.get(index) else {
                     return Verdict::Unavailable {
+                        code: "unavailable",
                         detail: "the store named a meter the call does not have".into(),
                     };
                 };
@@ -785,11 +798,10 @@ where
                 .await
             }
             Ok(ChargeOutcome::NoBalance) => Verdict::Unavailable {
+                code: "unavailable",
                 detail: "the token's prepaid balance was not found".into(),
             },
-            Err(e) => Verdict::Unavailable {
-                detail: format!("the store failed: {e}"),
-            },
+            Err(e) => store_down(&e),
         }
     }
 }

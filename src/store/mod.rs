@@ -123,6 +123,22 @@ pub enum StoreError {
     Corrupt(&'static str),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or failed the operation (a restart, a
+    /// network fault, a full pool), so that trying again later may succeed; not a refused
+    /// input, a duplicate or a corrupt row.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Self::Database { .. } => true,
+            #[cfg(feature = "postgres")]
+            Self::Connect { .. } => true,
+            Self::Io { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// Where root keys live.
 ///
 /// Contract for implementers: `create` is atomic (two concurrent creates for one id: one

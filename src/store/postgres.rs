@@ -26,9 +26,13 @@ mod meters;
 mod migrations;
 mod settlement;
 
-/// Longest wait for a connection, at start and afterwards: long enough to ride out a brief
-/// server restart, short enough that an unreachable server fails start-up visibly.
+/// Longest wait for the first connection at start: long enough for a server that is still
+/// starting, short enough that an unreachable server fails start-up visibly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait for a pooled connection while serving: a request that needs the database
+/// while it is down gets its `503` (with `Retry-After`) after this, rather than hanging.
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Every kind of state in one PostgreSQL database.
 #[derive(Clone)]
@@ -93,7 +97,7 @@ impl PostgresStore {
         let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(Self { pool, target })
     }
