@@ -48,7 +48,7 @@ static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const MAX_FEE_MSAT: u64 = 10_000;
 
 /// The longest one HTTP exchange, payment or child's start may take before the test fails:
-/// above the PostgreSQL store's 10 s wait for a connection, so a `503` has time to arrive.
+/// well above the PostgreSQL store's wait for a connection (3 s while serving), so a `503` has time to arrive.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -611,12 +611,28 @@ async fn a_database_restart_under_load_fails_clearly_and_recovers() {
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Down for longer than the store waits for a connection (10 s), so that waiting calls give
-    // up while it is down; then back on the same port.
+    // Down for longer than the store waits for a connection (3 s while serving), so that
+    // waiting calls give up while it is down; then back on the same port.
     let mut restart = Restart(Some(pg_dir.clone()));
     let down_at = Instant::now();
     postgres("stop", pg_dir.clone()).await;
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // A new buyer meanwhile: its challenge needs the database (the token's root key), so it
+    // gets 503 naming the store, not a 500.
+    let fresh = call(&client, addr, "POST", "/v1/echo", None).await;
+    assert_eq!(
+        fresh.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        fresh.body
+    );
+    assert_eq!(
+        fresh.body["error"]["code"], "store_unavailable",
+        "{:?}",
+        fresh.body
+    );
+    assert!(fresh.headers.contains_key("retry-after"));
+    let left = Duration::from_secs(12).saturating_sub(down_at.elapsed());
+    tokio::time::sleep(left).await;
     let back = postgres("start", pg_dir.clone()).await;
     restart.0 = None;
     let up_at = Instant::now();
