@@ -34,7 +34,7 @@ use sqlx::Connection;
 use tapgate::app::gateway::Built;
 use tapgate::app::{NetworkAddresses, Node};
 use tapgate::l402::Identifier;
-use tapgate::l402::header::parse_challenge;
+use tapgate::l402::header::{Challenge, parse_challenge};
 use tapgate::lightning::traits::Payments;
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +130,17 @@ async fn call(
     common::send(client, b.body(Full::new(Bytes::from_static(b"x"))).unwrap()).await
 }
 
+/// The challenge of a `402` reply.
+fn challenge_of(r: &Reply) -> Challenge {
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{:?}", r.body);
+    parse_challenge(r.headers["www-authenticate"].to_str().unwrap()).unwrap()
+}
+
+/// The `Authorization` value for `ch` paid with `preimage`.
+fn credential(ch: &Challenge, preimage: &[u8; 32]) -> String {
+    format!("L402 {}:{}", ch.macaroon.to_base64(), hex::encode(preimage))
+}
+
 /// Waits up to `within` for `cond`, checking every 50 ms; how long it took.
 async fn until(within: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
@@ -176,15 +187,9 @@ async fn two_replicas_on_one_database_are_correct_together() {
     let (leader, standby) = if leading(&a) { (&a, &b) } else { (&b, &a) };
 
     // A token paid through one replica is served by the other.
-    let r = call(&client, &a, "GET", "/v1/time", None).await;
-    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{:?}", r.body);
-    let ch = parse_challenge(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
+    let ch = challenge_of(&call(&client, &a, "GET", "/v1/time", None).await);
     let paid = bob.pay_sats(&ch.invoice, MAX_FEE_MSAT).await.unwrap();
-    let auth = format!(
-        "L402 {}:{}",
-        ch.macaroon.to_base64(),
-        hex::encode(paid.preimage.expose())
-    );
+    let auth = credential(&ch, paid.preimage.expose());
     for (i, to) in [&b, &a, &b].into_iter().enumerate() {
         let r = call(&client, to, "GET", "/v1/time", Some(&auth)).await;
         assert_eq!(r.status, StatusCode::OK, "call {i}: {:?}", r.body);
@@ -218,18 +223,12 @@ async fn two_replicas_on_one_database_are_correct_together() {
 
     // 1,000 concurrent debits of one prepaid token ($1.00 at $0.002: 500 calls), half
     // through each replica: exactly 500 pass and the balance ends at zero.
-    let r = call(&client, &a, "POST", "/v1/echo", None).await;
-    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{:?}", r.body);
-    let ch = parse_challenge(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
+    let ch = challenge_of(&call(&client, &a, "POST", "/v1/echo", None).await);
     let paid = alice
         .pay_with_asset(&ch.invoice, &asset, &edge, MAX_FEE_MSAT)
         .await
         .unwrap();
-    let auth = Arc::new(format!(
-        "L402 {}:{}",
-        ch.macaroon.to_base64(),
-        hex::encode(paid.preimage.expose())
-    ));
+    let auth = Arc::new(credential(&ch, paid.preimage.expose()));
     let targets = [a.addr, b.addr];
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
@@ -290,7 +289,7 @@ async fn two_replicas_on_one_database_are_correct_together() {
     eprintln!("takeover after {took:?}");
     let before = standby.built.tracker.delivered();
     let r = call(&client, standby, "GET", "/v1/time", None).await;
-    let ch = parse_challenge(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
+    let ch = challenge_of(&r);
     bob.pay_sats(&ch.invoice, MAX_FEE_MSAT).await.unwrap();
     until(Duration::from_secs(10), || {
         standby.built.tracker.delivered() > before
@@ -366,13 +365,9 @@ async fn over_100k_settled_invoices_a_gateway_starts_from_the_cursor_without_a_s
     // stream).
     let addrs = NetworkAddresses::from_network_file(&net).unwrap();
     let bob = Node::connect(addrs.node("bob").unwrap()).unwrap();
-    let ch = parse_challenge(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
+    let ch = challenge_of(&r);
     let paid = bob.pay_sats(&ch.invoice, MAX_FEE_MSAT).await.unwrap();
-    let auth = format!(
-        "L402 {}:{}",
-        ch.macaroon.to_base64(),
-        hex::encode(paid.preimage.expose())
-    );
+    let auth = credential(&ch, paid.preimage.expose());
     let r = call(&client, &gw, "GET", "/v1/time", Some(&auth)).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     // The cursor was read by index, and nothing scanned the 100,000 rows.

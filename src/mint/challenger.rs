@@ -237,14 +237,10 @@ pub enum ChallengeError {
 }
 
 impl ChallengeError {
-    /// Whether trying again later may succeed (the node or the edge was unreachable or
-    /// refused for now), as opposed to a configuration problem.
-    pub fn is_transient(&self) -> bool {
-        self.unavailable_code().is_some()
-    }
-
-    /// For a transient failure, which part did not answer: `node_unavailable` (the node or
-    /// the edge) or `store_unavailable` (the database, while minting the token).
+    /// Whether trying again later may succeed, and if so which part did not answer:
+    /// `node_unavailable` (the node or the edge, unreachable or refusing for now) or
+    /// `store_unavailable` (the database, while minting the token); `None` for a
+    /// configuration problem.
     pub fn unavailable_code(&self) -> Option<&'static str> {
         match self {
             Self::Node(_) | Self::Rate(_) => Some(super::gate::NODE_UNAVAILABLE),
