@@ -168,6 +168,7 @@ fn mint_attenuate_verify_revoke_with_the_sqlite_store() {
     );
     assert_eq!(d["tier"], 1);
     assert_eq!(d["token_id"], token_id);
+    assert_eq!(d["service"], "svc");
 
     let out = tapgate(
         p,

@@ -934,11 +934,25 @@ async fn an_upstream_connection_closed_between_requests_is_replaced() {
 
 #[tokio::test]
 async fn an_idle_upstream_connection_is_released_and_another_upstream_gets_its_own() {
-    let a = serve(|_, _req| async { json_response(StatusCode::OK, &json!({ "at": "a" })) }).await;
-    let b = serve(|_, _req| async { json_response(StatusCode::OK, &json!({ "at": "b" })) }).await;
+    // Each upstream says which it is, and the Host and target it was sent.
+    fn echo(
+        at: &'static str,
+    ) -> impl Fn(SocketAddr, Request<Incoming>) -> std::future::Ready<Response<Body>> + Clone {
+        move |_, req: Request<Incoming>| {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .map(|h| h.to_str().unwrap().to_owned());
+            std::future::ready(json_response(
+                StatusCode::OK,
+                &json!({ "at": at, "host": host, "target": req.uri().to_string() }),
+            ))
+        }
+    }
+    let (a_addr, b_addr) = (serve(echo("a")).await, serve(echo("b")).await);
     let (a, b) = (
-        Upstream::parse(&format!("http://{a}")).unwrap(),
-        Upstream::parse(&format!("http://{b}")).unwrap(),
+        Upstream::parse(&format!("http://{a_addr}")).unwrap(),
+        Upstream::parse(&format!("http://{b_addr}")).unwrap(),
     );
     let own = Affinity::default();
     let proxy = Proxy::new();
@@ -963,4 +977,32 @@ async fn an_idle_upstream_connection_is_released_and_another_upstream_gets_its_o
     assert!(own.release_idle(Duration::ZERO));
     assert!(!own.is_idle());
     assert_eq!(at(via(&b).await.unwrap()).await, "b");
+
+    // A request in origin form, as a client connection sends it, goes out as it came, with
+    // the Host of the upstream the slot holds a connection to, as the slot changes hands.
+    let origin = |upstream| {
+        let mut req = Request::new(Full::new(Bytes::from_static(b"")));
+        *req.uri_mut() = "/v1/y?q=%2F&r=1".parse().unwrap();
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("gateway.example"));
+        let mut f = forward(upstream, buyer(), TIMEOUTS);
+        f.affinity = Some(&own);
+        proxy.forward(req, f)
+    };
+    let sent = |r: Response<Body>| async move {
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<Value>(&body).unwrap()
+    };
+    for (upstream, addr, name) in [
+        (&b, b_addr, "b"),
+        (&b, b_addr, "b"),
+        (&a, a_addr, "a"),
+        (&b, b_addr, "b"),
+    ] {
+        let v = sent(origin(upstream).await.unwrap()).await;
+        assert_eq!(v["at"], name);
+        assert_eq!(v["host"], addr.to_string());
+        assert_eq!(v["target"], "/v1/y?q=%2F&r=1");
+        assert!(own.is_idle());
+    }
 }

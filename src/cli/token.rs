@@ -159,7 +159,11 @@ pub async fn run(command: TokenCommand, sources: &Sources) -> Result<(), CliErro
                     .unwrap_or_else(|| crate::clock::Clock::now_unix(&crate::clock::SystemClock)),
             };
             let decision = mint_of(store, &settings).verify(&values, &ctx).await?;
-            print_json(&serde_json::to_value(decision)?)
+            // The decision is for the service asked about; it is named here, not copied into
+            // every decision on the request path.
+            let mut out = serde_json::to_value(decision)?;
+            out["service"] = json!(args.service);
+            print_json(&out)
         }
         TokenCommand::Revoke { token_id } => {
             let id = TokenId::from_hex(token_id.trim()).map_err(|source| CliError::Identifier {

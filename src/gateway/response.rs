@@ -225,30 +225,78 @@ pub fn unavailable(code: &str, detail: &str, grpc: bool) -> Response<Body> {
 /// rail=<sats|asset>[; balance_usd=<d>]` (the token's price for a token bought outright, the
 /// balance for a prepaid one).
 pub fn receipt(pass: &Pass) -> String {
-    use std::fmt::Write as _;
-    // One allocation, sized for the usual receipt (writing to a String cannot fail).
     let mut s = String::with_capacity(160);
-    let _ = write!(
+    // Writing to a String cannot fail.
+    let _ = write_receipt(&mut s, pass);
+    s
+}
+
+/// [`receipt`] as a header value, written on the stack and copied once into the header (a
+/// paid call's only allocation for it). A value that is not a valid header cannot be written
+/// from these parts; it would read `invalid`.
+pub fn receipt_value(pass: &Pass) -> HeaderValue {
+    let mut buf = StackText::<256>::default();
+    let bytes = match write_receipt(&mut buf, pass) {
+        Ok(()) => HeaderValue::from_bytes(buf.as_bytes()),
+        // Longer than the buffer (a decimal of 28 digits, say): on the heap.
+        Err(_) => HeaderValue::from_str(&receipt(pass)),
+    };
+    bytes.unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Text written into a fixed buffer; a write past its end fails.
+struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for StackText<N> {
+    fn default() -> Self {
+        Self {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> StackText<N> {
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(std::fmt::Error)?;
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+fn write_receipt(s: &mut impl std::fmt::Write, pass: &Pass) -> std::fmt::Result {
+    write!(
         s,
         "token={}; charged_usd={}",
         pass.token_id, pass.charged_usd
-    );
+    )?;
     if let Some(p) = pass.token_price_usd {
-        let _ = write!(s, "; token_price_usd={p}");
+        write!(s, "; token_price_usd={p}")?;
     }
     if let Some(rail) = pass.rail {
-        s.push_str(match rail {
+        s.write_str(match rail {
             crate::store::Rail::Sats => "; rail=sats",
             crate::store::Rail::Asset => "; rail=asset",
-        });
+        })?;
     }
     if let Some(b) = pass.balance_usd {
-        let _ = write!(s, "; balance_usd={b}");
+        write!(s, "; balance_usd={b}")?;
     }
     if pass.replayed {
-        s.push_str("; replayed=true");
+        s.write_str("; replayed=true")?;
     }
-    s
+    Ok(())
 }
 
 #[cfg(test)]
@@ -266,7 +314,7 @@ mod tests {
     #[test]
     fn receipts_name_token_charge_rail_and_balance() {
         let pass = Pass {
-            token_id: "ab".into(),
+            token_id: crate::l402::TokenId([0xab; 32]),
             tier: 0,
             capabilities: None,
             rail: Some(crate::store::Rail::Asset),
@@ -275,9 +323,23 @@ mod tests {
             token_price_usd: None,
             replayed: false,
         };
-        assert_eq!(
-            receipt(&pass),
-            "token=ab; charged_usd=0.02; rail=asset; balance_usd=0.98"
+        let want = format!(
+            "token={}; charged_usd=0.02; rail=asset; balance_usd=0.98",
+            "ab".repeat(32)
         );
+        assert_eq!(receipt(&pass), want);
+        assert_eq!(receipt_value(&pass), want.as_str());
+        let long = Pass {
+            balance_usd: Some(rust_decimal::Decimal::MAX),
+            token_price_usd: Some(rust_decimal::Decimal::MAX),
+            replayed: true,
+            ..pass
+        };
+        assert_eq!(receipt_value(&long), receipt(&long).as_str());
+        // A write past the stack buffer fails (and the heap takes over), never truncates.
+        let mut small = StackText::<4>::default();
+        assert!(std::fmt::Write::write_str(&mut small, "1234").is_ok());
+        assert!(std::fmt::Write::write_str(&mut small, "5").is_err());
+        assert_eq!(small.as_bytes(), b"1234");
     }
 }

@@ -31,6 +31,7 @@ use super::proxy::affinity::{self, Affinity};
 use super::proxy::{Body, Forward, Proxy, Timeouts};
 use super::response::{self, BALANCE, MANIFEST_PATH, QUOTE_PATH, RECEIPT};
 use crate::config::services::Service;
+use crate::l402::TokenId;
 use crate::metrics::Metrics;
 use crate::mint::gate::{AuthRequest, Authenticator, Verdict};
 
@@ -181,11 +182,9 @@ pub async fn handle(
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .map(str::to_owned);
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
     let catalogue = gw.auth.services();
-    let Some(index) = match_index(catalogue.iter().map(|p| &p.service), host.as_deref(), path)
-    else {
+    let Some(index) = match_index(catalogue.iter().map(|p| &p.service), host, path) else {
         return finish(
             gw,
             response::error(
@@ -227,17 +226,34 @@ pub async fn handle(
         .max()
         .unwrap_or(0);
     // Borrowed from the request: an `Authorization` value that is not UTF-8 (no valid one is)
-    // is read lossily, so that it is refused with the header's own error.
-    let auth_values: Vec<Cow<'_, str>> = req
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .map(|v| match std::str::from_utf8(v.as_bytes()) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(v.as_bytes()),
-        })
-        .collect();
-    let auth_refs: Vec<&str> = auth_values.iter().map(|v| v.as_ref()).collect();
+    // is read lossily, so that it is refused with the header's own error. The usual single
+    // UTF-8 value is lent as it is, with no list allocated for it.
+    let all_auth = req.headers().get_all(header::AUTHORIZATION);
+    let mut auth_iter = all_auth.iter();
+    let single_auth = match (auth_iter.next(), auth_iter.next()) {
+        (Some(v), None) => std::str::from_utf8(v.as_bytes()).ok(),
+        _ => None,
+    };
+    let auth_values: Vec<Cow<'_, str>>;
+    let auth_refs: Vec<&str>;
+    let auth_one: [&str; 1];
+    let authorization: &[&str] = match single_auth {
+        Some(text) => {
+            auth_one = [text];
+            &auth_one
+        }
+        None => {
+            auth_values = all_auth
+                .iter()
+                .map(|v| match std::str::from_utf8(v.as_bytes()) {
+                    Ok(text) => Cow::Borrowed(text),
+                    Err(_) => String::from_utf8_lossy(v.as_bytes()),
+                })
+                .collect();
+            auth_refs = auth_values.iter().map(|v| v.as_ref()).collect();
+            &auth_refs
+        }
+    };
     let idempotency_key = req
         .headers()
         .get("idempotency-key")
@@ -255,29 +271,33 @@ pub async fn handle(
             tier_required,
             method: req.method().as_str(),
             path,
-            authorization: &auth_refs,
+            authorization,
             idempotency_key,
             client: &client,
         })
         .await;
     match verdict {
         Verdict::Pass(pass) => {
-            let mut extra = vec![
+            let mut extra = Vec::with_capacity(4);
+            extra.extend([
                 (SERVICE_HEADER, header_value(&svc.name)),
-                (TOKEN_ID_HEADER, header_value(&pass.token_id)),
-                (TIER_HEADER, HeaderValue::from(u16::from(pass.tier))),
-            ];
+                (TOKEN_ID_HEADER, token_id_value(&pass.token_id)),
+                (TIER_HEADER, tier_value(pass.tier)),
+            ]);
             if let Some(c) = &pass.capabilities {
                 extra.push((CAPABILITIES_HEADER, header_value(c)));
             }
-            let mut receipt = vec![(RECEIPT, header_value(&response::receipt(&pass)))];
-            if let Some(b) = pass.balance_usd {
-                receipt.push((BALANCE, header_value(&b.to_string())));
-            }
+            let receipt = Receipt {
+                receipt: response::receipt_value(&pass),
+                balance: pass.balance_usd.map(|b| header_value(&b.to_string())),
+            };
             forward(gw, req, svc, (peer, own), extra, Some(receipt)).await
         }
         Verdict::Free => {
-            let receipt = vec![(RECEIPT, HeaderValue::from_static("free_call=true"))];
+            let receipt = Receipt {
+                receipt: HeaderValue::from_static("free_call=true"),
+                balance: None,
+            };
             forward(
                 gw,
                 req,
@@ -341,6 +361,38 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// The token id in hex, formatted on the stack and copied once into the header.
+fn token_id_value(id: &TokenId) -> HeaderValue {
+    let mut hex = [0u8; 64];
+    match hex::encode_to_slice(id.0, &mut hex) {
+        Ok(()) => {
+            HeaderValue::from_bytes(&hex).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        }
+        Err(_) => HeaderValue::from_static("invalid"),
+    }
+}
+
+/// The tier as a header value, from a table made once: nearly every paid request sends one.
+fn tier_value(tier: u8) -> HeaderValue {
+    static TIERS: std::sync::LazyLock<Vec<HeaderValue>> = std::sync::LazyLock::new(|| {
+        (0..=u8::MAX)
+            .map(|t| HeaderValue::from(u16::from(t)))
+            .collect()
+    });
+    TIERS
+        .get(usize::from(tier))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(u16::from(tier)))
+}
+
+/// The headers a paid or free call's response carries back to the buyer.
+struct Receipt {
+    /// `Tapgate-Receipt`.
+    receipt: HeaderValue,
+    /// `Tapgate-Balance-Usd`, for a prepaid balance.
+    balance: Option<HeaderValue>,
+}
+
 fn finish(gw: &Gateway, r: Response<Body>, outcome: &'static str) -> Response<Body> {
     gw.metrics.request(r.status().as_u16(), outcome);
     r
@@ -352,7 +404,7 @@ async fn forward(
     svc: &Service,
     (peer, own): (SocketAddr, &Affinity),
     extra_headers: Vec<(HeaderName, HeaderValue)>,
-    receipt: Option<Vec<(HeaderName, HeaderValue)>>,
+    receipt: Option<Receipt>,
 ) -> Response<Body> {
     let f = Forward {
         upstream: &svc.upstream,
@@ -365,8 +417,9 @@ async fn forward(
     match gw.proxy.forward(req, f).await {
         Ok(mut r) => {
             if let Some(h) = receipt {
-                for (k, v) in h {
-                    r.headers_mut().insert(k, v);
+                r.headers_mut().insert(RECEIPT, h.receipt);
+                if let Some(b) = h.balance {
+                    r.headers_mut().insert(BALANCE, b);
                 }
             }
             finish(gw, r, "proxied")

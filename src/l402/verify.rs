@@ -40,8 +40,6 @@ pub struct Decision {
     pub token_id: TokenId,
     /// The invoice the token was paid with.
     pub payment_hash: PaymentHash,
-    /// The service granted.
-    pub service: String,
     /// The tier on that service.
     pub tier: u8,
     /// What the caveats still restrict; budget and call caps are for metering to enforce.
@@ -304,7 +302,6 @@ fn verify_token(
     Ok(Decision {
         token_id: id.token_id,
         payment_hash: id.payment_hash,
-        service: ctx.service.to_owned(),
         tier: grant.tier,
         restrictions: grant.restrictions,
         meters,

@@ -135,8 +135,8 @@ pub struct AuthRequest<'a> {
 /// A paid request let through.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Pass {
-    /// The token (hex).
-    pub token_id: String,
+    /// The token.
+    pub token_id: TokenId,
     /// The token's tier on the service.
     pub tier: u8,
     /// Capabilities the token grants, comma separated (none: all).
@@ -673,7 +673,7 @@ where
             .as_ref()
             .map(|c| c.iter().collect::<Vec<_>>().join(","));
         let mut pass = Pass {
-            token_id: decision.token_id.to_string(),
+            token_id: decision.token_id,
             tier: decision.tier,
             capabilities,
             rail: cached.record.as_ref().map(|r| r.rail),

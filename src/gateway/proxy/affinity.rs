@@ -19,6 +19,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use http::header::{HeaderValue, InvalidHeaderValue};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -54,15 +55,22 @@ enum Slot {
     /// No upstream connection.
     #[default]
     Empty,
-    /// A connection to `authority` (as the upstream's settings write it), last used at
-    /// `since`.
+    /// A connection to `upstream`, last used at `since`.
     Idle {
-        authority: String,
+        upstream: Known,
         sender: SendRequest<OutBody>,
         since: Instant,
     },
     /// Lent to a request in flight (see [`Lease`]).
     Lent,
+}
+
+/// The upstream a slot's connection goes to: its authority as the upstream's settings write
+/// it, and the `Host` header naming it. Kept with the connection and handed from request to
+/// request, so that neither is built again for each.
+struct Known {
+    authority: String,
+    host: HeaderValue,
 }
 
 /// What [`Affinity::checkout`] hands a request.
@@ -79,6 +87,8 @@ pub(super) enum Checkout<'a> {
 /// mid-exchange is never handed out again.
 pub(super) struct Lease<'a> {
     affinity: &'a Affinity,
+    /// The slot's upstream, if it was the request's.
+    known: Option<Known>,
 }
 
 impl Affinity {
@@ -93,12 +103,27 @@ impl Affinity {
         let mut slot = self.lock();
         match std::mem::replace(&mut *slot, Slot::Lent) {
             Slot::Lent => Checkout::Shared,
-            Slot::Empty => Checkout::Own(Lease { affinity: self }, None),
+            Slot::Empty => Checkout::Own(
+                Lease {
+                    affinity: self,
+                    known: None,
+                },
+                None,
+            ),
             Slot::Idle {
-                authority, sender, ..
+                upstream: known,
+                sender,
+                ..
             } => {
-                let reuse = authority == upstream.authority() && !sender.is_closed();
-                Checkout::Own(Lease { affinity: self }, reuse.then_some(sender))
+                let same = known.authority == upstream.authority();
+                let reuse = same && !sender.is_closed();
+                Checkout::Own(
+                    Lease {
+                        affinity: self,
+                        known: same.then_some(known),
+                    },
+                    reuse.then_some(sender),
+                )
             }
         }
     }
@@ -123,14 +148,42 @@ impl Affinity {
 }
 
 impl Lease<'_> {
+    /// The `Host` header for `upstream`: the slot's, if it held a connection to it (no copy
+    /// is made), else made now and kept with the lease.
+    pub(super) fn host(&mut self, upstream: &Upstream) -> Result<HeaderValue, InvalidHeaderValue> {
+        let known = match self.known.take() {
+            Some(known) => known,
+            None => Known {
+                authority: upstream.authority().to_owned(),
+                host: HeaderValue::from_str(upstream.authority())?,
+            },
+        };
+        let host = known.host.clone();
+        self.known = Some(known);
+        Ok(host)
+    }
+
     /// Puts `sender`, a connection to `upstream` whose exchange has its response headers,
     /// back into the slot for the client connection's next request.
-    pub(super) fn give_back(self, upstream: &Upstream, sender: SendRequest<OutBody>) {
+    pub(super) fn give_back(mut self, upstream: &Upstream, sender: SendRequest<OutBody>) {
+        let known = match self.known.take() {
+            Some(known) => Some(known),
+            None => HeaderValue::from_str(upstream.authority())
+                .ok()
+                .map(|host| Known {
+                    authority: upstream.authority().to_owned(),
+                    host,
+                }),
+        };
         let mut slot = self.affinity.lock();
-        *slot = Slot::Idle {
-            authority: upstream.authority().to_owned(),
-            sender,
-            since: Instant::now(),
+        *slot = match known {
+            Some(known) => Slot::Idle {
+                upstream: known,
+                sender,
+                since: Instant::now(),
+            },
+            // An authority that is no header value never reaches an upstream; nothing to keep.
+            None => Slot::Empty,
         };
         drop(slot);
         // The slot now holds what it should; dropping the lease must not empty it.

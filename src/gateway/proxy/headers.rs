@@ -127,7 +127,7 @@ pub fn target_uri(upstream: &Upstream, request: &Uri) -> Result<(Uri, Authority)
 
 /// The upstream URL's path without its trailing `/`: `""` for `http://h:1` and `http://h:1/`,
 /// `/api` for `http://h:1/api/`.
-fn base_path(upstream: &Upstream) -> &str {
+pub(super) fn base_path(upstream: &Upstream) -> &str {
     let raw = upstream.as_str();
     let after_scheme = raw.split_once("://").map_or(raw, |(_, rest)| rest);
     let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
@@ -218,8 +218,19 @@ pub fn forwarded_for(
     headers: &HeaderMap,
     client: IpAddr,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let earlier = headers.get_all(X_FORWARDED_FOR);
+    if earlier.iter().next().is_none() {
+        // The usual case, no earlier proxy: the address is written on the stack (an IPv6
+        // address is at most 45 characters) and copied once into the header.
+        let mut buf = [0u8; 64];
+        let mut rest = &mut buf[..];
+        if std::io::Write::write_fmt(&mut rest, format_args!("{}", client.to_canonical())).is_ok() {
+            let len = 64 - rest.len();
+            return HeaderValue::from_bytes(buf.get(..len).unwrap_or_default());
+        }
+    }
     let mut joined: Vec<u8> = Vec::new();
-    for v in headers.get_all(X_FORWARDED_FOR) {
+    for v in earlier {
         let v = v.as_bytes().trim_ascii();
         if !v.is_empty() {
             joined.extend_from_slice(v);

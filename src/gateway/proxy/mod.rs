@@ -248,13 +248,51 @@ impl Proxy {
                 source: Box::new(HttpsUnsupported),
             });
         };
-        let (uri, authority) = headers::target_uri(upstream, req.uri()).map_err(|e| match e {
-            TargetError::Upstream(why) => ProxyError::Upstream {
-                upstream: upstream.as_str().to_owned(),
-                source: Box::new(BadUpstreamUrl(why)),
+        // An HTTP/1.1 client connection's own upstream connection, if it is free (see
+        // `affinity`); the shared pool otherwise.
+        let mut affinity = match (protocol, f.affinity) {
+            (Protocol::Http1, Some(a)) => match a.checkout(upstream) {
+                Checkout::Own(lease, sender) => Some((lease, sender)),
+                Checkout::Shared => None,
             },
-            TargetError::Request(reason) => ProxyError::BadRequest { reason },
-        })?;
+            _ => None,
+        };
+        // A connection of the request's own is sent the origin form HTTP/1.1 servers expect:
+        // with no base path on the upstream, that is the request's own target, kept as it is,
+        // with the slot's `Host`. Everything else is moved onto the upstream (the pooled
+        // client takes the absolute URI; it picks the connection by it).
+        let as_is = headers::base_path(upstream).is_empty() && is_origin_form(req.uri());
+        let (target, host) = match affinity.as_mut() {
+            Some((lease, _)) if as_is => {
+                let host = lease.host(upstream).map_err(|e| ProxyError::Upstream {
+                    upstream: upstream.as_str().to_owned(),
+                    source: Box::new(e),
+                })?;
+                (None, Some(host))
+            }
+            _ => {
+                let (uri, authority) =
+                    headers::target_uri(upstream, req.uri()).map_err(|e| match e {
+                        TargetError::Upstream(why) => ProxyError::Upstream {
+                            upstream: upstream.as_str().to_owned(),
+                            source: Box::new(BadUpstreamUrl(why)),
+                        },
+                        TargetError::Request(reason) => ProxyError::BadRequest { reason },
+                    })?;
+                let host = match protocol {
+                    Protocol::Http1 => {
+                        Some(HeaderValue::from_str(authority.as_str()).map_err(|e| {
+                            ProxyError::Upstream {
+                                upstream: upstream.as_str().to_owned(),
+                                source: Box::new(e),
+                            }
+                        })?)
+                    }
+                    Protocol::H2c => None,
+                };
+                (Some(uri), host)
+            }
+        };
         let (mut parts, body) = req.into_parts();
         let h = &mut parts.headers;
         headers::strip_hop_by_hop(h, Direction::Request);
@@ -265,28 +303,19 @@ impl Proxy {
                 reason: format!("X-Forwarded-For would be invalid: {e}"),
             })?;
         h.insert(headers::X_FORWARDED_FOR, xff);
-        let proto = HeaderValue::from_str(f.proto).map_err(|e| ProxyError::BadRequest {
-            reason: format!("X-Forwarded-Proto {:?}: {e}", f.proto),
-        })?;
-        h.insert(headers::X_FORWARDED_PROTO, proto);
+        h.insert(headers::X_FORWARDED_PROTO, proto_value(f.proto)?);
         for (name, _) in &f.extra_headers {
             h.remove(name);
         }
         for (name, value) in f.extra_headers {
             h.append(name, value);
         }
-        match protocol {
-            // HTTP/1.1 names the upstream in Host; HTTP/2 in `:authority`, taken from the URI.
-            Protocol::Http1 => {
-                let host = HeaderValue::from_str(authority.as_str()).map_err(|e| {
-                    ProxyError::Upstream {
-                        upstream: upstream.as_str().to_owned(),
-                        source: Box::new(e),
-                    }
-                })?;
+        // HTTP/1.1 names the upstream in Host; HTTP/2 in `:authority`, taken from the URI.
+        match host {
+            Some(host) => {
                 h.insert(header::HOST, host);
             }
-            Protocol::H2c => {
+            None => {
                 h.remove(header::HOST);
             }
         }
@@ -294,19 +323,12 @@ impl Proxy {
         // The server's extensions (connection info, an HTTP/2 `:protocol`) describe the
         // client's connection, not this one.
         parts.extensions = http::Extensions::new();
-        let affinity = match (protocol, f.affinity) {
-            (Protocol::Http1, Some(a)) => match a.checkout(upstream) {
-                Checkout::Own(lease, sender) => Some((lease, sender)),
-                Checkout::Shared => None,
-            },
-            _ => None,
-        };
-        // The pooled client takes the absolute URI (it picks the connection by it); a
-        // connection of the request's own is sent the origin form HTTP/1.1 servers expect.
-        parts.uri = match (&affinity, uri.path_and_query()) {
-            (Some(_), Some(pq)) => http::Uri::from(pq.clone()),
-            _ => uri,
-        };
+        if let Some(uri) = target {
+            parts.uri = match (&affinity, uri.path_and_query()) {
+                (Some(_), Some(pq)) => http::Uri::from(pq.clone()),
+                _ => uri,
+            };
+        }
         let body: OutBody = body.map_err(|e| -> BodyError { e.into() }).boxed_unsync();
         let out = Request::from_parts(parts, body);
 
@@ -402,6 +424,22 @@ async fn own_connection(
                 _ => return Err(failed(e.into_error())),
             },
         }
+    }
+}
+
+/// Whether `uri` is a request target in origin form (`/path?query`), as HTTP/1.1 clients send.
+fn is_origin_form(uri: &http::Uri) -> bool {
+    uri.scheme().is_none() && uri.authority().is_none() && uri.path().starts_with('/')
+}
+
+/// `X-Forwarded-Proto`: the two schemes a buyer reaches the gateway with need no copy.
+fn proto_value(proto: &'static str) -> Result<HeaderValue, ProxyError> {
+    match proto {
+        "http" => Ok(HeaderValue::from_static("http")),
+        "https" => Ok(HeaderValue::from_static("https")),
+        other => HeaderValue::from_str(other).map_err(|e| ProxyError::BadRequest {
+            reason: format!("X-Forwarded-Proto {other:?}: {e}"),
+        }),
     }
 }
 
