@@ -434,17 +434,6 @@ fn count_panics() {
     });
 }
 
-/// The test server's directory (`.ci/postgres start DIR`), from `TAPGATE_TEST_POSTGRES_DIR`;
-/// None (outside CI) without it.
-fn postgres_dir() -> Option<PathBuf> {
-    common::required_env(
-        "TAPGATE_TEST_POSTGRES_DIR",
-        "the DIR of .ci/postgres start DIR",
-        "the database restart",
-    )
-    .map(PathBuf::from)
-}
-
 /// `.ci/postgres start|stop DIR`, failing the test if it fails or takes over a minute and a
 /// half (the script itself waits at most 60 s for pg_ctl); its stdout.
 async fn postgres(cmd: &'static str, dir: PathBuf) -> String {
@@ -526,7 +515,7 @@ fn balance(r: &Reply) -> Decimal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_fails_clearly_and_recovers() {
     let _server = SERVER.lock().await;
-    let Some(pg_dir) = postgres_dir() else {
+    let Some(pg_dir) = common::postgres_dir("the database restart") else {
         return;
     };
     let Some(url) = common::fresh_postgres_database("faults", "the database restart").await else {
