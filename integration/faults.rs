@@ -6,10 +6,15 @@
 //!   its cursor covering them all;
 //! - the database restarts under a load of prepaid debits: while it is down the gateway answers
 //!   `503` with a JSON body and `Retry-After`, it recovers by itself once the server is back, and
-//!   the balance is exact (no debit applied twice, none lost).
+//!   the balance is exact (no debit applied twice, none lost);
+//! - `SIGTERM` to one `tapgate serve` under a load of prepaid calls through a slow upstream:
+//!   every call that had reached the upstream gets its whole `200` (the others no answer at
+//!   all, never another status or a body cut short), the process exits 0 within its drain
+//!   bound, and the database holds the debits of exactly the `200`s, each idempotency key
+//!   settled with the balance its `200` showed (nothing half-written).
 //!
 //! The second restarts the shared server (`.ci/postgres stop|start TAPGATE_TEST_POSTGRES_DIR`),
-//! so the two never run at once ([`SERVER`]); cargo runs test binaries one after another.
+//! so no two of them run at once ([`SERVER`]); cargo runs test binaries one after another.
 //! Without `TAPGATE_TEST_POSTGRES_URL` (or, for the second, `TAPGATE_TEST_POSTGRES_DIR`) a test
 //! says so and passes, except under CI, where it fails.
 
@@ -17,23 +22,26 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::Reply;
 use http::{Request, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::{Connection, Row};
@@ -136,6 +144,28 @@ impl Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+
+    /// `SIGTERM` (through `kill`, as a service manager sends it), then waits up to `within`
+    /// for the process to exit: its status and how long it took, or None if it is still
+    /// running (the drop then kills it).
+    async fn terminate(
+        &mut self,
+        within: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let sent = Instant::now();
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "kill -TERM failed");
+        while sent.elapsed() < within {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some((status, sent.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
 }
 
 impl Drop for Reaped {
@@ -152,16 +182,26 @@ struct Served {
     admin: SocketAddr,
 }
 
+/// `/v1/time` for $0.01 in sats, on `upstream`: what the replicas of the first test sell.
+fn time_service(upstream: SocketAddr) -> String {
+    format!(
+        r#"
+[[services]]
+name = "time"
+paths = ["/v1/time"]
+upstream = "http://{upstream}"
+price_usd = "0.01"
+settlement = "sats"
+methods = ["GET"]
+"#
+    )
+}
+
 impl Served {
-    /// Replica `name` selling `/v1/time` ($0.01 in sats, on the `upstream`) over the network
-    /// `net` describes, its state in `dir/name` and its store the database `url`.
-    async fn start(
-        name: &'static str,
-        dir: &Path,
-        net: &Path,
-        url: &str,
-        upstream: SocketAddr,
-    ) -> Self {
+    /// Replica `name` over the network `net` describes, its state in `dir/name` and its store
+    /// the database `url`. `tail` follows the `[gateway]` table's own keys: more of its keys
+    /// if any, then the `[[services]]` sold (e.g. [`time_service`]).
+    async fn start(name: &'static str, dir: &Path, net: &Path, url: &str, tail: &str) -> Self {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("tapgate.toml");
@@ -180,15 +220,7 @@ file = "{net}"
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 replica = "{name}"
-
-[[services]]
-name = "time"
-paths = ["/v1/time"]
-upstream = "http://{upstream}"
-price_usd = "0.01"
-settlement = "sats"
-methods = ["GET"]
-"#,
+{tail}"#,
                 data = dir.display(),
                 net = net.display(),
             ),
@@ -283,8 +315,8 @@ async fn killing_the_replica_that_follows_the_stream_loses_no_payment() {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = upstream.local_addr().unwrap();
     tokio::spawn(tapgate::gateway::sample::run(upstream, stop.clone()));
-    let a = Served::start("a", dir.path(), &net, &url, up).await;
-    let b = Served::start("b", dir.path(), &net, &url, up).await;
+    let a = Served::start("a", dir.path(), &net, &url, &time_service(up)).await;
+    let b = Served::start("b", dir.path(), &net, &url, &time_service(up)).await;
     let client = client();
     let bob = Node::connect(
         NetworkAddresses::from_network_file(&net)
@@ -434,17 +466,6 @@ fn count_panics() {
     });
 }
 
-/// The test server's directory (`.ci/postgres start DIR`), from `TAPGATE_TEST_POSTGRES_DIR`;
-/// None (outside CI) without it.
-fn postgres_dir() -> Option<PathBuf> {
-    common::required_env(
-        "TAPGATE_TEST_POSTGRES_DIR",
-        "the DIR of .ci/postgres start DIR",
-        "the database restart",
-    )
-    .map(PathBuf::from)
-}
-
 /// `.ci/postgres start|stop DIR`, failing the test if it fails or takes over a minute and a
 /// half (the script itself waits at most 60 s for pg_ctl); its stdout.
 async fn postgres(cmd: &'static str, dir: PathBuf) -> String {
@@ -512,6 +533,37 @@ prepaid_usd = "1.00"
     )
 }
 
+/// A prepaid dollar of [`prepaid_echo`]'s service at `addr`, bought with alice's stablecoin
+/// over the network `net` describes: the `Authorization` value.
+async fn buy_prepaid(client: &HttpClient, addr: SocketAddr, net: &Path) -> String {
+    let addrs = NetworkAddresses::from_network_file(net).unwrap();
+    let alice = Node::connect(addrs.node("alice").unwrap()).unwrap();
+    let (asset, edge) = (
+        addrs.asset.clone().unwrap(),
+        addrs.edge_pubkey.clone().unwrap(),
+    );
+    let r = call(client, addr, "POST", "/v1/echo", None).await;
+    let (auth, _) = buy(&r, |invoice| {
+        let (alice, asset, edge) = (&alice, &asset, &edge);
+        async move {
+            alice
+                .pay_with_asset(&invoice, asset, edge, MAX_FEE_MSAT)
+                .await
+        }
+    })
+    .await;
+    auth
+}
+
+/// The one prepaid balance in the database `db` is connected to, as the store holds it.
+async fn stored_balance(db: &mut sqlx::postgres::PgConnection) -> Decimal {
+    let micro_usd: i64 = sqlx::query_scalar("SELECT micro_usd FROM balances")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    Decimal::new(micro_usd, 6)
+}
+
 /// The `tapgate-balance-usd` header of a prepaid call's reply.
 fn balance(r: &Reply) -> Decimal {
     let v = r.headers.get("tapgate-balance-usd").unwrap_or_else(|| {
@@ -526,7 +578,7 @@ fn balance(r: &Reply) -> Decimal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_fails_clearly_and_recovers() {
     let _server = SERVER.lock().await;
-    let Some(pg_dir) = postgres_dir() else {
+    let Some(pg_dir) = common::postgres_dir("the database restart") else {
         return;
     };
     let Some(url) = common::fresh_postgres_database("faults", "the database restart").await else {
@@ -549,27 +601,12 @@ async fn a_database_restart_under_load_fails_clearly_and_recovers() {
         &stop,
     )
     .await;
-    let addrs = NetworkAddresses::from_network_file(&net).unwrap();
-    let alice = Node::connect(addrs.node("alice").unwrap()).unwrap();
-    let (asset, edge) = (
-        addrs.asset.clone().unwrap(),
-        addrs.edge_pubkey.clone().unwrap(),
-    );
     let client = client();
     let price = Decimal::from_str(PRICE).unwrap();
     let prepaid = Decimal::from(1);
 
     // A prepaid dollar, and a few debits while all is well.
-    let r = call(&client, addr, "POST", "/v1/echo", None).await;
-    let (auth, _) = buy(&r, |invoice| {
-        let (alice, asset, edge) = (&alice, &asset, &edge);
-        async move {
-            alice
-                .pay_with_asset(&invoice, asset, edge, MAX_FEE_MSAT)
-                .await
-        }
-    })
-    .await;
+    let auth = buy_prepaid(&client, addr, &net).await;
     const BEFORE: usize = 5;
     for i in 1..=BEFORE {
         let r = call(&client, addr, "POST", "/v1/echo", Some(&auth)).await;
@@ -741,19 +778,299 @@ async fn a_database_restart_under_load_fails_clearly_and_recovers() {
         "{ok} calls passed at ${price}: the balance must be ${expected}"
     );
     let mut db = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT micro_usd FROM balances")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(
-        Decimal::new(stored, 6),
-        expected,
-        "the stored balance agrees"
-    );
+    let stored = stored_balance(&mut db).await;
+    assert_eq!(stored, expected, "the stored balance agrees");
     assert_eq!(
         PANICS.load(Ordering::SeqCst),
         panics_before,
         "something panicked during the restart (see above)"
     );
+    drop(running);
+}
+
+// ------------------------------------------------------------------------------------------
+// SIGTERM under load.
+
+/// How long the slow upstream takes over each call: long enough that calls are surely in
+/// flight when the signal comes, far below the drain bound.
+const UPSTREAM_DELAY: Duration = Duration::from_millis(400);
+
+/// The serving process's drain bound (`gateway.drain_secs`).
+const DRAIN_SECS: u64 = 5;
+
+/// What the slow upstream has seen, by each call's key (the call's body).
+#[derive(Debug, Default)]
+struct UpstreamLog {
+    /// The calls that reached it.
+    received: BTreeSet<String>,
+    /// Those it has answered.
+    answered: BTreeSet<String>,
+}
+
+/// An upstream on 127.0.0.1:0, until `stop`, that reads each call's body, notes it in `log`,
+/// waits [`UPSTREAM_DELAY`], and answers `200` with the same body.
+async fn slow_upstream(log: Arc<Mutex<UpstreamLog>>, stop: CancellationToken) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => accepted.unwrap().0,
+                () = stop.cancelled() => return,
+            };
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let log = Arc::clone(&log);
+                    async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let key = String::from_utf8_lossy(&body).into_owned();
+                        log.lock().unwrap().received.insert(key.clone());
+                        tokio::time::sleep(UPSTREAM_DELAY).await;
+                        log.lock().unwrap().answered.insert(key);
+                        Ok::<_, hyper::Error>(http::Response::new(Full::new(body)))
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// What one prepaid call with an `Idempotency-Key` of its own got.
+#[derive(Debug)]
+enum Keyed {
+    /// A whole answer: its status, its `tapgate-balance-usd` and its body.
+    Answered {
+        status: StatusCode,
+        balance: Option<Decimal>,
+        body: Bytes,
+    },
+    /// An answer whose body broke off.
+    Truncated { status: StatusCode, error: String },
+    /// No answer: the connection was refused, reset or closed before a response began.
+    Refused(String),
+}
+
+/// `POST /v1/echo` to `addr` with `auth` and the Idempotency-Key `key`, which is also the body
+/// (so the upstream knows the call by it); fails the test if nothing ends within [`PATIENCE`].
+async fn keyed_call(client: &HttpClient, addr: SocketAddr, auth: &str, key: &str) -> Keyed {
+    let req = Request::post(format!("http://{addr}/v1/echo"))
+        .header("authorization", auth)
+        .header("idempotency-key", key)
+        .body(Full::new(Bytes::from(key.to_owned())))
+        .unwrap();
+    let exchange = async {
+        let resp = match client.request(req).await {
+            Ok(resp) => resp,
+            Err(e) => return Keyed::Refused(format!("{e:?}")),
+        };
+        let status = resp.status();
+        let balance = resp
+            .headers()
+            .get("tapgate-balance-usd")
+            .map(|v| Decimal::from_str(v.to_str().unwrap()).unwrap());
+        match resp.into_body().collect().await {
+            Ok(body) => Keyed::Answered {
+                status,
+                balance,
+                body: body.to_bytes(),
+            },
+            Err(e) => Keyed::Truncated {
+                status,
+                error: e.to_string(),
+            },
+        }
+    };
+    tokio::time::timeout(PATIENCE, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("call {key}: nothing within {PATIENCE:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_the_calls_in_flight_and_leaves_nothing_half_written() {
+    let _server = SERVER.lock().await;
+    let Some(url) = common::fresh_postgres_database("faults", "SIGTERM under load").await else {
+        return;
+    };
+    let (running, dir) = common::start_simnet().await;
+    let net = running.network_file().to_owned();
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let log = Arc::new(Mutex::new(UpstreamLog::default()));
+    let up = slow_upstream(Arc::clone(&log), stop.clone()).await;
+    let tail = format!("drain_secs = {DRAIN_SECS}\n{}", prepaid_echo(up));
+    let mut served = Served::start("solo", dir.path(), &net, &url, &tail).await;
+    let addr = served.listen;
+    let client = client();
+    let price = Decimal::from_str(PRICE).unwrap();
+    let prepaid = Decimal::from(1);
+
+    // A prepaid dollar: 500 calls, far more than the load below makes.
+    let auth = buy_prepaid(&client, addr, &net).await;
+
+    // CALLERS tasks make one call at a time each, every call with a key of its own, until one
+    // gets no answer (the process has stopped listening).
+    const CALLERS: usize = 16;
+    const MAX_CALLS: usize = 100;
+    let auth = Arc::new(auth);
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|c| {
+            let (client, auth) = (client.clone(), Arc::clone(&auth));
+            tokio::spawn(async move {
+                let mut calls = Vec::new();
+                for n in 0..MAX_CALLS {
+                    let key = format!("c{c}-{n}");
+                    let got = keyed_call(&client, addr, &auth, &key).await;
+                    let refused = matches!(got, Keyed::Refused(_));
+                    calls.push((key, got));
+                    if refused {
+                        break;
+                    }
+                }
+                calls
+            })
+        })
+        .collect();
+
+    // Once the load is steady and at least half the callers wait on the upstream: what the
+    // upstream has received so far (all of it before the signal), then SIGTERM.
+    let waiting = Instant::now();
+    let (before, in_flight) = loop {
+        {
+            let log = log.lock().unwrap();
+            let in_flight: BTreeSet<String> =
+                log.received.difference(&log.answered).cloned().collect();
+            if log.received.len() >= 2 * CALLERS && in_flight.len() >= CALLERS / 2 {
+                break (log.received.clone(), in_flight);
+            }
+        }
+        assert!(
+            waiting.elapsed() < PATIENCE,
+            "the load never had {} calls in flight",
+            CALLERS / 2
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let bound = Duration::from_secs(DRAIN_SECS);
+    let slack = Duration::from_secs(5);
+    let serve_log = dir.path().join("solo/serve.log");
+    let (status, took) = served
+        .process
+        .terminate(bound + slack)
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "still running {:?} after SIGTERM (drain bound {bound:?}); its log:\n{}",
+                bound + slack,
+                std::fs::read_to_string(&serve_log).unwrap_or_default()
+            )
+        });
+    let serve_log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "SIGTERM: the process exited with {status}; its log:\n{serve_log}"
+    );
+    let mut calls = Vec::new();
+    for t in tasks {
+        calls.extend(
+            tokio::time::timeout(PATIENCE, t)
+                .await
+                .expect("the load stops once the process is gone")
+                .unwrap(),
+        );
+    }
+
+    // Each call got its whole 200 with the upstream's body, or no answer at all: never another
+    // status, never a body cut short.
+    let mut paid: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut refusals = Vec::new();
+    for (key, got) in &calls {
+        match got {
+            Keyed::Answered {
+                status: StatusCode::OK,
+                balance,
+                body,
+            } => {
+                assert_eq!(body, key.as_bytes(), "call {key}: the upstream's answer");
+                let balance = balance.unwrap_or_else(|| panic!("call {key}: no balance"));
+                paid.insert(key.clone(), balance);
+            }
+            Keyed::Answered { status, body, .. } => {
+                panic!("call {key} got {status}: {}", String::from_utf8_lossy(body))
+            }
+            Keyed::Truncated { status, error } => {
+                panic!("call {key}: a {status} whose body broke off: {error}")
+            }
+            Keyed::Refused(e) => refusals.push(e),
+        }
+    }
+    let stopped = serve_log
+        .lines()
+        .find(|l| l.contains("tapgate stopped in"))
+        .unwrap_or("(no \"stopped\" line in its log)");
+    eprintln!(
+        "{} calls: {} answered 200, {} got no answer (e.g. {:?}); {} had reached the upstream before SIGTERM, {} of them in flight there; the process exited 0 {took:?} after the signal: {stopped}",
+        calls.len(),
+        paid.len(),
+        refusals.len(),
+        refusals.first(),
+        before.len(),
+        in_flight.len(),
+    );
+
+    // Every call that had reached the upstream before the signal (in flight there or already
+    // answered) finished with its 200, and so did every call that reached it afterwards: the
+    // calls without an answer never got past the gateway.
+    let unfinished: Vec<&String> = before.iter().filter(|k| !paid.contains_key(*k)).collect();
+    assert!(
+        unfinished.is_empty(),
+        "calls in flight at SIGTERM got no 200: {unfinished:?}"
+    );
+    let received = log.lock().unwrap().received.clone();
+    let answered: BTreeSet<String> = paid.keys().cloned().collect();
+    assert_eq!(
+        answered, received,
+        "the calls answered 200 are exactly those the upstream received"
+    );
+
+    // The database, after the process: the balance is the dollar less the price of each 200;
+    // each of those calls' keys is recorded once with the price and the balance its 200
+    // showed, the balances after each debit a gapless run; no other key is left, in
+    // particular none claimed and never settled (a claim is inserted with amount 0 and
+    // settled in the same transaction, which an interrupted call would roll back).
+    let mut db = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
+    let stored = stored_balance(&mut db).await;
+    let n = Decimal::from(paid.len());
+    assert_eq!(
+        stored,
+        prepaid - price * n,
+        "{n} calls answered 200 at ${price}"
+    );
+    let keys: BTreeMap<String, Decimal> =
+        sqlx::query("SELECT idempotency_key, micro_usd, remaining_micro_usd FROM debit_keys")
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let key = String::from_utf8(r.get::<Vec<u8>, _>(0)).unwrap();
+                let debited = Decimal::new(r.get::<i64, _>(1), 6);
+                assert_eq!(debited, price, "key {key} recorded a debit of ${debited}");
+                (key, Decimal::new(r.get::<i64, _>(2), 6))
+            })
+            .collect();
+    assert_eq!(
+        keys, paid,
+        "the keys recorded, with the balance left after each, are the 200s' and what they showed"
+    );
+    let left: BTreeSet<Decimal> = keys.values().copied().collect();
+    let run: BTreeSet<Decimal> = (1..=paid.len())
+        .map(|i| prepaid - price * Decimal::from(i))
+        .collect();
+    assert_eq!(left, run, "one debit after another, none lost or doubled");
     drop(running);
 }

@@ -175,6 +175,18 @@ pub fn required_env(var: &str, hint: &str, what: &str) -> Option<String> {
     Some(value)
 }
 
+/// The test server's directory (`.ci/postgres start DIR`, which keeps its CA in DIR/ca.crt),
+/// from `TAPGATE_TEST_POSTGRES_DIR`, which a test of `what` needs. Unset: None and a note,
+/// except under CI (`CI` set), where that is a failure.
+pub fn postgres_dir(what: &str) -> Option<std::path::PathBuf> {
+    required_env(
+        "TAPGATE_TEST_POSTGRES_DIR",
+        "the DIR of .ci/postgres start DIR",
+        what,
+    )
+    .map(std::path::PathBuf::from)
+}
+
 /// A database of its own on the PostgreSQL server `TAPGATE_TEST_POSTGRES_URL` names (`.ci/postgres
 /// start DIR` prints one; `.ci/test` sets it), named `{prefix}_<random>`, as a `store.url`.
 /// Without the variable: None and a note naming `what` is not tested, except under CI (`CI`

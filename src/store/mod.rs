@@ -93,7 +93,7 @@ pub enum StoreError {
     /// The PostgreSQL server could not be reached or refused the connection at start.
     #[cfg(feature = "postgres")]
     #[error(
-        "cannot connect to the PostgreSQL store at {target}: check that the server is running and reachable from here, that the database exists (createdb), and that store.url's user, password and sslmode are right"
+        "cannot connect to the PostgreSQL store at {target}: check that the server is running and reachable from here, that the database exists (createdb), and that store.url's user, password and sslmode are right (with sslmode=verify-full, that sslrootcert names the CA that signed the server's certificate)"
     )]
     Connect {
         /// `store.url`, its password redacted.
