@@ -20,7 +20,7 @@ use criterion::{Criterion, criterion_group};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use tapgate::l402::verify::verify_header;
-use tapgate::l402::{Identifier, Macaroon, Preimage, RequestContext, RootKey, TokenId};
+use tapgate::l402::{IdHashing, Identifier, Macaroon, Preimage, RequestContext, RootKey, TokenId};
 
 const NOW: u64 = 1_700_000_000;
 const CAVEATS: [&str; 3] = [
@@ -36,7 +36,7 @@ struct Setup {
     header: String,
     token_id: TokenId,
     root_key: RootKey,
-    cache: HashMap<TokenId, RootKey>,
+    cache: HashMap<TokenId, RootKey, IdHashing>,
     identifier: Vec<u8>,
     preimage: [u8; 32],
 }
@@ -51,8 +51,8 @@ fn setup() -> Setup {
         m.add_first_party_caveat(c.as_bytes()).unwrap();
     }
     let header = format!("L402 {}:{}", m.to_base64(), hex::encode(preimage.expose()));
-    // A cache with other tokens in it, as a running gateway's would be.
-    let mut cache: HashMap<TokenId, RootKey> = (0..10_000u32)
+    // A cache with other tokens in it, as a running gateway's would be (and its hasher).
+    let mut cache: HashMap<TokenId, RootKey, IdHashing> = (0..10_000u32)
         .map(|i| {
             let mut t = [0u8; 32];
             t[..4].copy_from_slice(&i.to_be_bytes());

@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tapgate::l402::header::parse_authorization;
 use tapgate::l402::macaroon::{MacaroonRef, decode_base64_liberal_into};
 use tapgate::l402::verify::{verify_credential, verify_header};
-use tapgate::l402::{Identifier, Macaroon, Preimage, RequestContext, RootKey, TokenId};
+use tapgate::l402::{IdHashing, Identifier, Macaroon, Preimage, RequestContext, RootKey, TokenId};
 
 fn stages(c: &mut Criterion) {
     let pre = Preimage::from_bytes([0x22; 32]);
@@ -37,7 +37,7 @@ fn stages(c: &mut Criterion) {
         path: "/v1/data",
         now: 1_700_000_000,
     };
-    let cache: HashMap<TokenId, RootKey> = (0..10_000u32)
+    let cache: HashMap<TokenId, RootKey, IdHashing> = (0..10_000u32)
         .map(|i| {
             let mut t = [0u8; 32];
             t[..4].copy_from_slice(&i.to_be_bytes());

@@ -19,7 +19,7 @@ pub mod verify;
 
 pub use caveat::{Caveat, CaveatError, Restrictions};
 pub use header::{Challenge, Credential, HeaderError};
-pub use identifier::{Identifier, IdentifierError, PaymentHash, TokenId};
+pub use identifier::{IdHashing, Identifier, IdentifierError, PaymentHash, TokenId};
 pub use macaroon::{Macaroon, MacaroonError, MacaroonRef};
 pub use secret::{Preimage, RootKey};
 pub use verify::{Decision, RequestContext, VerifyError};

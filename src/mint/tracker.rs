@@ -73,7 +73,7 @@ pub struct SettlementTracker<S> {
     store: Arc<S>,
     /// Hashes seen settled since start (and, lazily, from the store). Invariant: only hashes
     /// recorded in the store first are added, so a restart loses nothing.
-    settled: RwLock<HashSet<PaymentHash>>,
+    settled: RwLock<HashSet<PaymentHash, crate::l402::IdHashing>>,
     /// Whether the settlement stream is delivering (false while it reconnects).
     streaming: AtomicBool,
     /// Whether this replica holds the lease and follows the stream.
