@@ -295,7 +295,7 @@ pub struct Gate<S, L, T: Rates> {
     /// Root keys and ledger entries of tokens seen. Invariant: an entry is removed when the
     /// token is revoked through this gate, and misses are never cached (another replica may
     /// mint the token later).
-    cache: RwLock<HashMap<TokenId, Arc<Cached>>>,
+    cache: RwLock<HashMap<TokenId, Arc<Cached>, crate::l402::IdHashing>>,
     /// The origin of [`Cached::checked_ms`].
     started: std::time::Instant,
 }
@@ -662,7 +662,10 @@ where
                 }
             }
         }
-        if !cached.counted.swap(true, Ordering::Relaxed)
+        // Read first: once counted, every later call only reads the flag, so the cache line
+        // the workers share stays shared instead of moving between cores on each call.
+        if !cached.counted.load(Ordering::Relaxed)
+            && !cached.counted.swap(true, Ordering::Relaxed)
             && let Some(r) = &cached.record
         {
             self.metrics.payment(r);
