@@ -143,8 +143,19 @@ pub enum Direction {
     Response,
 }
 
+/// Whether `name` is a hop-by-hop field whatever `Connection` says.
+fn always_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::TE || *name == header::UPGRADE || HOP_BY_HOP.contains(name)
+}
+
 /// Drops the hop-by-hop fields (see the module documentation).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, direction: Direction) {
+    // Most messages have none: one look at each name (a comparison of standard names, no
+    // hashing) instead of a removal, each a hash lookup, per field. Fields `Connection` names
+    // need `Connection`, which is one of them.
+    if !headers.keys().any(always_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
