@@ -809,6 +809,18 @@ mod tests {
     }
 
     proptest! {
+        /// The one-pass check of a methods value agrees with the item-by-item rule: items
+        /// split at commas and trimmed of spaces, each 1 to 32 upper-case letters.
+        #[test]
+        fn methods_are_checked_alike_either_way(value in "[A-Z, a]{0,40}", long in 30usize..36) {
+            for v in [value.clone(), "G".repeat(long), format!("GET,{}", "P".repeat(long))] {
+                let by_items = super::grammar::items(&v).all(|m| {
+                    !m.is_empty() && m.len() <= MAX_METHOD_LEN && m.bytes().all(|b| b.is_ascii_uppercase())
+                });
+                prop_assert_eq!(super::grammar::check_methods("k", &v).is_ok(), by_items, "{:?}", v);
+            }
+        }
+
         #[test]
         fn evaluate_never_panics(caveats in proptest::collection::vec(".{0,40}", 0..6), svc in "[a-z_]{1,6}") {
             let _ = evaluate(caveats.iter().map(|c| c.as_bytes()), &svc);
