@@ -6,10 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc, for the gateway's many small per-request allocations (see Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = tapgate::cli::Cli::parse();
     tapgate::cli::init_tracing(&cli);

@@ -1,7 +1,7 @@
 //! The floor under tapgate's proxy: the same HTTP stack (hyper's server through hyper-util's
 //! `auto` builder; for each client connection an HTTP/1.1 upstream connection of its own,
 //! hyper's `client::conn::http1`, as tapgate's `gateway/proxy/affinity.rs` keeps; tokio
-//! runtimes as tapgate runs them; mimalloc, tapgate's allocator) forwarding every request to one upstream with nothing else:
+//! runtimes as tapgate runs them) forwarding every request to one upstream with nothing else:
 //! no matching, no L402, no header rewriting, no metrics.
 //!
 //! `benches/load/run.sh` measures it beside nginx and tapgate (row "hyper-floor"), so that the
@@ -31,10 +31,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-
-/// The allocator tapgate's binary runs on (src/main.rs), so the floor is the same stack.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type BodyError = Box<dyn std::error::Error + Send + Sync>;
 type OutBody = UnsyncBoxBody<Bytes, BodyError>;
