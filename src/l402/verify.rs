@@ -16,8 +16,10 @@ use super::identifier::{Identifier, IdentifierError, PaymentHash, TokenId};
 use super::macaroon::{self, CaveatRef, Macaroon, MacaroonError, MacaroonRef};
 use super::secret::{Preimage, RootKey};
 
+mod memo;
 pub mod meters;
 
+pub use memo::SignatureMemo;
 pub use meters::{Meter, MeterKey, Meters};
 
 /// What the request is asking for.
@@ -100,7 +102,7 @@ pub fn verify_credential(
     if !discharges.is_empty() {
         return Err(VerifyError::UnusedDischarge(discharges.len()));
     }
-    verify_token(token, &cred.preimage, ctx, lookup)
+    verify_token(token, &cred.preimage, ctx, lookup, None)
 }
 
 /// From the raw `Authorization` values to a decision.
@@ -116,15 +118,46 @@ pub fn verify_header(
     ctx: &RequestContext<'_>,
     lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
 ) -> Result<Decision, VerifyError> {
+    verify_header_with(authorization, ctx, lookup, None)
+}
+
+/// [`verify_header`] for a request on a connection that keeps a [`SignatureMemo`]: the same
+/// single `Authorization` value proven under the same root key on an earlier request of the
+/// connection is not proven again (see [`memo`]); every other check runs. The decision, or
+/// the refusal, is the one [`verify_header`] gives.
+pub fn verify_header_memo(
+    authorization: &[&str],
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+    memo: &mut SignatureMemo,
+) -> Result<Decision, VerifyError> {
+    verify_header_with(authorization, ctx, lookup, Some(memo))
+}
+
+fn verify_header_with(
+    authorization: &[&str],
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+    memo: Option<&mut SignatureMemo>,
+) -> Result<Decision, VerifyError> {
     if let Some((b64, preimage)) = header::split_single(authorization) {
+        // `split_single` gave a value: the request carried exactly one.
+        let memo = memo.zip(authorization.first().copied());
         let decoded_len = b64.len().div_ceil(4) * 3;
         // A buffer on the stack sized for the token, so that little is zeroed for nothing.
         let verified = if decoded_len <= SMALL_TOKEN {
-            verify_b64(b64, &mut [0u8; SMALL_TOKEN], &preimage, ctx, lookup)
+            verify_b64(b64, &mut [0u8; SMALL_TOKEN], &preimage, ctx, lookup, memo)
         } else if decoded_len <= LARGE_TOKEN {
-            verify_b64(b64, &mut [0u8; LARGE_TOKEN], &preimage, ctx, lookup)
+            verify_b64(b64, &mut [0u8; LARGE_TOKEN], &preimage, ctx, lookup, memo)
         } else {
-            verify_b64(b64, &mut vec![0u8; decoded_len], &preimage, ctx, lookup)
+            verify_b64(
+                b64,
+                &mut vec![0u8; decoded_len],
+                &preimage,
+                ctx,
+                lookup,
+                memo,
+            )
         };
         match verified {
             Ok(result) => return result,
@@ -149,12 +182,13 @@ fn verify_b64<L: FnOnce(&TokenId) -> Option<RootKey>>(
     preimage: &Preimage,
     ctx: &RequestContext<'_>,
     lookup: L,
+    memo: Option<(&mut SignatureMemo, &str)>,
 ) -> Result<Result<Decision, VerifyError>, L> {
     let Ok(len) = macaroon::decode_base64_liberal_into(b64, buf) else {
         return Err(lookup);
     };
     match buf.get(..len).map(MacaroonRef::decode) {
-        Some(Ok(token)) => Ok(verify_token(&token, preimage, ctx, lookup)),
+        Some(Ok(token)) => Ok(verify_token(&token, preimage, ctx, lookup, memo)),
         _ => Err(lookup),
     }
 }
@@ -243,18 +277,33 @@ fn unskip(mask: MeterMask, skipped: u64) -> MeterMask {
 }
 
 /// The checks after parsing, cheapest and key-free first (see the module's documentation).
+/// With a memo and the `Authorization` value the token came from, the preimage and the chain
+/// are not proven again for the value the memo holds under the same key, and are remembered
+/// once proven.
 fn verify_token(
     token: &impl Token,
     preimage: &Preimage,
     ctx: &RequestContext<'_>,
     lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+    memo: Option<(&mut SignatureMemo, &str)>,
 ) -> Result<Decision, VerifyError> {
     let id = Identifier::decode(token.identifier())?;
-    if !preimage.payment_hash().ct_eq(&id.payment_hash) {
+    let held = memo.as_ref().is_some_and(|(m, value)| m.holds(value));
+    // The held value's preimage was proven against this very identifier.
+    if !held && !preimage.payment_hash().ct_eq(&id.payment_hash) {
         return Err(VerifyError::PreimageMismatch);
     }
     let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
-    token.verify_signature(&root_key)?;
+    let proven = held
+        && memo
+            .as_ref()
+            .is_some_and(|(m, _)| m.proved_under(&root_key));
+    if !proven {
+        token.verify_signature(&root_key)?;
+        if let Some((m, value)) = memo {
+            m.remember(value, &root_key);
+        }
+    }
     // Aperture's preimage caveat is proof of payment, not a restriction
     // (`names_own_preimage`): it is left out of the evaluation, and the meter positions the
     // evaluation reports are moved back to the token's own caveat positions.

@@ -1,0 +1,241 @@
+//! The last credential a connection proved, so that the same credential on the same
+//! connection is not proved again.
+//!
+//! A buyer's keep-alive connection sends the same `Authorization` value with request after
+//! request. Whether its preimage hashes to the identifier's payment hash, and whether its HMAC
+//! chain ends in its signature under a root key, depend on nothing but the value's bytes and
+//! that key. So once both held for a value under a key, they hold again for the same bytes
+//! under the same key, and [`super::verify_header_memo`] skips them: the identifier is still
+//! read, the key still looked up (a revoked token is refused as before), and the caveats still
+//! evaluated against the request and the clock. Only the two proofs are skipped, which are
+//! most of verification's time (`benches/verify_parts.rs`).
+//!
+//! What it holds is secret (the value carries the preimage, and the key is the token's root
+//! key): it is zeroized when replaced or dropped, never printed by `Debug`, and compared in
+//! constant time (the lengths are not secret).
+
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use crate::l402::secret::RootKey;
+
+/// One connection's last proven credential. Create one per connection with
+/// [`SignatureMemo::default`]; it starts empty.
+#[derive(Default)]
+pub struct SignatureMemo {
+    proven: Option<Proven>,
+}
+
+/// An `Authorization` value whose preimage and HMAC chain were proven, and the key they were
+/// proven under.
+struct Proven {
+    value: Vec<u8>,
+    key: RootKey,
+}
+
+impl Drop for Proven {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
+}
+
+impl fmt::Debug for SignatureMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureMemo")
+            .field("holds", &self.proven.is_some())
+            .finish()
+    }
+}
+
+impl SignatureMemo {
+    /// Whether `value` is the value last proven (its key is checked by [`Self::proved_under`]).
+    pub(super) fn holds(&self, value: &str) -> bool {
+        self.proven.as_ref().is_some_and(|p| {
+            p.value.len() == value.len() && bool::from(p.value.ct_eq(value.as_bytes()))
+        })
+    }
+
+    /// Whether the value last proven was proven under `key`.
+    pub(super) fn proved_under(&self, key: &RootKey) -> bool {
+        self.proven.as_ref().is_some_and(|p| p.key == *key)
+    }
+
+    /// Remembers that `value`'s preimage and chain hold under `key`, in place of what was
+    /// remembered (the buffer is reused when it is large enough).
+    pub(super) fn remember(&mut self, value: &str, key: &RootKey) {
+        match &mut self.proven {
+            Some(p) => {
+                p.value.zeroize();
+                p.value.clear();
+                p.value.extend_from_slice(value.as_bytes());
+                p.key = key.clone();
+            }
+            None => {
+                self.proven = Some(Proven {
+                    value: value.as_bytes().to_vec(),
+                    key: key.clone(),
+                });
+            }
+        }
+    }
+
+    /// Forgets what was remembered.
+    pub fn clear(&mut self) {
+        self.proven = None;
+    }
+
+    /// Whether a credential is remembered (for tests).
+    pub fn is_empty(&self) -> bool {
+        self.proven.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::l402::identifier::{Identifier, TokenId};
+    use crate::l402::macaroon::Macaroon;
+    use crate::l402::secret::Preimage;
+    use crate::l402::verify::{
+        Decision, RequestContext, VerifyError, verify_header, verify_header_memo,
+    };
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn key(b: u8) -> RootKey {
+        RootKey::from_bytes([b; 32])
+    }
+
+    /// `L402 <macaroon>:<preimage>` for token `id` under `root`, paid with `paid` (the
+    /// identifier names `hashed`'s payment hash), for service `svc`, with `caveats`.
+    fn value(root: &RootKey, id: u8, hashed: u8, paid: u8, caveats: &[&str]) -> String {
+        let ident = Identifier::new(
+            Preimage::from_bytes([hashed; 32]).payment_hash(),
+            TokenId([id; 32]),
+        );
+        let mut m = Macaroon::new(root, &ident.encode(), "tapgate");
+        for c in std::iter::once(&"services=svc:0").chain(caveats) {
+            m.add_first_party_caveat(c.as_bytes()).unwrap();
+        }
+        format!("L402 {}:{}", m.to_base64(), hex::encode([paid; 32]))
+    }
+
+    fn ctx(now: u64) -> RequestContext<'static> {
+        RequestContext {
+            service: "svc",
+            method: "GET",
+            path: "/v1",
+            now,
+        }
+    }
+
+    fn both(
+        v: &str,
+        at: u64,
+        lookup: Option<&RootKey>,
+        memo: &mut SignatureMemo,
+    ) -> (Result<Decision, VerifyError>, Result<Decision, VerifyError>) {
+        let plain = verify_header(&[v], &ctx(at), |_| lookup.cloned());
+        let memoised = verify_header_memo(&[v], &ctx(at), |_| lookup.cloned(), memo);
+        (plain, memoised)
+    }
+
+    #[test]
+    fn the_same_value_again_gives_the_same_decision_and_is_held() {
+        let k = key(1);
+        let v = value(&k, 3, 2, 2, &["svc_valid_until=1700000100"]);
+        let mut memo = SignatureMemo::default();
+        for _ in 0..3 {
+            let (plain, memoised) = both(&v, NOW, Some(&k), &mut memo);
+            assert!(plain.is_ok(), "{plain:?}");
+            assert_eq!(plain, memoised);
+            assert!(memo.holds(&v) && memo.proved_under(&k));
+        }
+    }
+
+    #[test]
+    fn a_held_value_is_still_refused_when_revoked_expired_or_under_another_key() {
+        let k = key(1);
+        let v = value(&k, 3, 2, 2, &["svc_valid_until=1700000100"]);
+        let mut memo = SignatureMemo::default();
+        assert!(verify_header_memo(&[&v], &ctx(NOW), |_| Some(k.clone()), &mut memo).is_ok());
+        // Revoked: no key.
+        let (plain, memoised) = both(&v, NOW, None, &mut memo);
+        assert_eq!(memoised, Err(VerifyError::UnknownToken));
+        assert_eq!(plain, memoised);
+        // Expired: the caveats are evaluated against the clock every time.
+        let (plain, memoised) = both(&v, NOW + 100, Some(&k), &mut memo);
+        assert!(matches!(memoised, Err(VerifyError::Expired { .. })));
+        assert_eq!(plain, memoised);
+        // Another key for the same token: the chain is proven again, and fails.
+        let other = key(9);
+        let (plain, memoised) = both(&v, NOW, Some(&other), &mut memo);
+        assert!(matches!(memoised, Err(VerifyError::Macaroon(_))));
+        assert_eq!(plain, memoised);
+        // What failed was not remembered: the memo still holds the value under its own key.
+        assert!(memo.holds(&v) && memo.proved_under(&k) && !memo.proved_under(&other));
+    }
+
+    #[test]
+    fn another_value_is_proven_in_full() {
+        let k = key(1);
+        let good = value(&k, 3, 2, 2, &[]);
+        let unpaid = value(&k, 3, 2, 7, &[]);
+        let mut memo = SignatureMemo::default();
+        assert!(verify_header_memo(&[&good], &ctx(NOW), |_| Some(k.clone()), &mut memo).is_ok());
+        let (plain, memoised) = both(&unpaid, NOW, Some(&k), &mut memo);
+        assert_eq!(memoised, Err(VerifyError::PreimageMismatch));
+        assert_eq!(plain, memoised);
+        assert!(memo.holds(&good) && !memo.holds(&unpaid));
+        // A forged chain: the same token id and preimage, signed under another key.
+        let forged = value(&key(8), 3, 2, 2, &[]);
+        let (plain, memoised) = both(&forged, NOW, Some(&k), &mut memo);
+        assert!(matches!(memoised, Err(VerifyError::Macaroon(_))));
+        assert_eq!(plain, memoised);
+        assert!(!memo.holds(&forged));
+    }
+
+    #[test]
+    fn debug_names_no_secret() {
+        let k = key(0xab);
+        let v = value(&k, 3, 2, 2, &[]);
+        let mut memo = SignatureMemo::default();
+        assert!(verify_header_memo(&[&v], &ctx(NOW), |_| Some(k.clone()), &mut memo).is_ok());
+        let shown = format!("{memo:?}");
+        assert_eq!(shown, "SignatureMemo { holds: true }");
+        memo.clear();
+        assert!(memo.is_empty());
+    }
+
+    proptest! {
+        /// Over any run of requests on one connection (good tokens, unpaid ones, forged ones,
+        /// revocations, key changes, the clock moving past an expiry), the memo's decisions
+        /// are `verify_header`'s.
+        #[test]
+        fn a_connection_decides_as_verify_header_does(
+            steps in proptest::collection::vec((0usize..6, 0usize..3, any::<bool>()), 1..40)
+        ) {
+            let keys = [key(1), key(2), key(3)];
+            let values = [
+                value(&keys[0], 3, 2, 2, &["svc_valid_until=1700000100"]),
+                value(&keys[0], 3, 2, 5, &[]),
+                value(&keys[1], 4, 6, 6, &["services=svc:1"]),
+                value(&keys[1], 4, 6, 6, &["services=other:0"]),
+                value(&keys[2], 5, 2, 2, &[]),
+                "L402 notbase64:00".to_owned(),
+            ];
+            let mut memo = SignatureMemo::default();
+            for (v, k, late) in steps {
+                let at = if late { NOW + 1_000 } else { NOW };
+                // `k` picks the key the store answers with; 2 with `late` stands for revoked.
+                let lookup = (!(k == 2 && late)).then(|| &keys[k]);
+                let (plain, memoised) = both(&values[v], at, lookup, &mut memo);
+                prop_assert_eq!(plain, memoised);
+            }
+        }
+    }
+}
