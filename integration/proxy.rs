@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tapgate::config::Upstream;
+use tapgate::gateway::connection::Connection;
 use tapgate::gateway::proxy::affinity::Affinity;
 use tapgate::gateway::proxy::{
     Body, BodyError, Forward, Proxy, ProxyError, TimeoutStage, Timeouts,
@@ -81,8 +82,9 @@ where
 
 /// A gateway selling everything at `upstream`: forwards with the buyer's real address, the
 /// extra headers a router would add, `timeouts`, and (as the real gateway does) each client
-/// connection's own upstream connection for HTTP/1.1 clients; a `ProxyError` becomes its status
-/// with the reason in a JSON body.
+/// connection's state (its own upstream connection for HTTP/1.1 clients, its address written
+/// once for `X-Forwarded-For`); a `ProxyError` becomes its status with the reason in a JSON
+/// body.
 async fn gateway(upstream: &str, timeouts: Timeouts) -> SocketAddr {
     let upstream = Upstream::parse(upstream).unwrap();
     let proxy = Proxy::new();
@@ -92,13 +94,14 @@ async fn gateway(upstream: &str, timeouts: Timeouts) -> SocketAddr {
         loop {
             let (tcp, peer) = listener.accept().await.unwrap();
             let (proxy, upstream) = (proxy.clone(), upstream.clone());
-            let own = Arc::new(Affinity::default());
+            let conn = Arc::new(Connection::new(peer));
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let (proxy, upstream, own) = (proxy.clone(), upstream.clone(), own.clone());
+                    let (proxy, upstream, conn) = (proxy.clone(), upstream.clone(), conn.clone());
                     async move {
                         let mut f = forward(&upstream, peer, timeouts);
-                        f.affinity = (req.version() < Version::HTTP_2).then_some(&*own);
+                        f.affinity = (req.version() < Version::HTTP_2).then_some(&conn.own);
+                        f.client_forwarded_for = conn.forwarded_for.as_ref();
                         let answer = match proxy.forward(req, f).await {
                             Ok(r) => r,
                             Err(e) => json_response(
@@ -286,6 +289,7 @@ fn forward(upstream: &Upstream, client_addr: SocketAddr, timeouts: Timeouts) -> 
     Forward {
         upstream,
         client_addr,
+        client_forwarded_for: None,
         proto: "http",
         extra_headers: vec![
             (
@@ -790,19 +794,26 @@ async fn the_sample_upstream_answers_through_the_gateway_and_stops_when_told() {
 /// Sends `n` GETs one after another on one HTTP/1.1 connection to `gw`; the upstream's
 /// answers, as JSON.
 async fn on_one_connection(gw: SocketAddr, n: usize) -> Vec<Value> {
+    on_one_connection_with(gw, &vec![None; n]).await
+}
+
+/// [`on_one_connection`], request `i` carrying `X-Forwarded-For: forwarded[i]` if it is given.
+async fn on_one_connection_with(gw: SocketAddr, forwarded: &[Option<&str>]) -> Vec<Value> {
     let tcp = tokio::net::TcpStream::connect(gw).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .unwrap();
     tokio::spawn(conn);
     let mut out = Vec::new();
-    for i in 0..n {
+    for (i, xff) in forwarded.iter().enumerate() {
         sender.ready().await.unwrap();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .uri(format!("/call/{i}"))
-            .header(header::HOST, gw.to_string())
-            .body(full(""))
-            .unwrap();
+            .header(header::HOST, gw.to_string());
+        if let Some(xff) = xff {
+            req = req.header("x-forwarded-for", *xff);
+        }
+        let req = req.body(full("")).unwrap();
         let r = tokio::time::timeout(PATIENCE, sender.send_request(req))
             .await
             .unwrap()
@@ -811,6 +822,27 @@ async fn on_one_connection(gw: SocketAddr, n: usize) -> Vec<Value> {
         out.push(body_json(r).await);
     }
     out
+}
+
+#[tokio::test]
+async fn a_connections_address_is_forwarded_alone_or_after_what_earlier_proxies_wrote() {
+    let up = serve(|_, req| inspect(req)).await;
+    let gw = gateway(&format!("http://{up}"), TIMEOUTS).await;
+    let seen_xff = |answers: &[Value]| -> Vec<Vec<String>> {
+        answers.iter().map(|v| seen(v, "x-forwarded-for")).collect()
+    };
+    // On one keep-alive connection: the address written once for the connection, then a
+    // request from behind another proxy, then the connection's own value again.
+    let answers = on_one_connection_with(gw, &[None, Some("203.0.113.1"), None, None]).await;
+    assert_eq!(
+        seen_xff(&answers),
+        [
+            vec!["127.0.0.1".to_owned()],
+            vec!["203.0.113.1, 127.0.0.1".to_owned()],
+            vec!["127.0.0.1".to_owned()],
+            vec!["127.0.0.1".to_owned()],
+        ]
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@
 //! authenticator seam ([`crate::mint::gate::Authenticator`]), never the store or a node.
 
 #[cfg(feature = "node")]
+pub mod connection;
+#[cfg(feature = "node")]
 pub mod discovery;
 pub mod matching;
 #[cfg(feature = "node")]

@@ -25,13 +25,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::connection::Connection;
 use super::discovery::{self, QuoteRequest};
 use super::matching::match_index;
 use super::proxy::affinity::{self, Affinity};
 use super::proxy::{Body, Forward, Proxy, Timeouts};
 use super::response::{self, BALANCE, MANIFEST_PATH, QUOTE_PATH, RECEIPT};
 use crate::config::services::Service;
-use crate::l402::TokenId;
 use crate::metrics::Metrics;
 use crate::mint::gate::{AuthRequest, Authenticator, Verdict};
 
@@ -118,13 +118,14 @@ pub fn serve_connection<H: Send + 'static>(
     let shutdown = shutdown.child_token();
     connections.spawn(async move {
         let _held = held;
-        // The connection's own upstream connection (HTTP/1.1 clients only; see `affinity`).
-        let own = Arc::new(Affinity::default());
-        let sweep = Arc::clone(&own);
+        // What the connection keeps from request to request (its own upstream connection,
+        // its last proven credential, …; see `connection`).
+        let conn = Arc::new(Connection::new(peer));
+        let sweep = Arc::clone(&conn);
         let svc = service_fn(move |req| {
             let gw = Arc::clone(&gw);
-            let own = Arc::clone(&own);
-            async move { Ok::<_, Infallible>(handle(&gw, req, peer, &own).await) }
+            let conn = Arc::clone(&conn);
+            async move { Ok::<_, Infallible>(handle(&gw, req, &conn).await) }
         });
         let builder = auto::Builder::new(TokioExecutor::new());
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
@@ -135,7 +136,7 @@ pub fn serve_connection<H: Send + 'static>(
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
             }
-            _ = release_idle(&sweep) => {}
+            _ = release_idle(&sweep.own) => {}
             _ = shutdown.cancelled() => {
                 // Finish the requests in flight, accept no more on this connection.
                 conn.as_mut().graceful_shutdown();
@@ -163,14 +164,9 @@ fn is_grpc(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-/// Answers one request.
-/// `own` is the client connection's own upstream connection, used for HTTP/1.1 requests.
-pub async fn handle(
-    gw: &Gateway,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    own: &Affinity,
-) -> Response<Body> {
+/// Answers one request that came on `conn`.
+pub async fn handle(gw: &Gateway, req: Request<Incoming>, conn: &Connection) -> Response<Body> {
+    let peer = conn.peer;
     let path = req.uri().path();
     if path == MANIFEST_PATH {
         return finish(gw, manifest(gw, req.method()).await, "discovery");
@@ -215,7 +211,7 @@ pub async fn handle(
         return finish(gw, r, "method_not_allowed");
     }
     if svc.free_paths.iter().any(|p| p.matches(path)) {
-        return forward(gw, req, svc, (peer, own), Vec::new(), None).await;
+        return forward(gw, req, svc, conn, Vec::new(), None).await;
     }
     let tier_required = svc
         .tiers
@@ -274,24 +270,26 @@ pub async fn handle(
             authorization,
             idempotency_key,
             client: &client,
+            memo: Some(&conn.memo),
         })
         .await;
     match verdict {
         Verdict::Pass(pass) => {
+            let paid = conn.paid_headers(&pass);
             let mut extra = Vec::with_capacity(4);
             extra.extend([
                 (SERVICE_HEADER, header_value(&svc.name)),
-                (TOKEN_ID_HEADER, token_id_value(&pass.token_id)),
+                (TOKEN_ID_HEADER, paid.token_id),
                 (TIER_HEADER, tier_value(pass.tier)),
             ]);
             if let Some(c) = &pass.capabilities {
                 extra.push((CAPABILITIES_HEADER, header_value(c)));
             }
             let receipt = Receipt {
-                receipt: response::receipt_value(&pass),
+                receipt: paid.receipt,
                 balance: pass.balance_usd.map(|b| header_value(&b.to_string())),
             };
-            forward(gw, req, svc, (peer, own), extra, Some(receipt)).await
+            forward(gw, req, svc, conn, extra, Some(receipt)).await
         }
         Verdict::Free => {
             let receipt = Receipt {
@@ -302,7 +300,7 @@ pub async fn handle(
                 gw,
                 req,
                 svc,
-                (peer, own),
+                conn,
                 vec![(SERVICE_HEADER, header_value(&svc.name))],
                 Some(receipt),
             )
@@ -361,17 +359,6 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// The token id in hex, formatted on the stack and copied once into the header.
-fn token_id_value(id: &TokenId) -> HeaderValue {
-    let mut hex = [0u8; 64];
-    match hex::encode_to_slice(id.0, &mut hex) {
-        Ok(()) => {
-            HeaderValue::from_bytes(&hex).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-        }
-        Err(_) => HeaderValue::from_static("invalid"),
-    }
-}
-
 /// The tier as a header value, from a table made once: nearly every paid request sends one.
 fn tier_value(tier: u8) -> HeaderValue {
     static TIERS: std::sync::LazyLock<Vec<HeaderValue>> = std::sync::LazyLock::new(|| {
@@ -402,17 +389,18 @@ async fn forward(
     gw: &Gateway,
     req: Request<Incoming>,
     svc: &Service,
-    (peer, own): (SocketAddr, &Affinity),
+    conn: &Connection,
     extra_headers: Vec<(HeaderName, HeaderValue)>,
     receipt: Option<Receipt>,
 ) -> Response<Body> {
     let f = Forward {
         upstream: &svc.upstream,
-        client_addr: peer,
+        client_addr: conn.peer,
+        client_forwarded_for: conn.forwarded_for.as_ref(),
         proto: "http",
         extra_headers,
         timeouts: Timeouts::of(svc),
-        affinity: (req.version() < http::Version::HTTP_2).then_some(own),
+        affinity: (req.version() < http::Version::HTTP_2).then_some(&conn.own),
     };
     match gw.proxy.forward(req, f).await {
         Ok(mut r) => {

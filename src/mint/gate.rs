@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::l402::caveat::CaveatError;
 use crate::l402::caveat::MeterKind;
 use crate::l402::header::Challenge;
-use crate::l402::verify::{self, VerifyError};
+use crate::l402::verify::{self, SignatureMemo, VerifyError};
 use crate::l402::{Macaroon, RequestContext, RootKey, TokenId};
 use crate::lightning::traits::{AssetInvoices, Invoices, Rates};
 use crate::metrics::Metrics;
@@ -130,6 +130,9 @@ pub struct AuthRequest<'a> {
     pub idempotency_key: Option<&'a str>,
     /// Who is asking (the client's address), for free calls.
     pub client: &'a str,
+    /// The connection's last proven credential, if the connection keeps one: the same
+    /// `Authorization` value again is not proven again ([`verify::verify_header_memo`]).
+    pub memo: Option<&'a Mutex<SignatureMemo>>,
 }
 
 /// A paid request let through.
@@ -580,18 +583,24 @@ where
         // a token not in the cache yet is loaded from the store and verified once more.
         let mut hit = None;
         let mut missed = None;
-        let mut verified =
-            verify::verify_header(req.authorization, &ctx, |id| match self.cache_get(id) {
-                Some(c) => {
-                    let key = c.key.clone();
-                    hit = Some(c);
-                    Some(key)
-                }
-                None => {
-                    missed = Some(*id);
-                    None
-                }
-            });
+        let lookup = |id: &TokenId| match self.cache_get(id) {
+            Some(c) => {
+                let key = c.key.clone();
+                hit = Some(c);
+                Some(key)
+            }
+            None => {
+                missed = Some(*id);
+                None
+            }
+        };
+        let mut verified = match req.memo {
+            Some(memo) => {
+                let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
+                verify::verify_header_memo(req.authorization, &ctx, lookup, &mut memo)
+            }
+            None => verify::verify_header(req.authorization, &ctx, lookup),
+        };
         if let Some(id) = missed {
             match self.load(&id).await {
                 Ok(Some(c)) => {

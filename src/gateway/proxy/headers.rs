@@ -253,6 +253,20 @@ pub fn forwarded_for(
     HeaderValue::from_bytes(&joined)
 }
 
+/// [`forwarded_for`], given `alone`: what it gives for `client` with no earlier proxy, made
+/// once for a connection by the caller. A request that names no earlier proxy (the usual
+/// case) gets a copy of it (a reference count, not a formatting of the address).
+pub fn forwarded_for_with(
+    headers: &HeaderMap,
+    client: IpAddr,
+    alone: Option<&HeaderValue>,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    match alone {
+        Some(v) if !headers.contains_key(X_FORWARDED_FOR) => Ok(v.clone()),
+        _ => forwarded_for(headers, client),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +406,24 @@ mod tests {
         ]);
         strip_gateway_headers(&mut h);
         assert_eq!(names(&h), ["x-tapgateway"]);
+    }
+
+    #[test]
+    fn forwarded_for_with_a_connections_value_writes_what_forwarded_for_writes() {
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let alone = forwarded_for(&HeaderMap::new(), client).unwrap();
+        assert_eq!(alone, "192.0.2.7");
+        let earlier = map(&[("x-forwarded-for", "203.0.113.9")]);
+        for h in [HeaderMap::new(), earlier] {
+            assert_eq!(
+                forwarded_for_with(&h, client, Some(&alone)).unwrap(),
+                forwarded_for(&h, client).unwrap()
+            );
+            assert_eq!(
+                forwarded_for_with(&h, client, None).unwrap(),
+                forwarded_for(&h, client).unwrap()
+            );
+        }
     }
 
     #[test]

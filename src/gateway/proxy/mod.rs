@@ -90,6 +90,9 @@ pub struct Forward<'a> {
     pub upstream: &'a Upstream,
     /// The buyer's address, appended to `X-Forwarded-For`.
     pub client_addr: SocketAddr,
+    /// `client_addr` as `X-Forwarded-For` writes it alone, if the caller made it once for
+    /// the connection ([`headers::forwarded_for_with`]).
+    pub client_forwarded_for: Option<&'a HeaderValue>,
     /// The scheme the buyer reached the gateway with, for `X-Forwarded-Proto` (`"http"`; a
     /// TLS-terminating proxy in front may pass `"https"`).
     pub proto: &'static str,
@@ -298,8 +301,8 @@ impl Proxy {
         headers::strip_hop_by_hop(h, Direction::Request);
         headers::strip_l402_credentials(h);
         headers::strip_gateway_headers(h);
-        let xff =
-            headers::forwarded_for(h, f.client_addr.ip()).map_err(|e| ProxyError::BadRequest {
+        let xff = headers::forwarded_for_with(h, f.client_addr.ip(), f.client_forwarded_for)
+            .map_err(|e| ProxyError::BadRequest {
                 reason: format!("X-Forwarded-For would be invalid: {e}"),
             })?;
         h.insert(headers::X_FORWARDED_FOR, xff);
@@ -573,6 +576,7 @@ mod tests {
         let f = Forward {
             upstream: &upstream,
             client_addr: "127.0.0.1:5".parse().unwrap(),
+            client_forwarded_for: None,
             proto: "http",
             extra_headers: Vec::new(),
             timeouts: Timeouts::of(&Service::example("a")),
