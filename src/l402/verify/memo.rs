@@ -16,10 +16,9 @@
 
 use std::fmt;
 
-use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use crate::l402::secret::RootKey;
+use crate::l402::secret::{RootKey, ct_eq_bytes};
 
 /// One connection's last proven credential. Create one per connection with
 /// [`SignatureMemo::default`]; it starts empty.
@@ -52,9 +51,9 @@ impl fmt::Debug for SignatureMemo {
 impl SignatureMemo {
     /// Whether `value` is the value last proven (its key is checked by [`Self::proved_under`]).
     pub(super) fn holds(&self, value: &str) -> bool {
-        self.proven.as_ref().is_some_and(|p| {
-            p.value.len() == value.len() && bool::from(p.value.ct_eq(value.as_bytes()))
-        })
+        self.proven
+            .as_ref()
+            .is_some_and(|p| ct_eq_bytes(&p.value, value.as_bytes()))
     }
 
     /// Whether the value last proven was proven under `key`.
