@@ -169,10 +169,10 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>, conn: &Connection) -> 
     let peer = conn.peer;
     let path = req.uri().path();
     if path == MANIFEST_PATH {
-        return finish(gw, manifest(gw, req.method()).await, "discovery");
+        return finish(gw, Box::pin(manifest(gw, req.method())).await, "discovery");
     }
     if path == QUOTE_PATH {
-        return finish(gw, quote(gw, req).await, "quote");
+        return finish(gw, Box::pin(quote(gw, req)).await, "quote");
     }
     let host = req
         .headers()

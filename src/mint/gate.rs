@@ -463,8 +463,9 @@ where
         if let Some(r) = reason {
             self.metrics.refusal(r);
         }
-        let challenge = self
-            .issue(req.service, req.tier_required, None)
+        // Boxed, as is every wait of `decide` that a paid call with a settled token does not
+        // reach: `decide`'s own future, which every request allocates, stays small.
+        let challenge = Box::pin(self.issue(req.service, req.tier_required, None))
             .await
             .map(Box::new);
         Verdict::Pay {
@@ -552,7 +553,7 @@ where
         let s = &svc.service;
         if req.authorization.is_empty() {
             if let Some(limit) = s.free_calls_per_client {
-                match self.store.take_free_call(&s.name, req.client, limit).await {
+                match Box::pin(self.store.take_free_call(&s.name, req.client, limit)).await {
                     Ok(true) => return Verdict::Free,
                     Ok(false) => {}
                     Err(e) => {
@@ -602,7 +603,7 @@ where
             None => verify::verify_header(req.authorization, &ctx, lookup),
         };
         if let Some(id) = missed {
-            match self.load(&id).await {
+            match Box::pin(self.load(&id)).await {
                 Ok(Some(c)) => {
                     let key = c.key.clone();
                     hit = Some(c);
@@ -646,11 +647,12 @@ where
                 .await;
         };
         if self.settings.strict_settlement {
-            match self
-                .tracker
-                .is_settled(&decision.payment_hash, &self.lnd)
-                .await
-            {
+            let settled = if self.tracker.seen(&decision.payment_hash) {
+                Ok(Settled::Yes)
+            } else {
+                Box::pin(self.tracker.is_settled(&decision.payment_hash, &self.lnd)).await
+            };
+            match settled {
                 Ok(Settled::Yes) => {}
                 Ok(Settled::NotYet | Settled::Unknown) => {
                     self.metrics.refusal(Reason::Unpaid);
@@ -719,7 +721,7 @@ where
             }
         };
         if let Some(prepaid) = prepaid
-            && let Err(e) = self.store.open_balance(&decision.token_id, prepaid).await
+            && let Err(e) = Box::pin(self.store.open_balance(&decision.token_id, prepaid)).await
         {
             return store_down(&e);
         }
@@ -744,7 +746,7 @@ where
             meters: &meters,
             idempotency_key: req.idempotency_key,
         };
-        match self.store.charge(&charge).await {
+        match Box::pin(self.store.charge(&charge)).await {
             Ok(ChargeOutcome::Charged {
                 remaining_micro_usd,
                 replayed,

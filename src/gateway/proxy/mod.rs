@@ -409,7 +409,9 @@ async fn own_connection(
         let reused = sender.is_some();
         let mut s = match sender.take() {
             Some(s) => s,
-            None => affinity::dial(upstream, connect).await?,
+            // Boxed: a new connection is rare, and its future would otherwise sit in every
+            // request's.
+            None => Box::pin(affinity::dial(upstream, connect)).await?,
         };
         if let Err(e) = s.ready().await {
             if reused {
