@@ -142,7 +142,31 @@ fn verify_header_with(
 ) -> Result<Decision, VerifyError> {
     if let Some((b64, preimage)) = header::split_single(authorization) {
         // `split_single` gave a value: the request carried exactly one.
-        let memo = memo.zip(authorization.first().copied());
+        let mut memo = memo.zip(authorization.first().copied());
+        // The value granted a request on this service before: look its key up (revocation),
+        // and if it is the key the value was proven under, check the request against the
+        // grant. Another key is verified in full below, with the key already looked up.
+        let mut looked_up = None;
+        let mut lookup = Some(lookup);
+        if let Some((m, value)) = memo.as_mut()
+            && let Some(token_id) = m.granted(value, ctx.service)
+        {
+            let key = lookup.take().and_then(|f| f(&token_id));
+            match key {
+                None => return Err(VerifyError::UnknownToken),
+                Some(k) if m.proved_under(&k) => {
+                    if let Some(decided) = m.decide(ctx) {
+                        return decided;
+                    }
+                    looked_up = Some(k);
+                }
+                Some(k) => looked_up = Some(k),
+            }
+        }
+        let lookup = move |id: &TokenId| match looked_up {
+            Some(k) => Some(k),
+            None => lookup.and_then(|f| f(id)),
+        };
         let decoded_len = b64.len().div_ceil(4) * 3;
         // A buffer on the stack sized for the token, so that little is zeroed for nothing.
         let verified = if decoded_len <= SMALL_TOKEN {
@@ -294,13 +318,14 @@ fn verify_token(
         return Err(VerifyError::PreimageMismatch);
     }
     let root_key = lookup(&id.token_id).ok_or(VerifyError::UnknownToken)?;
+    let mut memo = memo;
     let proven = held
         && memo
             .as_ref()
             .is_some_and(|(m, _)| m.proved_under(&root_key));
     if !proven {
         token.verify_signature(&root_key)?;
-        if let Some((m, value)) = memo {
+        if let Some((m, value)) = memo.as_mut() {
             m.remember(value, &root_key);
         }
     }
@@ -321,7 +346,34 @@ fn verify_token(
     });
     let (grant, mask) = caveat::evaluate_metered(caveats, ctx.service)?;
     let mask = unskip(mask, skipped);
-    let r = &grant.restrictions;
+    check_request(&grant.restrictions, ctx)?;
+    let meters = if mask.is_empty() {
+        Meters::default()
+    } else {
+        meters::collect(
+            &root_key,
+            token.identifier(),
+            token.caveat_refs(),
+            mask,
+            ctx.service,
+        )?
+    };
+    let decision = Decision {
+        token_id: id.token_id,
+        payment_hash: id.payment_hash,
+        tier: grant.tier,
+        restrictions: grant.restrictions,
+        meters,
+    };
+    if let Some((m, _)) = memo {
+        m.grant(ctx.service, &decision);
+    }
+    Ok(decision)
+}
+
+/// The checks of a request against what its token grants that depend on the request: the
+/// clock against the expiry, then the method.
+fn check_request(r: &Restrictions, ctx: &RequestContext<'_>) -> Result<(), VerifyError> {
     if let Some(valid_until) = r.valid_until
         && ctx.now >= valid_until
     {
@@ -337,24 +389,7 @@ fn verify_token(
             ctx.method.chars().take(32).collect(),
         ));
     }
-    let meters = if mask.is_empty() {
-        Meters::default()
-    } else {
-        meters::collect(
-            &root_key,
-            token.identifier(),
-            token.caveat_refs(),
-            mask,
-            ctx.service,
-        )?
-    };
-    Ok(Decision {
-        token_id: id.token_id,
-        payment_hash: id.payment_hash,
-        tier: grant.tier,
-        restrictions: grant.restrictions,
-        meters,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,11 +4,14 @@
 //! A buyer's keep-alive connection sends the same `Authorization` value with request after
 //! request. Whether its preimage hashes to the identifier's payment hash, and whether its HMAC
 //! chain ends in its signature under a root key, depend on nothing but the value's bytes and
-//! that key. So once both held for a value under a key, they hold again for the same bytes
-//! under the same key, and [`super::verify_header_memo`] skips them: the identifier is still
-//! read, the key still looked up (a revoked token is refused as before), and the caveats still
-//! evaluated against the request and the clock. Only the two proofs are skipped, which are
-//! most of verification's time (`benches/verify_parts.rs`).
+//! that key; what its caveats grant on a service (tier, restrictions, meters) depends on
+//! nothing but the bytes, the key and the service. So once a value was proven under a key,
+//! [`super::verify_header_memo`] does not prove it again under the same key; and once it was
+//! granted a request on a service, the next request for the same service reads the grant
+//! back instead of decoding and evaluating the caveats again. The key is still looked up
+//! each time (a revoked token is refused as before), and the request is still checked against
+//! the grant: the clock against its expiry, the method against its methods, in the order the
+//! full verification checks them, so that the decision or the refusal is the same.
 //!
 //! What it holds is secret (the value carries the preimage, and the key is the token's root
 //! key): it is zeroized when replaced or dropped, never printed by `Debug`, and compared in
@@ -18,6 +21,9 @@ use std::fmt;
 
 use zeroize::Zeroize;
 
+use super::{Decision, Meters, RequestContext, VerifyError, check_request};
+use crate::l402::caveat::Restrictions;
+use crate::l402::identifier::{PaymentHash, TokenId};
 use crate::l402::secret::{RootKey, ct_eq_bytes};
 
 /// One connection's last proven credential. Create one per connection with
@@ -27,11 +33,23 @@ pub struct SignatureMemo {
     proven: Option<Proven>,
 }
 
-/// An `Authorization` value whose preimage and HMAC chain were proven, and the key they were
-/// proven under.
+/// An `Authorization` value whose preimage and HMAC chain were proven, the key they were
+/// proven under, and what it was last granted.
 struct Proven {
     value: Vec<u8>,
     key: RootKey,
+    granted: Option<Granted>,
+}
+
+/// What a proven value was granted on a service: everything of a [`Decision`] that does not
+/// depend on the request.
+struct Granted {
+    service: String,
+    token_id: TokenId,
+    payment_hash: PaymentHash,
+    tier: u8,
+    restrictions: Restrictions,
+    meters: Meters,
 }
 
 impl Drop for Proven {
@@ -70,14 +88,52 @@ impl SignatureMemo {
                 p.value.clear();
                 p.value.extend_from_slice(value.as_bytes());
                 p.key = key.clone();
+                p.granted = None;
             }
             None => {
                 self.proven = Some(Proven {
                     value: value.as_bytes().to_vec(),
                     key: key.clone(),
+                    granted: None,
                 });
             }
         }
+    }
+
+    /// Remembers `decision`, made for a request on `service` with the value the memo holds
+    /// (call after [`Self::remember`] for that value, once the whole verification passed).
+    pub(super) fn grant(&mut self, service: &str, decision: &Decision) {
+        if let Some(p) = &mut self.proven {
+            p.granted = Some(Granted {
+                service: service.to_owned(),
+                token_id: decision.token_id,
+                payment_hash: decision.payment_hash,
+                tier: decision.tier,
+                restrictions: decision.restrictions.clone(),
+                meters: decision.meters.clone(),
+            });
+        }
+    }
+
+    /// The token id of the grant the memo holds for `value` on `service`, if it holds one.
+    pub(super) fn granted(&self, value: &str, service: &str) -> Option<TokenId> {
+        let p = self.proven.as_ref()?;
+        let g = p.granted.as_ref()?;
+        (g.service == service && ct_eq_bytes(&p.value, value.as_bytes())).then_some(g.token_id)
+    }
+
+    /// The decision for `ctx` from the grant [`Self::granted`] found, the token's key having
+    /// been looked up and found equal to the one it was proven under: the request checked
+    /// against the grant as the full verification checks it.
+    pub(super) fn decide(&self, ctx: &RequestContext<'_>) -> Option<Result<Decision, VerifyError>> {
+        let g = self.proven.as_ref()?.granted.as_ref()?;
+        Some(check_request(&g.restrictions, ctx).map(|()| Decision {
+            token_id: g.token_id,
+            payment_hash: g.payment_hash,
+            tier: g.tier,
+            restrictions: g.restrictions.clone(),
+            meters: g.meters.clone(),
+        }))
     }
 
     /// Forgets what was remembered.
@@ -110,36 +166,49 @@ mod tests {
     }
 
     /// `L402 <macaroon>:<preimage>` for token `id` under `root`, paid with `paid` (the
-    /// identifier names `hashed`'s payment hash), for service `svc`, with `caveats`.
+    /// identifier names `hashed`'s payment hash), with `caveats` (and `services=svc:0` first if
+    /// they name no services).
     fn value(root: &RootKey, id: u8, hashed: u8, paid: u8, caveats: &[&str]) -> String {
         let ident = Identifier::new(
             Preimage::from_bytes([hashed; 32]).payment_hash(),
             TokenId([id; 32]),
         );
         let mut m = Macaroon::new(root, &ident.encode(), "tapgate");
-        for c in std::iter::once(&"services=svc:0").chain(caveats) {
+        let default =
+            (!caveats.iter().any(|c| c.starts_with("services="))).then_some(&"services=svc:0");
+        for c in default.into_iter().chain(caveats) {
             m.add_first_party_caveat(c.as_bytes()).unwrap();
         }
         format!("L402 {}:{}", m.to_base64(), hex::encode([paid; 32]))
     }
 
     fn ctx(now: u64) -> RequestContext<'static> {
+        on("svc", "GET", now)
+    }
+
+    fn on(service: &'static str, method: &'static str, now: u64) -> RequestContext<'static> {
         RequestContext {
-            service: "svc",
-            method: "GET",
+            service,
+            method,
             path: "/v1",
             now,
         }
     }
 
-    fn both(
+    type Both = (Result<Decision, VerifyError>, Result<Decision, VerifyError>);
+
+    fn both(v: &str, at: u64, lookup: Option<&RootKey>, memo: &mut SignatureMemo) -> Both {
+        both_on(v, &ctx(at), lookup, memo)
+    }
+
+    fn both_on(
         v: &str,
-        at: u64,
+        c: &RequestContext<'_>,
         lookup: Option<&RootKey>,
         memo: &mut SignatureMemo,
-    ) -> (Result<Decision, VerifyError>, Result<Decision, VerifyError>) {
-        let plain = verify_header(&[v], &ctx(at), |_| lookup.cloned());
-        let memoised = verify_header_memo(&[v], &ctx(at), |_| lookup.cloned(), memo);
+    ) -> Both {
+        let plain = verify_header(&[v], c, |_| lookup.cloned());
+        let memoised = verify_header_memo(&[v], c, |_| lookup.cloned(), memo);
         (plain, memoised)
     }
 
@@ -210,13 +279,39 @@ mod tests {
         assert!(memo.is_empty());
     }
 
+    #[test]
+    fn a_grant_is_read_back_for_its_service_and_checked_against_each_request() {
+        let k = key(1);
+        let v = value(&k, 3, 2, 2, &["svc_methods=GET", "svc_max_calls=5"]);
+        let mut memo = SignatureMemo::default();
+        let first = verify_header_memo(&[&v], &ctx(NOW), |_| Some(k.clone()), &mut memo);
+        assert!(first.is_ok(), "{first:?}");
+        assert!(memo.granted(&v, "svc").is_some() && memo.granted(&v, "other").is_none());
+        // The grant answers the next request, meters and all.
+        let again = verify_header_memo(&[&v], &ctx(NOW), |_| Some(k.clone()), &mut memo);
+        assert_eq!(again, first);
+        assert_eq!(again.unwrap().meters.iter().count(), 1);
+        // A method the grant does not allow is refused as verify_header refuses it.
+        let post = on("svc", "POST", NOW);
+        let (plain, memoised) = both_on(&v, &post, Some(&k), &mut memo);
+        assert!(matches!(memoised, Err(VerifyError::MethodNotAllowed(_))));
+        assert_eq!(plain, memoised);
+        // Another value replaces the value and forgets the grant.
+        let w = value(&k, 4, 2, 2, &[]);
+        assert!(verify_header_memo(&[&w], &ctx(NOW), |_| Some(k.clone()), &mut memo).is_ok());
+        assert!(memo.granted(&v, "svc").is_none() && memo.granted(&w, "svc").is_some());
+    }
+
     proptest! {
         /// Over any run of requests on one connection (good tokens, unpaid ones, forged ones,
-        /// revocations, key changes, the clock moving past an expiry), the memo's decisions
-        /// are `verify_header`'s.
+        /// revocations, key changes, the clock moving past an expiry, other services and
+        /// methods, tokens with meters), the memo's decisions are `verify_header`'s.
         #[test]
         fn a_connection_decides_as_verify_header_does(
-            steps in proptest::collection::vec((0usize..6, 0usize..3, any::<bool>()), 1..40)
+            steps in proptest::collection::vec(
+                (0usize..8, 0usize..3, any::<bool>(), any::<bool>(), any::<bool>()),
+                1..40,
+            )
         ) {
             let keys = [key(1), key(2), key(3)];
             let values = [
@@ -226,13 +321,20 @@ mod tests {
                 value(&keys[1], 4, 6, 6, &["services=other:0"]),
                 value(&keys[2], 5, 2, 2, &[]),
                 "L402 notbase64:00".to_owned(),
+                value(&keys[0], 6, 2, 2, &["svc_methods=GET", "svc_max_calls=5"]),
+                value(&keys[1], 7, 6, 6, &["services=svc:0,other:2", "other_budget_usd=1"]),
             ];
             let mut memo = SignatureMemo::default();
-            for (v, k, late) in steps {
+            for (v, k, late, other, post) in steps {
                 let at = if late { NOW + 1_000 } else { NOW };
+                let c = on(
+                    if other { "other" } else { "svc" },
+                    if post { "POST" } else { "GET" },
+                    at,
+                );
                 // `k` picks the key the store answers with; 2 with `late` stands for revoked.
                 let lookup = (!(k == 2 && late)).then(|| &keys[k]);
-                let (plain, memoised) = both(&values[v], at, lookup, &mut memo);
+                let (plain, memoised) = both_on(&values[v], &c, lookup, &mut memo);
                 prop_assert_eq!(plain, memoised);
             }
         }
