@@ -140,55 +140,68 @@ fn verify_header_with(
     lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
     memo: Option<&mut SignatureMemo>,
 ) -> Result<Decision, VerifyError> {
-    if let Some((b64, preimage)) = header::split_single(authorization) {
-        // `split_single` gave a value: the request carried exactly one.
-        let mut memo = memo.zip(authorization.first().copied());
-        // The value granted a request on this service before: look its key up (revocation),
-        // and if it is the key the value was proven under, check the request against the
-        // grant. Another key is verified in full below, with the key already looked up.
-        let mut looked_up = None;
-        let mut lookup = Some(lookup);
-        if let Some((m, value)) = memo.as_mut()
-            && let Some(token_id) = m.granted(value, ctx.service)
-        {
-            let key = lookup.take().and_then(|f| f(&token_id));
-            match key {
-                None => return Err(VerifyError::UnknownToken),
-                Some(k) if m.proved_under(&k) => {
-                    if let Some(decided) = m.decide(ctx) {
-                        return decided;
-                    }
-                    looked_up = Some(k);
+    let Some((b64, preimage)) = header::split_single(authorization) else {
+        return verify_parsed(authorization, ctx, lookup);
+    };
+    // `split_single` gave a value: the request carried exactly one.
+    let Some((m, value)) = memo.zip(authorization.first().copied()) else {
+        return verify_single(authorization, b64, &preimage, ctx, lookup, None);
+    };
+    // The value granted a request on this service before: look its key up (revocation), and
+    // if it is the key the value was proven under, check the request against the grant.
+    // Another key is verified in full below, with the key already looked up.
+    let mut looked_up = None;
+    let mut lookup = Some(lookup);
+    if let Some(token_id) = m.granted(value, ctx.service) {
+        match lookup.take().and_then(|f| f(&token_id)) {
+            None => return Err(VerifyError::UnknownToken),
+            Some(k) => {
+                if m.proved_under(&k)
+                    && let Some(decided) = m.decide(ctx)
+                {
+                    return decided;
                 }
-                Some(k) => looked_up = Some(k),
+                looked_up = Some(k);
             }
         }
-        let lookup = move |id: &TokenId| match looked_up {
-            Some(k) => Some(k),
-            None => lookup.and_then(|f| f(id)),
-        };
-        let decoded_len = b64.len().div_ceil(4) * 3;
-        // A buffer on the stack sized for the token, so that little is zeroed for nothing.
-        let verified = if decoded_len <= SMALL_TOKEN {
-            verify_b64(b64, &mut [0u8; SMALL_TOKEN], &preimage, ctx, lookup, memo)
-        } else if decoded_len <= LARGE_TOKEN {
-            verify_b64(b64, &mut [0u8; LARGE_TOKEN], &preimage, ctx, lookup, memo)
-        } else {
-            verify_b64(
-                b64,
-                &mut vec![0u8; decoded_len],
-                &preimage,
-                ctx,
-                lookup,
-                memo,
-            )
-        };
-        match verified {
-            Ok(result) => return result,
-            Err(lookup) => return verify_parsed(authorization, ctx, lookup),
-        }
     }
-    verify_parsed(authorization, ctx, lookup)
+    let lookup = move |id: &TokenId| match looked_up {
+        Some(k) => Some(k),
+        None => lookup.and_then(|f| f(id)),
+    };
+    verify_single(authorization, b64, &preimage, ctx, lookup, Some((m, value)))
+}
+
+/// A single value's verification: in place if it is base64 of a V2 macaroon (see
+/// [`verify_header`]), else the parse-then-verify way.
+fn verify_single(
+    authorization: &[&str],
+    b64: &str,
+    preimage: &Preimage,
+    ctx: &RequestContext<'_>,
+    lookup: impl FnOnce(&TokenId) -> Option<RootKey>,
+    memo: Option<(&mut SignatureMemo, &str)>,
+) -> Result<Decision, VerifyError> {
+    let decoded_len = b64.len().div_ceil(4) * 3;
+    // A buffer on the stack sized for the token, so that little is zeroed for nothing.
+    let verified = if decoded_len <= SMALL_TOKEN {
+        verify_b64(b64, &mut [0u8; SMALL_TOKEN], preimage, ctx, lookup, memo)
+    } else if decoded_len <= LARGE_TOKEN {
+        verify_b64(b64, &mut [0u8; LARGE_TOKEN], preimage, ctx, lookup, memo)
+    } else {
+        verify_b64(
+            b64,
+            &mut vec![0u8; decoded_len],
+            preimage,
+            ctx,
+            lookup,
+            memo,
+        )
+    };
+    match verified {
+        Ok(result) => result,
+        Err(lookup) => verify_parsed(authorization, ctx, lookup),
+    }
 }
 
 /// Tokens up to this many bytes decode into a buffer of this size on the stack (tapgate's and
