@@ -39,13 +39,12 @@ pub struct Connection {
     /// header value, which no address is; the proxy then writes it per request).
     pub forwarded_for: Option<HeaderValue>,
     /// The last paid call's header values, with the pass they were written for.
-    paid: Mutex<Option<PaidHeaders>>,
+    paid: Mutex<Option<(Pass, PaidHeaders)>>,
 }
 
-/// The header values a paid call gets from its [`Pass`].
+/// The header values a paid call gets from its [`Pass`] (each a reference-counted copy).
 #[derive(Clone, Debug)]
 pub struct PaidHeaders {
-    pass: Pass,
     /// `Tapgate-Receipt`, to the buyer.
     pub receipt: HeaderValue,
     /// `X-Tapgate-Token-Id`, to the upstream.
@@ -68,18 +67,17 @@ impl Connection {
     /// now (and kept, for a pass with no balance).
     pub fn paid_headers(&self, pass: &Pass) -> PaidHeaders {
         let mut last = self.paid.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = last.as_ref()
-            && h.pass == *pass
+        if let Some((kept, h)) = last.as_ref()
+            && kept == pass
         {
             return h.clone();
         }
         let made = PaidHeaders {
-            pass: pass.clone(),
             receipt: response::receipt_value(pass),
             token_id: token_id_value(&pass.token_id),
         };
         if pass.balance_usd.is_none() {
-            *last = Some(made.clone());
+            *last = Some((pass.clone(), made.clone()));
         }
         made
     }
