@@ -152,17 +152,11 @@ fn verify_header_with(
     // Another key is verified in full below, with the key already looked up.
     let mut looked_up = None;
     let mut lookup = Some(lookup);
-    if let Some(token_id) = m.granted(value, ctx.service) {
-        match lookup.take().and_then(|f| f(&token_id)) {
+    if let Some(grant) = m.granted(value, ctx.service) {
+        match lookup.take().and_then(|f| f(&grant.token_id)) {
             None => return Err(VerifyError::UnknownToken),
-            Some(k) => {
-                if m.proved_under(&k)
-                    && let Some(decided) = m.decide(ctx)
-                {
-                    return decided;
-                }
-                looked_up = Some(k);
-            }
+            Some(k) if m.proved_under(&k) => return grant.decide(ctx),
+            Some(k) => looked_up = Some(k),
         }
     }
     let lookup = move |id: &TokenId| match looked_up {

@@ -43,9 +43,10 @@ struct Proven {
 
 /// What a proven value was granted on a service: everything of a [`Decision`] that does not
 /// depend on the request.
-struct Granted {
+pub(super) struct Granted {
     service: String,
-    token_id: TokenId,
+    /// The token, whose key the caller looks up before [`Granted::decide`].
+    pub(super) token_id: TokenId,
     payment_hash: PaymentHash,
     tier: u8,
     restrictions: Restrictions,
@@ -55,6 +56,22 @@ struct Granted {
 impl Drop for Proven {
     fn drop(&mut self) {
         self.value.zeroize();
+    }
+}
+
+impl Granted {
+    /// The decision for `ctx`, the token's key having been looked up and found equal to the
+    /// one the value was proven under: the request checked against the grant as the full
+    /// verification checks it.
+    pub(super) fn decide(&self, ctx: &RequestContext<'_>) -> Result<Decision, VerifyError> {
+        check_request(&self.restrictions, ctx)?;
+        Ok(Decision {
+            token_id: self.token_id,
+            payment_hash: self.payment_hash,
+            tier: self.tier,
+            restrictions: self.restrictions.clone(),
+            meters: self.meters.clone(),
+        })
     }
 }
 
@@ -115,25 +132,11 @@ impl SignatureMemo {
         }
     }
 
-    /// The token id of the grant the memo holds for `value` on `service`, if it holds one.
-    pub(super) fn granted(&self, value: &str, service: &str) -> Option<TokenId> {
+    /// The grant the memo holds for `value` on `service`, if it holds one.
+    pub(super) fn granted(&self, value: &str, service: &str) -> Option<&Granted> {
         let p = self.proven.as_ref()?;
         let g = p.granted.as_ref()?;
-        (g.service == service && ct_eq_bytes(&p.value, value.as_bytes())).then_some(g.token_id)
-    }
-
-    /// The decision for `ctx` from the grant [`Self::granted`] found, the token's key having
-    /// been looked up and found equal to the one it was proven under: the request checked
-    /// against the grant as the full verification checks it.
-    pub(super) fn decide(&self, ctx: &RequestContext<'_>) -> Option<Result<Decision, VerifyError>> {
-        let g = self.proven.as_ref()?.granted.as_ref()?;
-        Some(check_request(&g.restrictions, ctx).map(|()| Decision {
-            token_id: g.token_id,
-            payment_hash: g.payment_hash,
-            tier: g.tier,
-            restrictions: g.restrictions.clone(),
-            meters: g.meters.clone(),
-        }))
+        (g.service == service && ct_eq_bytes(&p.value, value.as_bytes())).then_some(g)
     }
 
     /// Forgets what was remembered.
